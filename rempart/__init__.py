@@ -1,0 +1,1 @@
+"""Rempart: the patient record of a clinic group, built for the day it is attacked."""

@@ -1,0 +1,1 @@
+"""Care: stays, prescriptions and their lines, the drug catalogue."""

@@ -1,0 +1,1 @@
+"""The group's directory: establishments (FINESS), services, practitioners (RPPS), staff."""

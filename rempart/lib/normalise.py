@@ -1,0 +1,40 @@
+"""Normalisation before blind-indexing and exact comparison: one spelling per person."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_LIGATURES = str.maketrans({"Œ": "OE", "Æ": "AE", "ß": "SS", "œ": "OE", "æ": "AE"})
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def fold_name(value: str) -> str:
+    """Upper case, accents and ligatures removed, hyphens, apostrophes and spaces folded away.
+
+    "Le Goff", "LE-GOFF" and "legoff" give one key; "Hélène" and "HELENE" too.
+    """
+    upper = value.translate(_LIGATURES).upper()
+    stripped = "".join(
+        c for c in unicodedata.normalize("NFKD", upper) if not unicodedata.combining(c)
+    )
+    return _NOT_ALNUM.sub("", stripped)
+
+
+def fold_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def fold_phone(value: str) -> str:
+    """A French phone number as its international digits: "06 12 34 56 78" -> "33612345678"."""
+    digits = _NOT_DIGIT.sub("", value)
+    if digits.startswith("00"):
+        digits = digits[2:]
+    elif len(digits) == 10 and digits.startswith("0"):
+        digits = "33" + digits[1:]
+    return digits
+
+
+def fold_nir(value: str) -> str:
+    return re.sub(r"[\s.\-]", "", value).upper()

@@ -1,0 +1,52 @@
+"""A French phonetic code for family names, so DUPONT finds DUPOND and GAUTHIER finds GAUTIER.
+
+In the spirit of Soundex FR / Phonex: French spelling rules collapse to one code per sound. No
+maintained Python library implements a French phonetic algorithm, hence these few rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rempart.lib.normalise import fold_name
+
+# Ordered rewrites on an upper-case A-Z string; each line is one French spelling rule.
+_RULES: tuple[tuple[str, str], ...] = (
+    (r"[0-9]", ""),
+    (r"^MAC", "MAK"),
+    (r"SCH", "X"),
+    (r"CH", "X"),
+    (r"SH", "X"),
+    (r"PH", "F"),
+    (r"GH", "G"),
+    (r"H", ""),
+    (r"BV", "V"),
+    (r"CK|CQ|QU|Q", "K"),
+    (r"C(?=[EIY])", "S"),
+    (r"C", "K"),
+    (r"G(?=[EIY])", "J"),
+    (r"GU(?=[AEIOY])", "G"),
+    (r"W", "V"),
+    (r"Y", "I"),
+    (r"Z", "S"),
+    (r"EAU|AU", "O"),
+    (r"OU", "U"),
+    (r"(?<=[AEIOU])S(?=[AEIOU])", "Z"),
+    (r"(AI|EI)N(?![AEIOU])", "1"),
+    (r"[IU]N(?![AEIOUN])|IM(?![AEIOUM])", "1"),
+    (r"[AE]N(?![AEIOUN])|[AE]M(?![AEIOUM])", "2"),
+    (r"ON(?![AEIOUN])|OM(?![AEIOUM])", "3"),
+    (r"AI|EI|ET$|ER$|EZ$", "E"),
+    (r"([A-Z123])\1+", r"\1"),
+    (r"(?<=.)[STDXP]$", ""),
+    (r"(?<=..)E$", ""),
+)
+_COMPILED = tuple((re.compile(pattern), repl) for pattern, repl in _RULES)
+
+
+def phonetic_code(name: str) -> str:
+    """The phonetic code of a name; the empty string when nothing pronounceable is left."""
+    code = fold_name(name)
+    for pattern, repl in _COMPILED:
+        code = pattern.sub(repl, code)
+    return code

@@ -1,0 +1,1 @@
+"""Patients: INS identity, contact, médecin traitant, IPP per establishment; all encrypted."""

@@ -1,0 +1,153 @@
+"""The patient: INS identity traits, contact, médecin traitant; every value encrypted.
+
+What stays clear: the row id, the identity status, timestamps and the blind indexes.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rempart.directory.models import Establishment
+from rempart.lib.ids import new_id
+from rempart.patients import indexes as ix
+from rempart.vault.fields import (
+    BlindIndexField,
+    EncryptedDateField,
+    EncryptedTextField,
+    EncryptedUUIDField,
+)
+
+IDENTITY = "identity"
+CONTACT = "contact"
+
+
+class IdentityStatus(models.TextChoices):
+    """INS identity statuses (référentiel national d'identitovigilance)."""
+
+    PROVISIONAL = "PROV", "Identité provisoire"
+    RETRIEVED = "RECUP", "Identité récupérée"
+    VALIDATED = "VALI", "Identité validée"
+    QUALIFIED = "QUAL", "Identité qualifiée"
+
+
+class Sex(models.TextChoices):
+    MALE = "M", "Masculin"
+    FEMALE = "F", "Féminin"
+    UNDETERMINED = "I", "Indéterminé"
+
+
+class Patient(models.Model):
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    identity_status = models.CharField(
+        "statut de l'identité", max_length=5, choices=IdentityStatus.choices,
+        default=IdentityStatus.PROVISIONAL,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # INS traits
+    birth_name = EncryptedTextField("nom de naissance", category=IDENTITY)
+    usage_name = EncryptedTextField("nom utilisé", category=IDENTITY)
+    given_names = EncryptedTextField("prénoms", category=IDENTITY)
+    first_given_name = EncryptedTextField("premier prénom", category=IDENTITY)
+    sex = EncryptedTextField("sexe", category=IDENTITY)
+    birth_date = EncryptedDateField("date de naissance", category=IDENTITY)
+    birth_place_code = EncryptedTextField("lieu de naissance (code INSEE)", category=IDENTITY)
+    nir = EncryptedTextField("matricule INS (NIR/NIA)", category=IDENTITY)
+
+    # Contact
+    email = EncryptedTextField("courriel", category=CONTACT)
+    phone_mobile = EncryptedTextField("téléphone portable", category=CONTACT)
+    phone_home = EncryptedTextField("téléphone fixe", category=CONTACT)
+    address_line = EncryptedTextField("adresse", category=CONTACT)
+    postcode = EncryptedTextField("code postal", category=CONTACT)
+    city = EncryptedTextField("commune", category=CONTACT)
+    # The médecin traitant link is itself sensitive (it says who treats whom): encrypted too.
+    gp_id = EncryptedUUIDField("médecin traitant", category=CONTACT)
+
+    # Blind indexes. C = expected coincidences at R = 760,000 (see rempart/patients/indexes.py).
+    # Birth and usage names share one key so a typed name is looked up in both columns at once.
+    bidx_birth_name = BlindIndexField(  # L = 10, C = 742.2
+        index="family_name", bits=10, sources=("birth_name",), normalise=ix.name_key
+    )
+    bidx_usage_name = BlindIndexField(  # L = 10, C = 742.2
+        index="family_name", bits=10, sources=("usage_name",), normalise=ix.name_key
+    )
+    bidx_phonetic_birth = BlindIndexField(  # L = 10, C = 742.2
+        index="family_phonetic", bits=10, sources=("birth_name",), normalise=ix.phonetic_key
+    )
+    bidx_phonetic_usage = BlindIndexField(  # L = 10, C = 742.2
+        index="family_phonetic", bits=10, sources=("usage_name",), normalise=ix.phonetic_key
+    )
+    bidx_birth_date = BlindIndexField(  # L = 12, C = 185.5
+        index="birth_date", bits=12, sources=("birth_date",), normalise=ix.date_key
+    )
+    bidx_nir = BlindIndexField(  # L = 18, C = 2.9
+        index="nir", bits=18, sources=("nir",), normalise=ix.nir_key
+    )
+    bidx_email = BlindIndexField(  # L = 18, C = 2.9
+        index="email", bits=18, sources=("email",), normalise=ix.email_key
+    )
+    bidx_phone_mobile = BlindIndexField(  # L = 18, C = 2.9
+        index="phone", bits=18, sources=("phone_mobile",), normalise=ix.phone_key
+    )
+    bidx_phone_home = BlindIndexField(  # L = 18, C = 2.9
+        index="phone", bits=18, sources=("phone_home",), normalise=ix.phone_key
+    )
+    # Compound: birth name + first given name + birth date. Compounds may keep more bits (the
+    # design allows it): L = 24, C = 0.045, so one look-up nearly always finds only the patient.
+    bidx_identity = BlindIndexField(
+        index="identity",
+        bits=24,
+        sources=("birth_name", "first_given_name", "birth_date"),
+        normalise=ix.identity_key,
+    )
+
+    class Meta:
+        verbose_name = "patient"
+
+    def __str__(self) -> str:
+        # Never the name: __str__ ends up in logs and admin pages.
+        return f"Patient {self.id}"
+
+    @property
+    def display_name(self) -> str:
+        family = self.usage_name or self.birth_name or ""
+        return f"{family} {self.first_given_name or ''}".strip()
+
+
+class PatientIdentifier(models.Model):
+    """The IPP (identifiant permanent du patient) an establishment gives a patient.
+
+    Kept in clear like the row id: it is an internal surrogate that names no one, and the admission
+    desk looks it up from a wristband barcode.
+    """
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="identifiers")
+    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="+")
+    ipp = models.CharField("IPP", max_length=20)
+
+    class Meta:
+        verbose_name = "IPP"
+        constraints = [
+            models.UniqueConstraint(fields=["establishment", "ipp"], name="ipp_unique_in_establishment"),
+            models.UniqueConstraint(
+                fields=["patient", "establishment"], name="one_ipp_per_patient_and_establishment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"IPP {self.ipp}"
+
+
+class IppCounter(models.Model):
+    """The last IPP number an establishment handed out (locked row, so two desks never clash)."""
+
+    establishment = models.OneToOneField(
+        Establishment, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"IPP counter {self.establishment_id}"

@@ -1,0 +1,145 @@
+"""Validation of a patient's identity and contact before anything is written.
+
+Errors name the field and the rule, never the value: they may reach a log or a reject file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass, field, fields, replace
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils import timezone
+
+from rempart.lib.identifiers import check_nir_matches_traits, validate_insee_place, validate_nir
+from rempart.lib.normalise import fold_phone
+from rempart.patients.models import IdentityStatus, Sex
+
+_POSTCODE = re.compile(r"^\d{5}$")
+_OLDEST = dt.date(1890, 1, 1)
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """Everything that can be said of a patient at the admission desk."""
+
+    birth_name: str
+    given_names: str
+    sex: str
+    birth_date: dt.date
+    first_given_name: str = ""
+    usage_name: str = ""
+    birth_place_code: str = ""
+    nir: str = ""
+    identity_status: str = IdentityStatus.PROVISIONAL
+    email: str = ""
+    phone_mobile: str = ""
+    phone_home: str = ""
+    address_line: str = ""
+    postcode: str = ""
+    city: str = ""
+    gp_id: uuid.UUID | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def as_model_values(self) -> dict[str, object]:
+        """Model attribute values; empty strings become NULL so absent data costs no ciphertext."""
+        values: dict[str, object] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            values[f.name] = None if value == "" else value
+        return values
+
+
+def clean_patient(data: PatientData) -> PatientData:
+    """The data tidied (spaces, case, first given name) or a ValidationError listing every fault."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    birth_name = " ".join(data.birth_name.split()).upper()
+    usage_name = " ".join(data.usage_name.split()).upper()
+    given_names = " ".join(data.given_names.split())
+    first_given = " ".join(data.first_given_name.split()) or (given_names.split(" ")[0] if given_names else "")
+    if not birth_name:
+        fail("birth_name", "Le nom de naissance est obligatoire.")
+    if not given_names:
+        fail("given_names", "Au moins un prénom est obligatoire.")
+    if data.sex not in Sex.values:
+        fail("sex", "Le sexe doit être M, F ou I.")
+    today = timezone.localdate()
+    if not isinstance(data.birth_date, dt.date):
+        fail("birth_date", "La date de naissance est obligatoire.")
+    elif data.birth_date > today:
+        fail("birth_date", "La date de naissance est dans le futur.")
+    elif data.birth_date < _OLDEST:
+        fail("birth_date", "La date de naissance est trop ancienne.")
+    if data.identity_status not in IdentityStatus.values:
+        fail("identity_status", "Statut d'identité inconnu.")
+
+    place = data.birth_place_code.strip().upper()
+    if place:
+        try:
+            validate_insee_place(place)
+        except ValidationError as exc:
+            fail("birth_place_code", exc.messages[0])
+
+    nir = ""
+    if data.nir.strip():
+        try:
+            nir = validate_nir(data.nir)
+        except ValidationError as exc:
+            fail("nir", exc.messages[0])
+        else:
+            if "sex" not in errors and "birth_date" not in errors and "birth_place_code" not in errors:
+                try:
+                    check_nir_matches_traits(
+                        nir, sex=data.sex, birth_date=data.birth_date, birth_place_code=place
+                    )
+                except ValidationError as exc:
+                    for message in exc.messages:
+                        fail("nir", message)
+    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not nir:
+        fail("nir", "Une identité récupérée ou qualifiée a un matricule INS.")
+    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not place:
+        fail("birth_place_code", "Une identité récupérée ou qualifiée a un lieu de naissance.")
+
+    email = data.email.strip().lower()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            fail("email", "L'adresse électronique est mal formée.")
+    phones = {}
+    for name in ("phone_mobile", "phone_home"):
+        raw = getattr(data, name).strip()
+        if raw:
+            digits = fold_phone(raw)
+            if not (digits.startswith("33") and len(digits) == 11) and not (8 <= len(digits) <= 15):
+                fail(name, "Le numéro de téléphone est mal formé.")
+            phones[name] = raw
+    postcode = data.postcode.strip()
+    if postcode and not _POSTCODE.match(postcode):
+        fail("postcode", "Le code postal doit comporter 5 chiffres.")
+
+    if errors:
+        raise ValidationError(errors)
+    return replace(
+        data,
+        birth_name=birth_name,
+        usage_name=usage_name,
+        given_names=given_names,
+        first_given_name=first_given,
+        birth_place_code=place,
+        nir=nir,
+        email=email,
+        postcode=postcode,
+        address_line=" ".join(data.address_line.split()),
+        city=" ".join(data.city.split()).upper(),
+        **phones,
+    )

@@ -1,0 +1,135 @@
+"""Reads of patients: by id, and the searches of the admission desk.
+
+Each search asks the blind indexes for candidates (truncated digests collide on purpose), then
+decrypts the candidates and keeps only exact matches. Criteria are never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from rempart.lib.identifiers import validate_nir
+from rempart.lib.normalise import fold_email, fold_name, fold_phone
+from rempart.lib.phonetic import phonetic_code
+from rempart.patients.models import Patient
+from rempart.vault.fields import BlindIndexField
+
+
+class PatientNotFound(Exception):
+    """No such patient (or, once access control lands, none this user may see)."""
+
+
+class SearchTooBroad(ValidationError):
+    def __init__(self) -> None:
+        super().__init__("Critères trop larges : précisez la recherche.", code="too_broad")
+
+
+def _digest(index_field: str, *values: object) -> int | None:
+    field = Patient._meta.get_field(index_field)
+    assert isinstance(field, BlindIndexField)
+    return field.digest(*values)
+
+
+def _exact(candidates: Q, keep: Callable[[Patient], bool]) -> list[Patient]:
+    limit = settings.REMPART_SEARCH_MAX_CANDIDATES
+    rows = list(Patient.objects.filter(candidates).order_by("id")[: limit + 1])
+    if len(rows) > limit:
+        raise SearchTooBroad()
+    found = [p for p in rows if keep(p)]
+    if len(found) > settings.REMPART_SEARCH_MAX_RESULTS:
+        raise SearchTooBroad()
+    return found
+
+
+def _matches_family_name(patient: Patient, folded: str) -> bool:
+    return folded in (fold_name(patient.birth_name or ""), fold_name(patient.usage_name or ""))
+
+
+def _matches_given_name(patient: Patient, folded: str) -> bool:
+    if fold_name(patient.first_given_name or "") == folded:
+        return True
+    return folded in {fold_name(g) for g in (patient.given_names or "").split(" ")}
+
+
+def patient_get(*, patient_id: uuid.UUID | str) -> Patient:
+    try:
+        return Patient.objects.get(pk=patient_id)
+    except (Patient.DoesNotExist, ValidationError, ValueError):
+        raise PatientNotFound() from None
+
+
+def patients_find_by_name_and_birth_date(
+    *, name: str, birth_date: dt.date, given_name: str = ""
+) -> list[Patient]:
+    """Birth or usage name, exact after normalisation, and birth date; a given name narrows."""
+    folded = fold_name(name)
+    if not folded:
+        raise ValidationError({"name": "Le nom est obligatoire."})
+    name_digest = _digest("bidx_birth_name", name)
+    by_name_and_date = (Q(bidx_birth_name=name_digest) | Q(bidx_usage_name=name_digest)) & Q(
+        bidx_birth_date=_digest("bidx_birth_date", birth_date)
+    )
+    given = fold_name(given_name)
+    candidates = by_name_and_date
+    if given:
+        candidates = Q(bidx_identity=_digest("bidx_identity", name, given_name, birth_date)) | candidates
+
+    def keep(p: Patient) -> bool:
+        return (
+            p.birth_date == birth_date
+            and _matches_family_name(p, folded)
+            and (not given or _matches_given_name(p, given))
+        )
+
+    return _exact(candidates, keep)
+
+
+def patients_find_by_nir(*, nir: str) -> list[Patient]:
+    normalised = validate_nir(nir)
+    return _exact(Q(bidx_nir=_digest("bidx_nir", normalised)), lambda p: p.nir == normalised)
+
+
+def patients_find_by_email(*, email: str) -> list[Patient]:
+    folded = fold_email(email)
+    if not folded:
+        raise ValidationError({"email": "L'adresse est obligatoire."})
+    return _exact(
+        Q(bidx_email=_digest("bidx_email", email)), lambda p: fold_email(p.email or "") == folded
+    )
+
+
+def patients_find_by_phone(*, phone: str) -> list[Patient]:
+    folded = fold_phone(phone)
+    if len(folded) < 8:
+        raise ValidationError({"phone": "Le numéro de téléphone est incomplet."})
+    digest = _digest("bidx_phone_mobile", phone)
+    return _exact(
+        Q(bidx_phone_mobile=digest) | Q(bidx_phone_home=digest),
+        lambda p: folded in (fold_phone(p.phone_mobile or ""), fold_phone(p.phone_home or "")),
+    )
+
+
+def patients_find_by_phonetic_name(
+    *, name: str, birth_date: dt.date | None = None
+) -> list[Patient]:
+    """Names that sound alike (DUPONT, DUPOND), optionally on a birth date."""
+    code = phonetic_code(name)
+    if not code:
+        raise ValidationError({"name": "Le nom est obligatoire."})
+    digest = _digest("bidx_phonetic_birth", name)
+    candidates = Q(bidx_phonetic_birth=digest) | Q(bidx_phonetic_usage=digest)
+    if birth_date is not None:
+        candidates &= Q(bidx_birth_date=_digest("bidx_birth_date", birth_date))
+
+    def keep(p: Patient) -> bool:
+        if birth_date is not None and p.birth_date != birth_date:
+            return False
+        return code in (phonetic_code(p.birth_name or ""), phonetic_code(p.usage_name or ""))
+
+    return _exact(candidates, keep)

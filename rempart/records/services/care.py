@@ -1,0 +1,168 @@
+"""Writes on care: stays (admission, discharge), prescriptions (draft, lines, signature)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from rempart.care.models import (
+    Drug,
+    Prescription,
+    PrescriptionLine,
+    PrescriptionStatus,
+    Route,
+    SignedPrescriptionError,
+    Stay,
+    StayKind,
+)
+from rempart.directory.models import Practitioner, Service
+from rempart.patients.models import Patient
+from rempart.records.services.patients import Actor
+
+
+def stay_create(
+    *,
+    actor: Actor,
+    patient: Patient,
+    service: Service,
+    kind: str,
+    planned_admission: dt.datetime,
+    planned_discharge: dt.datetime | None = None,
+    admitted_at: dt.datetime | None = None,
+    discharged_at: dt.datetime | None = None,
+    reason: str = "",
+) -> Stay:
+    errors: dict[str, str] = {}
+    if kind not in StayKind.values:
+        errors["kind"] = "Type de séjour inconnu."
+    if planned_discharge is not None and planned_discharge < planned_admission:
+        errors["planned_discharge"] = "La sortie prévue précède l'entrée prévue."
+    if discharged_at is not None and admitted_at is None:
+        errors["discharged_at"] = "Une sortie suppose une entrée."
+    elif discharged_at is not None and admitted_at is not None and discharged_at < admitted_at:
+        errors["discharged_at"] = "La sortie précède l'entrée."
+    if admitted_at is not None and admitted_at > timezone.now():
+        errors["admitted_at"] = "L'entrée réelle est dans le futur."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        stay = Stay(
+            patient=patient,
+            establishment_id=service.establishment_id,
+            service=service,
+            kind=kind,
+            planned_admission=planned_admission,
+            planned_discharge=planned_discharge,
+            admitted_at=admitted_at,
+            discharged_at=discharged_at,
+            reason=reason or None,
+        )
+        stay.save(force_insert=True)
+    return stay
+
+
+def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
+    at = at or timezone.now()
+    if stay.admitted_at is not None:
+        raise ValidationError("Le patient est déjà entré.", code="already_admitted")
+    stay.admitted_at = at
+    stay.save(update_fields=["admitted_at"])
+    return stay
+
+
+def stay_discharge(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
+    at = at or timezone.now()
+    if stay.admitted_at is None:
+        raise ValidationError({"discharged_at": "Une sortie suppose une entrée."})
+    if stay.discharged_at is not None:
+        raise ValidationError({"discharged_at": "Le patient est déjà sorti."})
+    if at < stay.admitted_at:
+        raise ValidationError({"discharged_at": "La sortie précède l'entrée."})
+    stay.discharged_at = at
+    stay.save(update_fields=["discharged_at"])
+    return stay
+
+
+@dataclass(frozen=True)
+class LineData:
+    drug: str  # catalogue code
+    dose: str
+    route: str
+    frequency: str
+    duration_days: int
+    instructions: str = ""
+
+
+def _clean_line(line: LineData) -> LineData:
+    errors: dict[str, str] = {}
+    if not Drug.objects.filter(code=line.drug).exists():
+        errors["drug"] = "Médicament absent du catalogue."
+    if not line.dose.strip():
+        errors["dose"] = "La dose est obligatoire."
+    if line.route not in Route.values:
+        errors["route"] = "Voie d'administration inconnue."
+    if not line.frequency.strip():
+        errors["frequency"] = "La fréquence est obligatoire."
+    if not 1 <= line.duration_days <= 365:
+        errors["duration_days"] = "La durée doit être comprise entre 1 et 365 jours."
+    if errors:
+        raise ValidationError(errors)
+    return line
+
+
+def prescription_create(
+    *,
+    actor: Actor,
+    patient: Patient,
+    prescriber: Practitioner,
+    stay: Stay | None = None,
+    lines: list[LineData] = (),  # type: ignore[assignment]  # an empty tuple is a fine default
+    prescribed_at: dt.datetime | None = None,
+) -> Prescription:
+    if stay is not None and stay.patient_id != patient.pk:
+        raise ValidationError({"stay": "Ce séjour est celui d'un autre patient."})
+    cleaned = [_clean_line(line) for line in lines]
+    with transaction.atomic():
+        prescription = Prescription(
+            patient=patient,
+            prescriber=prescriber,
+            stay=stay,
+            prescribed_at=prescribed_at or timezone.now(),
+        )
+        prescription.save(force_insert=True)
+        for position, line in enumerate(cleaned, start=1):
+            PrescriptionLine(prescription=prescription, position=position, content=asdict(line)).save(
+                force_insert=True
+            )
+    return prescription
+
+
+def prescription_line_add(*, actor: Actor, prescription: Prescription, line: LineData) -> PrescriptionLine:
+    cleaned = _clean_line(line)
+    with transaction.atomic():
+        locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        if locked.status == PrescriptionStatus.SIGNED:
+            raise SignedPrescriptionError()
+        position = locked.lines.count() + 1
+        result = PrescriptionLine(prescription=locked, position=position, content=asdict(cleaned))
+        result.save(force_insert=True)
+    return result
+
+
+def prescription_sign(
+    *, actor: Actor, prescription: Prescription, at: dt.datetime | None = None
+) -> Prescription:
+    with transaction.atomic():
+        locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        if locked.status == PrescriptionStatus.SIGNED:
+            raise SignedPrescriptionError()
+        if not locked.lines.exists():
+            raise ValidationError("Une ordonnance sans ligne ne peut pas être signée.", code="empty")
+        locked.status = PrescriptionStatus.SIGNED
+        locked.signed_at = at or timezone.now()
+        locked.save(update_fields=["status", "signed_at"])
+    return locked

@@ -1,0 +1,71 @@
+"""Writes on the directory: establishments, services, practitioners, staff accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
+
+
+def establishment_create(*, finess: str, name: str, kind: str, city: str = "") -> Establishment:
+    establishment = Establishment(finess=finess, name=name, kind=kind, city=city)
+    establishment.full_clean()
+    establishment.save()
+    return establishment
+
+
+def service_create(*, establishment: Establishment, code: str, name: str) -> Service:
+    service = Service(establishment=establishment, code=code, name=name)
+    service.full_clean()
+    service.save()
+    return service
+
+
+def practitioner_create(
+    *,
+    rpps: str,
+    family_name: str,
+    given_name: str,
+    specialty: str,
+    internal: bool,
+    establishments: Iterable[Establishment] = (),
+    city: str = "",
+) -> Practitioner:
+    with transaction.atomic():
+        practitioner = Practitioner(
+            rpps=rpps,
+            family_name=family_name.upper(),
+            given_name=given_name,
+            specialty=specialty,
+            internal=internal,
+            city=city,
+        )
+        practitioner.full_clean()
+        practitioner.save()
+        practitioner.establishments.set(list(establishments))
+    return practitioner
+
+
+def staff_create(
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    first_name: str = "",
+    last_name: str = "",
+    establishments: Iterable[Establishment] = (),
+    services: Iterable[Service] = (),
+    practitioner: Practitioner | None = None,
+) -> StaffMember:
+    with transaction.atomic():
+        user: AbstractBaseUser = get_user_model().objects.create_user(
+            username=username, password=password, first_name=first_name, last_name=last_name
+        )
+        staff = StaffMember.objects.create(user=user, role=role, practitioner=practitioner)
+        staff.establishments.set(list(establishments))
+        staff.services.set(list(services))
+    return staff

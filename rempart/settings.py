@@ -1,0 +1,162 @@
+"""Settings, all from the environment. REMPART_ENV picks the posture: production (default), demo, test.
+
+Production refuses to start without a master key, a secret key and an explicit database; the demo
+creates its keys under REMPART_DATA_DIR. Nothing else differs between the postures.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from rempart.env import env_bool, env_int, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REMPART_ENV = env_str("REMPART_ENV", "production")
+if REMPART_ENV not in ("production", "demo", "test"):
+    raise ImproperlyConfigured(f"REMPART_ENV must be production, demo or test, not {REMPART_ENV!r}")
+PRODUCTION = REMPART_ENV == "production"
+
+REMPART_DATA_DIR = Path(env_str("REMPART_DATA_DIR", str(BASE_DIR / "var")) or "var").resolve()
+
+
+def _secret_key() -> str:
+    key = env_secret("SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY or SECRET_KEY_FILE must be set in production")
+    path = REMPART_DATA_DIR / "secret_key"
+    if not path.exists():
+        REMPART_DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = (env_str("ALLOWED_HOSTS", "127.0.0.1,localhost") or "").split(",")
+
+# The master key (KEK) never lives in the database. Production must name it explicitly; the demo
+# and the tests fall back to REMPART_DATA_DIR/master.key, which `rempart keys init` creates (0600).
+REMPART_MASTER_KEY = env_secret("REMPART_MASTER_KEY")
+REMPART_MASTER_KEY_PATH = REMPART_DATA_DIR / "master.key"
+if PRODUCTION and not REMPART_MASTER_KEY:
+    raise ImproperlyConfigured(
+        "REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in production "
+        "(for the demo, set REMPART_ENV=demo)"
+    )
+REMPART_KEYS_DIR = REMPART_DATA_DIR / "keys"
+
+_database_url = env_str("DATABASE_URL")
+if _database_url is None:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL must be set in production")
+    _database_url = f"sqlite:///{REMPART_DATA_DIR / 'rempart.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;"}
+
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rempart.vault",
+    "rempart.directory",
+    "rempart.patients",
+    "rempart.care",
+    "rempart.records",
+    "rempart.synth",
+    "rempart.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rempart.urls"
+WSGI_APPLICATION = "rempart.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 15 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = REMPART_DATA_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Logs carry ids and outcomes, never field values: no handler below formats request bodies.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# Patient searches decrypt their candidates; past this many the criteria are too broad.
+REMPART_SEARCH_MAX_CANDIDATES = env_int("REMPART_SEARCH_MAX_CANDIDATES", 2000)
+REMPART_SEARCH_MAX_RESULTS = env_int("REMPART_SEARCH_MAX_RESULTS", 20)

@@ -1,0 +1,1 @@
+"""Synthetic data: a deterministic, seeded generator of a realistic French clinic group."""

@@ -1,0 +1,5 @@
+"""URL map."""
+
+from django.urls import include, path
+
+urlpatterns = [path("", include("rempart.web.urls"))]

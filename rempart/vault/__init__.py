@@ -1,0 +1,1 @@
+"""The vault: master key, keysets per data category, field encryption, blind indexes, rotation."""

@@ -1,0 +1,206 @@
+"""Every cryptographic primitive of Rempart, and the only module that imports Tink or hashlib.
+
+Fields are sealed with Tink AEAD (AES256_GCM) under one keyset per data category; keysets are
+wrapped by the master key (itself a Tink AEAD keyset kept outside the database). Blind indexes are
+keyed BLAKE2b under one key per index, each derived from a Tink PRF keyset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import tink
+from tink import aead, prf, secret_key_access
+from tink.proto import tink_pb2
+
+aead.register()
+prf.register()
+
+AEAD_CATEGORIES = ("identity", "contact", "clinical")
+INDEX_CATEGORY = "index"
+ALL_CATEGORIES = (*AEAD_CATEGORIES, INDEX_CATEGORY)
+
+_AEAD_TEMPLATE = aead.aead_key_templates.AES256_GCM
+_PRF_TEMPLATE = prf.prf_key_templates.HMAC_SHA256
+_TINK_PREFIX_LEN = 5  # 0x01 then a 4-byte key id, on every Tink-format ciphertext
+
+
+class VaultError(Exception):
+    """A key or ciphertext problem. Messages never contain plaintext or key material."""
+
+
+class MasterKeyError(VaultError):
+    pass
+
+
+class DecryptionError(VaultError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: int
+    status: str
+    primary: bool
+
+
+# --- master key ---------------------------------------------------------------------------------
+
+
+def new_master_key() -> str:
+    """A fresh master key, as the text to put in a 0600 file or an environment variable."""
+    handle = tink.new_keyset_handle(_AEAD_TEMPLATE)
+    return str(tink.json_proto_keyset_format.serialize(handle, secret_key_access.TOKEN))
+
+
+def open_master_key(material: str) -> aead.Aead:
+    """The master AEAD from its text: the Tink JSON keyset, or that JSON in base64."""
+    text = material.strip()
+    if not text.startswith("{"):
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise MasterKeyError("the master key is neither a Tink keyset nor its base64") from None
+    try:
+        handle = tink.json_proto_keyset_format.parse(text, secret_key_access.TOKEN)
+        return handle.primitive(aead.Aead)
+    except (tink.TinkError, ValueError, json.JSONDecodeError):
+        raise MasterKeyError("the master key is not a valid Tink AEAD keyset") from None
+
+
+# --- keysets ------------------------------------------------------------------------------------
+
+
+def new_keyset(category: str) -> tink.KeysetHandle:
+    return tink.new_keyset_handle(_PRF_TEMPLATE if category == INDEX_CATEGORY else _AEAD_TEMPLATE)
+
+
+def wrap_keyset(handle: tink.KeysetHandle, master: aead.Aead, category: str) -> str:
+    return str(
+        tink.json_proto_keyset_format.serialize_encrypted(handle, master, _keyset_ad(category))
+    )
+
+
+def unwrap_keyset(text: str, master: aead.Aead, category: str) -> tink.KeysetHandle:
+    try:
+        return tink.json_proto_keyset_format.parse_encrypted(text, master, _keyset_ad(category))
+    except (tink.TinkError, ValueError, json.JSONDecodeError):
+        raise MasterKeyError(
+            f"the master key does not open the {category} keyset (wrong master key or damaged file)"
+        ) from None
+
+
+def _keyset_ad(category: str) -> bytes:
+    return f"rempart-keyset:{category}".encode()
+
+
+def describe_keyset(handle: tink.KeysetHandle) -> list[KeyInfo]:
+    info = handle.keyset_info()
+    return [
+        KeyInfo(
+            key_id=k.key_id,
+            status=tink_pb2.KeyStatusType.Name(k.status),
+            primary=k.key_id == info.primary_key_id,
+        )
+        for k in info.key_info
+    ]
+
+
+def keyset_add_key(handle: tink.KeysetHandle, category: str) -> tuple[tink.KeysetHandle, int]:
+    """The keyset with one more enabled key (not primary yet), and that key's id."""
+    keyset = _to_proto(handle)
+    fresh = _to_proto(new_keyset(category))
+    key = fresh.key[0]
+    used = {k.key_id for k in keyset.key}
+    while key.key_id in used:  # 32-bit ids: a clash is rare, but a fresh key must not shadow one
+        fresh = _to_proto(new_keyset(category))
+        key = fresh.key[0]
+    keyset.key.append(key)
+    return _from_proto(keyset), key.key_id
+
+
+def keyset_promote(handle: tink.KeysetHandle, key_id: int) -> tink.KeysetHandle:
+    keyset = _to_proto(handle)
+    if key_id not in {k.key_id for k in keyset.key if k.status == tink_pb2.ENABLED}:
+        raise VaultError(f"no enabled key {key_id} in this keyset")
+    keyset.primary_key_id = key_id
+    return _from_proto(keyset)
+
+
+def keyset_disable(handle: tink.KeysetHandle, key_id: int) -> tink.KeysetHandle:
+    keyset = _to_proto(handle)
+    if key_id == keyset.primary_key_id:
+        raise VaultError("the primary key cannot be disabled: promote another key first")
+    for key in keyset.key:
+        if key.key_id == key_id:
+            key.status = tink_pb2.DISABLED
+            return _from_proto(keyset)
+    raise VaultError(f"no key {key_id} in this keyset")
+
+
+def _to_proto(handle: tink.KeysetHandle) -> Any:
+    keyset = tink_pb2.Keyset()
+    keyset.ParseFromString(tink.proto_keyset_format.serialize(handle, secret_key_access.TOKEN))
+    return keyset
+
+
+def _from_proto(keyset: Any) -> tink.KeysetHandle:
+    return tink.proto_keyset_format.parse(keyset.SerializeToString(), secret_key_access.TOKEN)
+
+
+# --- fields -------------------------------------------------------------------------------------
+
+
+class FieldCipher:
+    """Seals and opens field values, each bound to its associated data (table, column, row id)."""
+
+    def __init__(self, keysets: dict[str, tink.KeysetHandle]) -> None:
+        self._aeads = {c: keysets[c].primitive(aead.Aead) for c in AEAD_CATEGORIES}
+        self._primary = {c: keysets[c].keyset_info().primary_key_id for c in AEAD_CATEGORIES}
+
+    def seal(self, category: str, plaintext: bytes, associated_data: bytes) -> bytes:
+        return bytes(self._aeads[category].encrypt(plaintext, associated_data))
+
+    def open(self, category: str, ciphertext: bytes, associated_data: bytes) -> bytes:
+        try:
+            return bytes(self._aeads[category].decrypt(ciphertext, associated_data))
+        except tink.TinkError:
+            raise DecryptionError(
+                "a value does not decrypt: wrong key, or a ciphertext moved to another row or column"
+            ) from None
+
+    def primary_key_id(self, category: str) -> int:
+        return self._primary[category]
+
+
+def ciphertext_key_id(ciphertext: bytes) -> int:
+    """The id of the key that sealed a Tink ciphertext (read from its 5-byte prefix)."""
+    return int.from_bytes(ciphertext[1:_TINK_PREFIX_LEN], "big")
+
+
+# --- blind indexes ------------------------------------------------------------------------------
+
+
+class BlindIndexer:
+    """Keyed, truncated digests for equality search; one key per index, derived from a PRF root."""
+
+    def __init__(self, root: tink.KeysetHandle) -> None:
+        self._prf = root.primitive(prf.PrfSet).primary()
+        self._keys: dict[str, bytes] = {}
+
+    def _key(self, index_name: str) -> bytes:
+        key = self._keys.get(index_name)
+        if key is None:
+            key = bytes(self._prf.compute(f"rempart/blind-index/v1/{index_name}".encode(), 32))
+            self._keys[index_name] = key
+        return key
+
+    def digest(self, index_name: str, normalised: str, bits: int) -> int:
+        """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int."""
+        mac = hashlib.blake2b(normalised.encode(), key=self._key(index_name), digest_size=8)
+        return int.from_bytes(mac.digest(), "big") >> (64 - bits)

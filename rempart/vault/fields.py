@@ -1,0 +1,263 @@
+"""Model fields that store ciphertexts and blind indexes; models read and write plaintext.
+
+An encrypted attribute holds the ciphertext loaded from the database and decrypts it on first
+read (so a listing that shows two columns opens two values, not twenty). Each ciphertext is bound
+by its associated data to table, column and row id: copied to another row or column, it fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.core import checks
+from django.db import models
+from django.db.models.lookups import IsNull
+
+from rempart.vault.keystore import get_vault
+
+AD_VERSION = b"rempart/v1"
+
+
+class Sealed(bytes):
+    """A ciphertext as it came from the database (not yet opened)."""
+
+
+class _Slot:
+    __slots__ = ("plain", "has_plain", "sealed")
+
+    def __init__(self, *, sealed: bytes | None = None, plain: Any = None, has_plain: bool = False):
+        self.sealed = sealed
+        self.plain = plain
+        self.has_plain = has_plain
+
+
+class _SealedAttribute:
+    def __init__(self, field: EncryptedField) -> None:
+        self.field = field
+
+    def __get__(self, instance: models.Model | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        slot = instance.__dict__.get(self.field.attname)
+        if slot is None:
+            return None
+        if not slot.has_plain:
+            slot.plain = self.field.open_value(instance.pk, slot.sealed)
+            slot.has_plain = True
+        return slot.plain
+
+    def __set__(self, instance: models.Model, value: Any) -> None:
+        attname = self.field.attname
+        if value is None:
+            instance.__dict__[attname] = None
+        elif isinstance(value, Sealed):
+            instance.__dict__[attname] = _Slot(sealed=value)
+        else:
+            instance.__dict__[attname] = _Slot(plain=self.field.check_value(value), has_plain=True)
+
+
+class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subclass below
+    """Base of the encrypted fields: a bytea/BLOB column of Tink ciphertext."""
+
+    description = "Encrypted value"
+    empty_strings_allowed = False
+    python_type: type = object
+
+    def __init__(self, *args: Any, category: str, **kwargs: Any) -> None:
+        self.category = category
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("blank", True)
+        kwargs["editable"] = False
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["category"] = self.category
+        kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        from rempart.vault.crypto import AEAD_CATEGORIES
+
+        if self.category not in AEAD_CATEGORIES:
+            errors.append(checks.Error(f"unknown key category {self.category!r}", obj=self))
+        return errors
+
+    def get_internal_type(self) -> str:
+        return "BinaryField"
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
+        super().contribute_to_class(cls, name, **kwargs)
+        setattr(cls, self.attname, _SealedAttribute(self))
+
+    def get_lookup(self, lookup_name: str) -> Any:
+        # Ciphertexts are randomised: equality on them means nothing. Search goes through blind
+        # indexes; only IS NULL is meaningful here.
+        return IsNull if lookup_name == "isnull" else None
+
+    # --- codec: subclasses turn their Python type into bytes and back --------------------------
+
+    def encode(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def check_value(self, value: Any) -> Any:
+        if not isinstance(value, self.python_type):
+            raise TypeError(f"{self.label_lower()} takes {self.python_type.__name__}")
+        return value
+
+    def label_lower(self) -> str:
+        return f"{self.model._meta.label_lower}.{self.name}"
+
+    # --- sealing ----------------------------------------------------------------------------------
+
+    def associated_data(self, row_id: uuid.UUID) -> bytes:
+        table_column = f"{self.model._meta.db_table}.{self.column}".encode()
+        return b"|".join((AD_VERSION, table_column, row_id.bytes))
+
+    def seal_value(self, row_id: uuid.UUID, value: Any) -> bytes:
+        return get_vault().cipher.seal(
+            self.category, self.encode(value), self.associated_data(row_id)
+        )
+
+    def open_value(self, row_id: uuid.UUID, ciphertext: bytes) -> Any:
+        return self.decode(
+            get_vault().cipher.open(self.category, ciphertext, self.associated_data(row_id))
+        )
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Sealed | None:
+        return None if value is None else Sealed(bytes(value))
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> bytes | None:
+        slot = model_instance.__dict__.get(self.attname)
+        if slot is None:
+            return None
+        if slot.sealed is None:
+            slot.sealed = Sealed(self.seal_value(model_instance.pk, slot.plain))
+        return bytes(slot.sealed)
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, bytes):
+            raise TypeError("encrypted fields are written only through model saves")
+        return connection.Database.Binary(value)
+
+    def value_to_string(self, obj: models.Model) -> str:
+        raise TypeError("encrypted fields are never serialised in clear")
+
+    def is_pending(self, instance: models.Model) -> bool:
+        """True when the attribute holds a plaintext (set or already opened) on this instance."""
+        slot = instance.__dict__.get(self.attname)
+        return slot is not None and slot.has_plain
+
+
+class EncryptedTextField(EncryptedField):
+    _pyi_private_set_type: str | None
+    _pyi_private_get_type: str | None
+    python_type = str
+
+    def encode(self, value: str) -> bytes:
+        return value.encode("utf-8")
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("utf-8")
+
+
+class EncryptedDateField(EncryptedField):
+    _pyi_private_set_type: dt.date | None
+    _pyi_private_get_type: dt.date | None
+    python_type = dt.date
+
+    def encode(self, value: dt.date) -> bytes:
+        return value.isoformat().encode("ascii")
+
+    def decode(self, data: bytes) -> dt.date:
+        return dt.date.fromisoformat(data.decode("ascii"))
+
+
+class EncryptedUUIDField(EncryptedField):
+    _pyi_private_set_type: uuid.UUID | None
+    _pyi_private_get_type: uuid.UUID | None
+    python_type = uuid.UUID
+
+    def encode(self, value: uuid.UUID) -> bytes:
+        return value.bytes
+
+    def decode(self, data: bytes) -> uuid.UUID:
+        return uuid.UUID(bytes=data)
+
+
+class EncryptedJSONField(EncryptedField):
+    _pyi_private_set_type: dict[str, Any] | None
+    _pyi_private_get_type: dict[str, Any] | None
+    python_type = dict
+
+    def encode(self, value: dict[str, Any]) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(data)
+        return result
+
+
+Normaliser = Callable[..., str | None]
+
+
+class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
+    """A truncated keyed digest of one or more encrypted fields, kept up to date on save.
+
+    `normalise` receives the plaintext of each source field and returns the string to index, or
+    None when there is nothing to index (an empty usage name, say).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        index: str,
+        bits: int,
+        sources: tuple[str, ...] = (),
+        normalise: Normaliser | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not 1 <= bits <= 31:
+            raise ValueError("a blind index keeps between 1 and 31 bits")
+        self.index = index
+        self.bits = bits
+        self.sources = sources
+        self.normalise = normalise
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("db_index", True)
+        kwargs["editable"] = False
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        # sources and normalise are behaviour, not schema: migrations need neither.
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.update(index=self.index, bits=self.bits)
+        kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def digest(self, *plain: Any) -> int | None:
+        if self.normalise is None or any(p is None for p in plain):
+            return None
+        normalised = self.normalise(*plain)
+        if not normalised:
+            return None
+        return get_vault().indexer.digest(self.index, normalised, self.bits)
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> int | None:
+        fields = [model_instance._meta.get_field(name) for name in self.sources]
+        if add or any(isinstance(f, EncryptedField) and f.is_pending(model_instance) for f in fields):
+            value = self.digest(*(getattr(model_instance, name) for name in self.sources))
+            setattr(model_instance, self.attname, value)
+            return value
+        current: int | None = getattr(model_instance, self.attname)
+        return current

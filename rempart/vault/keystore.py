@@ -1,0 +1,134 @@
+"""Where the keys live: the master key (env or 0600 file) and the wrapped keysets under keys/.
+
+Neither is ever in the database: a stolen dump or backup holds only ciphertexts and blind indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from rempart.vault import crypto
+from rempart.vault.crypto import MasterKeyError
+
+
+@dataclass(frozen=True)
+class Vault:
+    cipher: crypto.FieldCipher
+    indexer: crypto.BlindIndexer
+
+
+def _keys_dir() -> Path:
+    return Path(settings.REMPART_KEYS_DIR)
+
+
+def _keyset_path(category: str) -> Path:
+    return _keys_dir() / f"{category}.json"
+
+
+def master_key_material() -> str:
+    if settings.REMPART_MASTER_KEY:
+        return str(settings.REMPART_MASTER_KEY)
+    path = Path(settings.REMPART_MASTER_KEY_PATH)
+    if not path.exists():
+        raise MasterKeyError(
+            "no master key: set REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE, "
+            f"or run `rempart keys init` to create {path}"
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise MasterKeyError(f"the master key file {path} must be readable by its owner only (0600)")
+    return path.read_text(encoding="utf-8")
+
+
+def _master() -> Any:
+    return crypto.open_master_key(master_key_material())
+
+
+def load_keysets() -> dict[str, Any]:
+    master = _master()
+    handles = {}
+    for category in crypto.ALL_CATEGORIES:
+        path = _keyset_path(category)
+        if not path.exists():
+            raise MasterKeyError(f"the {category} keyset is missing ({path}): run `rempart keys init`")
+        handles[category] = crypto.unwrap_keyset(path.read_text(encoding="utf-8"), master, category)
+    return handles
+
+
+@lru_cache(maxsize=1)
+def get_vault() -> Vault:
+    handles = load_keysets()
+    return Vault(
+        cipher=crypto.FieldCipher(handles),
+        indexer=crypto.BlindIndexer(handles[crypto.INDEX_CATEGORY]),
+    )
+
+
+def reset_vault() -> None:
+    """Forget the loaded keys (after a rotation, or between tests)."""
+    get_vault.cache_clear()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write atomically, mode 0600: a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def init_keys(*, create_master: bool) -> list[str]:
+    """Create what is missing: the master key file (when asked) and each keyset. Returns what was
+    made. Existing keysets must open with the master key, or nothing is written."""
+    made: list[str] = []
+    master_path = Path(settings.REMPART_MASTER_KEY_PATH)
+    if not settings.REMPART_MASTER_KEY and not master_path.exists():
+        if not create_master:
+            raise MasterKeyError("no master key: set REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE")
+        if any(_keyset_path(c).exists() for c in crypto.ALL_CATEGORIES):
+            raise MasterKeyError(
+                "keysets exist but their master key is missing: refusing to create a new one "
+                "that could not open them"
+            )
+        _write_private(master_path, crypto.new_master_key())
+        made.append(str(master_path))
+    master = _master()
+    for category in crypto.ALL_CATEGORIES:
+        path = _keyset_path(category)
+        if path.exists():
+            crypto.unwrap_keyset(path.read_text(encoding="utf-8"), master, category)
+    for category in crypto.ALL_CATEGORIES:
+        path = _keyset_path(category)
+        if not path.exists():
+            _write_private(path, crypto.wrap_keyset(crypto.new_keyset(category), master, category))
+            made.append(str(path))
+    reset_vault()
+    return made
+
+
+def read_keyset(category: str) -> Any:
+    if category not in crypto.ALL_CATEGORIES:
+        raise crypto.VaultError(f"unknown key category {category!r}")
+    path = _keyset_path(category)
+    return crypto.unwrap_keyset(path.read_text(encoding="utf-8"), _master(), category)
+
+
+def write_keyset(category: str, handle: Any) -> None:
+    _write_private(_keyset_path(category), crypto.wrap_keyset(handle, _master(), category))
+    reset_vault()

@@ -1,0 +1,76 @@
+"""`rempart keys`: create, list and rotate the keysets (init, list, add, promote, reencrypt, disable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rempart.lib.progress import progress_bar
+from rempart.vault import crypto, keystore, rotation
+
+
+class Command(BaseCommand):
+    help = "Manage the vault's keys: init, list, add CATEGORY, promote CATEGORY KEY_ID, reencrypt, disable."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        init = sub.add_parser("init", help="create the missing master key (demo) and keysets")
+        init.add_argument(
+            "--create-master", action="store_true",
+            help="create REMPART_DATA_DIR/master.key when no master key is configured",
+        )
+        sub.add_parser("list", help="keys of each category, and how many values each one sealed")
+        add = sub.add_parser("add", help="add a new key (enabled, not primary)")
+        add.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        promote = sub.add_parser("promote", help="make a key the primary (new values use it)")
+        promote.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        promote.add_argument("key_id", type=int)
+        re = sub.add_parser("reencrypt", help="re-seal every value under its category's primary key")
+        re.add_argument("--category", choices=crypto.AEAD_CATEGORIES, action="append")
+        re.add_argument("--batch-size", type=int, default=2000)
+        disable = sub.add_parser("disable", help="disable an old key once nothing uses it")
+        disable.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        disable.add_argument("key_id", type=int)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            if action == "init":
+                create = options["create_master"] or settings.REMPART_ENV != "production"
+                made = keystore.init_keys(create_master=create)
+                for path in made:
+                    self.stdout.write(f"créé : {path}")
+                if not made:
+                    self.stdout.write("Les clés existent déjà et s'ouvrent avec la clé maîtresse.")
+            elif action == "list":
+                self._list()
+            elif action == "add":
+                key_id = rotation.key_add(options["category"])
+                self.stdout.write(f"{options['category']}: clé {key_id} ajoutée (non primaire)")
+            elif action == "promote":
+                rotation.key_promote(options["category"], options["key_id"])
+                self.stdout.write(f"{options['category']}: clé {options['key_id']} primaire")
+            elif action == "reencrypt":
+                for category in options["category"] or crypto.AEAD_CATEGORIES:
+                    total = rotation.rows_to_scan(category)
+                    with progress_bar(f"rechiffrement {category}", total) as advance:
+                        n = rotation.reencrypt(
+                            category, batch_size=options["batch_size"], progress=advance
+                        )
+                    self.stdout.write(f"{category}: {n} valeurs rechiffrées")
+            elif action == "disable":
+                rotation.key_disable(options["category"], options["key_id"])
+                self.stdout.write(f"{options['category']}: clé {options['key_id']} désactivée")
+        except crypto.VaultError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _list(self) -> None:
+        for category in crypto.ALL_CATEGORIES:
+            handle = keystore.read_keyset(category)
+            counts = rotation.ciphertexts_by_key(category) if category != crypto.INDEX_CATEGORY else {}
+            for key in crypto.describe_keyset(handle):
+                mark = "primaire" if key.primary else ""
+                used = counts.get(key.key_id, 0)
+                self.stdout.write(f"{category:9} {key.key_id:>11} {key.status:9} {mark:8} {used} valeurs")

@@ -1,0 +1,1 @@
+"""The clinicians' and officers' pages."""
