@@ -25,7 +25,8 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} lignes/s".replace(",", " "))
+        label = "" if speed is None else f"{speed:,.0f} lignes/s".replace(",", " ")
+        return Text(label, no_wrap=True, overflow="ignore")
 
 
 class Advance(Protocol):

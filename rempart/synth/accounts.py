@@ -1,0 +1,79 @@
+"""Demo staff accounts: one per role and establishment, with generated passwords.
+
+The passwords are written once to REMPART_DATA_DIR/demo-accounts.txt (mode 0600) so each
+`rempart demo` can print them again; the database holds only their Argon2 hashes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from rempart.directory.models import Establishment, Practitioner, Role, Service
+from rempart.records.services.directory import staff_create
+from rempart.synth.generator import _slug
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+    scope: str
+
+
+def accounts_file() -> Path:
+    return Path(settings.REMPART_DATA_DIR) / "demo-accounts.txt"
+
+
+def _password() -> str:
+    words = secrets.token_urlsafe(12)
+    return f"rempart-{words}"
+
+
+def create_demo_accounts() -> list[DemoAccount]:
+    accounts: list[DemoAccount] = []
+
+    def add(username: str, role: Role, scope: str, establishments: list[Establishment],
+            services: list[Service], practitioner: Practitioner | None = None) -> None:
+        password = _password()
+        staff_create(
+            username=username, password=password, role=role, establishments=establishments,
+            services=services, practitioner=practitioner,
+        )
+        accounts.append(DemoAccount(username, password, role.label, scope))
+
+    everything = list(Establishment.objects.all())
+    for est in everything:
+        slug = _slug(est.name)
+        services = list(est.services.all())
+        add(f"secretaire.{slug}", Role.SECRETARY, est.name, [est], services)
+        first_service = services[0]
+        doctor = Practitioner.objects.filter(internal=True, establishments=est).order_by("rpps").first()
+        add(f"medecin.{slug}", Role.PHYSICIAN, f"{est.name}, {first_service.name}", [est],
+            [first_service], doctor)
+        add(f"infirmier.{slug}", Role.NURSE, f"{est.name}, {first_service.name}", [est],
+            [first_service])
+    add("pharmacien", Role.PHARMACIST, "tout le groupe", everything, [])
+    add("dpo", Role.DPO, "tout le groupe", everything, [])
+    add("rssi", Role.SECURITY_OFFICER, "tout le groupe", everything, [])
+    add("auditeur", Role.AUDITOR, "tout le groupe", everything, [])
+    add("admin.technique", Role.TECH_ADMIN, "exploitation, sans accès aux patients", [], [])
+    path = accounts_file()
+    path.touch(mode=0o600)
+    path.write_text(
+        "".join(f"{a.username}\t{a.password}\t{a.role}\t{a.scope}\n" for a in accounts),
+        encoding="utf-8",
+    )
+    return accounts
+
+
+def read_demo_accounts() -> list[DemoAccount]:
+    path = accounts_file()
+    if not path.exists():
+        return []
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [DemoAccount(*row) for row in rows if len(row) == 4]

@@ -1,0 +1,53 @@
+"""`rempart demo`: set up everything on a fresh machine and serve the demo on 127.0.0.1:8000."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rempart.directory.models import Establishment
+from rempart.synth.accounts import create_demo_accounts, read_demo_accounts
+from rempart.synth.services import group_generate
+from rempart.vault import keystore
+from rempart.vault.crypto import VaultError
+
+
+class Command(BaseCommand):
+    help = "Create keys, database and a synthetic group if missing, print the accounts, serve."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--patients", type=int, default=3000)
+        parser.add_argument("--seed", type=int, default=2024)
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="set up, print, and stop")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.REMPART_ENV == "production":
+            raise CommandError("the demo does not run with REMPART_ENV=production")
+        try:
+            for path in keystore.init_keys(create_master=True):
+                self.stdout.write(f"clé créée : {path}")
+        except VaultError as exc:
+            raise CommandError(str(exc)) from None
+        call_command("migrate", verbosity=0, interactive=False)
+        if not Establishment.objects.exists():
+            self.stdout.write(f"Génération d'un groupe synthétique de {options['patients']} patients…")
+            group_generate(patients=options["patients"], seed=options["seed"], establishments=5)
+            create_demo_accounts()
+        self._print_accounts(options["addrport"])
+        if not options["no_serve"]:
+            call_command("runserver", options["addrport"], use_reloader=False, insecure_serving=True)
+
+    def _print_accounts(self, addrport: str) -> None:
+        self.stdout.write("")
+        self.stdout.write(f"Rempart (démo) : http://{addrport}/ — comptes de démonstration :")
+        for account in read_demo_accounts():
+            self.stdout.write(
+                f"  {account.username:28} {account.password:28} {account.role} — {account.scope}"
+            )
+        self.stdout.write("Connexion : identifiant et mot de passe ci-dessus (données synthétiques).")
+        self.stdout.write(f"Données et clés : {settings.REMPART_DATA_DIR} (jamais dans le dépôt)")
+        self.stdout.write("")

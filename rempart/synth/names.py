@@ -1,0 +1,113 @@
+"""Family and given names that are distributed like France's, not like a short list.
+
+Family names: Faker's fr_FR list (the 400 commonest, in INSEE rank order) then a long tail of
+plausible rare names (French stems and endings, regional forms, particles, hyphenated names),
+drawn with Zipf-Mandelbrot weights 1 / (rank + 30): MARTIN comes out near 0.35 % of people, the
+first 100 names cover about 15 %, and most names are rare. Given names follow the fashion of the
+birth decade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from faker.providers.person.fr_FR import Provider as FrenchPeople
+
+from rempart.synth.data import GIVEN_NAMES_BY_DECADE
+
+ZIPF_SHIFT = 30.0
+
+_STEMS = (
+    "BAR", "BEL", "BER", "BLAN", "BOIS", "BON", "BOUCH", "BOUR", "BRI", "BRUN", "CAR", "CHAB",
+    "CHAM", "CHAP", "CHAR", "CHAU", "CHEV", "CLAV", "COL", "COUR", "CRO", "DAL", "DEM", "DOR",
+    "DUC", "DUM", "DUR", "FAB", "FAV", "FER", "FOL", "FONT", "FOUR", "GAB", "GAL", "GAR", "GAUD",
+    "GEN", "GIL", "GIR", "GOD", "GRAND", "GROS", "GUIL", "HAM", "HOUD", "JAC", "JOL", "JOUB",
+    "LAB", "LAC", "LAF", "LAM", "LAND", "LAV", "LEB", "LEM", "LEV", "MAL", "MAN", "MARCH",
+    "MAS", "MAUR", "MER", "MOL", "MON", "MONT", "MOR", "MOUL", "NAV", "NOG", "PAG", "PAR",
+    "PAS", "PEL", "PER", "PEY", "PIC", "PIN", "PLAN", "POM", "PONS", "POUL", "PRAD", "RAB",
+    "RAV", "REB", "REN", "RIB", "RIC", "RIV", "ROB", "ROCH", "ROM", "ROUG", "SAB", "SAL",
+    "SAUV", "SEG", "SOUL", "TAB", "TARD", "TESS", "THIB", "TOUR", "TRAV", "VAL", "VAND", "VER",
+    "VID", "VIL", "VIN", "BÉR", "HÉR", "FÉV", "GÉR", "THÉV", "MÉN", "RÉN", "PÉR", "LÉG", "DÉL",
+)
+_MIDDLES = ("", "", "", "", "AR", "ER", "IL", "OL", "AN", "ON", "ET", "AV", "IN", "OUR", "ES")
+_ENDINGS = (
+    "ARD", "AUD", "EAU", "ET", "OT", "IN", "IER", "ON", "AS", "OU", "EL", "ELLE", "OUX", "Y",
+    "AC", "AT", "ANT", "ERT", "AIS", "AIN", "ARDIN", "ELIN", "ETTE", "IOT", "OUD", "ERON", "IAT",
+    "ILLE", "ERE", "ENS", "ERIE", "ALLE", "AIX", "EY", "UT", "IC", "ESSE", "OUIN", "ANDE", "ANS",
+)
+_REGIONAL = (
+    ("KER", ("VAREC", "GOAT", "ZAOUEN", "MAREC", "GUEN", "LANN", "DREN", "HOAS")),  # Brittany
+    ("", ("MANN", "INGER", "BACH", "HOLZ", "WILLER", "HEIM")),  # Alsace, Lorraine
+    ("", ("INI", "ETTI", "ONI", "ELLI", "UCCI")),  # Corsica, Italy
+    ("ETCHE", ("VERRY", "GARAY", "BARNE", "PARE")),  # Basque country
+)
+_PARTICLES = ("LE ", "LA ", "DE ", "DU ", "D'", "DE LA ", "DES ")
+
+
+def _tail_names(rng: np.random.Generator, wanted: int, taken: set[str]) -> list[str]:
+    names: list[str] = []
+    seen = set(taken)
+    attempts = 0
+    while len(names) < wanted and attempts < wanted * 20:
+        attempts += 1
+        roll = rng.random()
+        stem = _STEMS[rng.integers(len(_STEMS))]
+        if roll < 0.08:
+            prefix, endings = _REGIONAL[rng.integers(len(_REGIONAL))]
+            name = (prefix or stem) + endings[rng.integers(len(endings))]
+        else:
+            name = stem + _MIDDLES[rng.integers(len(_MIDDLES))] + _ENDINGS[rng.integers(len(_ENDINGS))]
+        if rng.random() < 0.06:
+            name = _PARTICLES[rng.integers(len(_PARTICLES))] + name
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class FamilyNames:
+    names: tuple[str, ...]
+    weights: np.ndarray
+
+    @classmethod
+    def build(cls, rng: np.random.Generator, size: int) -> FamilyNames:
+        head = [n.upper() for n in FrenchPeople.last_names]
+        head = list(dict.fromkeys(head))
+        tail = _tail_names(rng, max(0, size - len(head)), set(head))
+        names = tuple(head + tail)
+        ranks = np.arange(1, len(names) + 1, dtype=np.float64)
+        weights = 1.0 / (ranks + ZIPF_SHIFT)
+        return cls(names=names, weights=weights / weights.sum())
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(len(self.names), size=n, p=self.weights)
+
+
+class GivenNames:
+    """Given names by sex and birth decade; one in five drawn from Faker's wider lists."""
+
+    def __init__(self) -> None:
+        self._faker = {
+            "M": tuple(FrenchPeople.first_names_male),
+            "F": tuple(FrenchPeople.first_names_female),
+        }
+        top = len(next(iter(GIVEN_NAMES_BY_DECADE.values()))["M"])
+        ranks = np.arange(1, top + 1, dtype=np.float64)
+        w = 1.0 / (ranks + 3.0)
+        self._weights = w / w.sum()
+
+    def draw(self, rng: np.random.Generator, sex: str, birth_year: int, count: int) -> list[str]:
+        decade = min(max(birth_year // 10 * 10, 1920), 2020)
+        fashion = GIVEN_NAMES_BY_DECADE[decade]["F" if sex == "F" else "M"]
+        chosen: list[str] = []
+        while len(chosen) < count:
+            if rng.random() < 0.8:
+                name = fashion[rng.choice(len(fashion), p=self._weights)]
+            else:
+                pool = self._faker["F" if sex == "F" else "M"]
+                name = pool[rng.integers(len(pool))]
+            if name not in chosen:
+                chosen.append(name)
+        return chosen

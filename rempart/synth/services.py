@@ -1,0 +1,58 @@
+"""Generate a synthetic group and load it: what `rempart generate` and `rempart demo` call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from rempart.lib.progress import progress_bar
+from rempart.patients.models import Patient
+from rempart.synth.generator import Group, generate_group
+from rempart.synth.load import load_group
+
+
+@dataclass(frozen=True)
+class GroupShape:
+    clinics: int
+    health_centres: int
+    nursing_homes: int
+
+
+def shape_for(establishments: int) -> GroupShape:
+    """The group's mix: about 14 clinics or health centres for 3 nursing homes."""
+    if establishments < 2:
+        raise ValidationError("Il faut au moins 2 établissements (dont un EHPAD).")
+    nursing = max(1, round(establishments * 3 / 17))
+    health = max(0, min(3, round((establishments - nursing) / 6)))
+    clinics = establishments - nursing - health
+    if clinics > 12 or nursing > 4:
+        raise ValidationError("Au plus 19 établissements synthétiques (12 cliniques, 3 centres, 4 EHPAD).")
+    return GroupShape(clinics, health, nursing)
+
+
+def group_generate(
+    *, patients: int, seed: int, establishments: int = 5, today: dt.date | None = None,
+    show_progress: bool = True,
+) -> Group:
+    if patients < 1:
+        raise ValidationError("Le nombre de patients doit être positif.")
+    if Patient.objects.exists():
+        raise ValidationError("La base contient déjà des patients : partez d'une base vide.")
+    shape = shape_for(establishments)
+    group = generate_group(
+        seed=seed,
+        patients=patients,
+        today=today or timezone.localdate(),
+        clinics=shape.clinics,
+        health_centres=shape.health_centres,
+        nursing_homes=shape.nursing_homes,
+    )
+    if show_progress:
+        with progress_bar("patients chiffrés et chargés", len(group.patients)) as advance:
+            load_group(group, advance=advance)
+    else:
+        load_group(group)
+    return group

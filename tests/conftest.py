@@ -1,0 +1,62 @@
+"""Test base: keys in a temporary folder, one synthetic group loaded once into PostgreSQL.
+
+Tests run inside transactions rolled back after each one, so the group is shared read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from rempart.synth.generator import Group, generate_group
+from rempart.synth.load import load_group
+from rempart.vault import keystore
+
+TODAY = dt.date(2026, 11, 28)
+SEED = 7
+PATIENTS = 1500
+
+
+def point_vault_at(data_dir: Path) -> None:
+    settings.REMPART_DATA_DIR = data_dir
+    settings.REMPART_KEYS_DIR = data_dir / "keys"
+    settings.REMPART_MASTER_KEY_PATH = data_dir / "master.key"
+    settings.REMPART_MASTER_KEY = None
+    keystore.reset_vault()
+
+
+@pytest.fixture(scope="session")
+def vault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert settings.REMPART_ENV == "test", "run the suite with REMPART_ENV=test (scripts/test)"
+    data_dir = tmp_path_factory.mktemp("vault")
+    point_vault_at(data_dir)
+    keystore.init_keys(create_master=True)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker, vault_dir: Path) -> Group:  # type: ignore[no-untyped-def]
+    with django_db_blocker.unblock():
+        group = generate_group(seed=SEED, patients=PATIENTS, today=TODAY)
+        load_group(group)
+    return group
+
+
+@pytest.fixture
+def group(django_db_setup: Group, db: None) -> Group:
+    return django_db_setup
+
+
+@pytest.fixture
+def private_vault(vault_dir: Path, tmp_path: Path) -> Iterator[Path]:
+    """A copy of the keys this test may rotate or break; the shared keys come back afterwards."""
+    copy = tmp_path / "vault"
+    shutil.copytree(vault_dir, copy)
+    point_vault_at(copy)
+    yield copy
+    point_vault_at(vault_dir)

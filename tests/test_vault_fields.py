@@ -1,0 +1,104 @@
+"""Encrypted fields: every value round-trips; a ciphertext moved elsewhere does not open."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import FieldError
+from django.db import connection
+
+from rempart.care.models import PrescriptionLine, Stay
+from rempart.patients.models import Patient
+from rempart.patients.validation import PatientData
+from rempart.records.services.patients import patient_create
+from rempart.vault.crypto import DecryptionError
+from rempart.vault.fields import EncryptedField
+
+PATIENT_FIELDS = [f.name for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]
+
+
+def _raw(table: str, column: str, row_id: object) -> bytes:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [row_id])  # noqa: S608
+        return bytes(cursor.fetchone()[0])
+
+
+def test_every_patient_field_round_trips_through_the_database(group):
+    for record in group.patients[:200]:
+        stored = Patient.objects.get(pk=record.id)
+        expected = record.data.as_model_values()
+        for name in PATIENT_FIELDS:
+            value = expected[name]
+            if isinstance(value, str):
+                value = {"birth_name": value.upper(), "usage_name": value.upper(),
+                         "city": value.upper()}.get(name, value)
+            assert getattr(stored, name) == value, name
+
+
+def test_the_patient_model_encrypts_every_identity_and_contact_field():
+    assert set(PATIENT_FIELDS) == {
+        "birth_name", "usage_name", "given_names", "first_given_name", "sex", "birth_date",
+        "birth_place_code", "nir", "email", "phone_mobile", "phone_home", "address_line",
+        "postcode", "city", "gp_id",
+    }
+
+
+def test_stay_reasons_and_prescription_lines_round_trip(group):
+    stay = group.stays[0]
+    assert Stay.objects.get(pk=stay.id).reason == stay.reason
+    prescription = group.prescriptions[0]
+    lines = PrescriptionLine.objects.filter(prescription_id=prescription.id).order_by("position")
+    assert [line.content for line in lines] == [line.content for line in prescription.lines]
+
+
+def test_the_column_holds_a_tink_ciphertext_not_the_value(group):
+    record = group.patients[0]
+    raw = _raw("patients_patient", "birth_name", record.id)
+    assert raw[0] == 1  # Tink prefix: a key id follows
+    assert record.data.birth_name.upper().encode() not in raw
+
+
+def test_a_ciphertext_copied_to_another_row_does_not_decrypt(group):
+    a, b = group.patients[0].id, group.patients[1].id
+    stolen = _raw("patients_patient", "birth_name", a)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE patients_patient SET birth_name = %s WHERE id = %s", [stolen, b])
+    with pytest.raises(DecryptionError):
+        _ = Patient.objects.get(pk=b).birth_name
+
+
+def test_a_ciphertext_copied_to_another_column_does_not_decrypt(group):
+    a = group.patients[0].id
+    stolen = _raw("patients_patient", "birth_name", a)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE patients_patient SET usage_name = %s WHERE id = %s", [stolen, a])
+    with pytest.raises(DecryptionError):
+        _ = Patient.objects.get(pk=a).usage_name
+
+
+def test_an_update_reseals_only_the_changed_value_and_refreshes_its_index(group):
+    patient = Patient.objects.get(pk=group.patients[0].id)
+    before_nir = _raw("patients_patient", "nir", patient.id)
+    old_index = patient.bidx_email
+    patient.email = "nouvelle.adresse@orange.test"
+    patient.save()
+    assert _raw("patients_patient", "nir", patient.id) == before_nir
+    reloaded = Patient.objects.get(pk=patient.id)
+    assert reloaded.email == "nouvelle.adresse@orange.test"
+    assert reloaded.bidx_email != old_index or old_index is None
+
+
+def test_encrypted_fields_refuse_lookups_on_ciphertext(db):
+    with pytest.raises(FieldError, match="Unsupported lookup 'exact' for EncryptedTextField"):
+        list(Patient.objects.filter(birth_name="MARTIN"))
+
+
+def test_a_new_patient_is_sealed_on_create(db):
+    patient = patient_create(
+        actor=None,
+        data=PatientData(birth_name="Nouveau", given_names="Alix", sex="F",
+                         birth_date=dt.date(1990, 1, 2)),
+    )
+    assert Patient.objects.get(pk=patient.pk).birth_date == dt.date(1990, 1, 2)
+    assert b"NOUVEAU" not in _raw("patients_patient", "birth_name", patient.pk)
