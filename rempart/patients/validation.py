@@ -104,7 +104,7 @@ def clean_patient(data: PatientData) -> PatientData:
                 except ValidationError as exc:
                     for message in exc.messages:
                         fail("nir", message)
-    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not nir:
+    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not data.nir.strip():
         fail("nir", "Une identité récupérée ou qualifiée a un matricule INS.")
     if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not place:
         fail("birth_place_code", "Une identité récupérée ou qualifiée a un lieu de naissance.")

@@ -47,12 +47,13 @@ def key_promote(category: str, key_id: int) -> None:
 
 def key_disable(category: str, key_id: int) -> None:
     """Disable an old key, only once no ciphertext still needs it."""
+    disabled = crypto.keyset_disable(keystore.read_keyset(category), key_id)
     remaining = ciphertexts_by_key(category).get(key_id, 0)
     if remaining:
         raise crypto.VaultError(
             f"{remaining} values are still sealed with key {key_id}: run `rempart keys reencrypt`"
         )
-    keystore.write_keyset(category, crypto.keyset_disable(keystore.read_keyset(category), key_id))
+    keystore.write_keyset(category, disabled)
 
 
 def ciphertexts_by_key(category: str) -> Counter[int]:

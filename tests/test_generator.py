@@ -1,0 +1,70 @@
+"""The synthetic group looks like France and is the same for the same seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from rempart.lib.identifiers import validate_nir
+from rempart.patients.validation import clean_patient
+from rempart.synth.generator import generate_group
+from rempart.synth.names import FamilyNames
+
+TODAY = dt.date(2026, 11, 28)
+
+
+def test_the_same_seed_gives_the_same_group_ids_included():
+    a = generate_group(seed=11, patients=300, today=TODAY)
+    b = generate_group(seed=11, patients=300, today=TODAY)
+    assert a.patients == b.patients
+    assert a.stays == b.stays
+    assert a.prescriptions == b.prescriptions
+    assert generate_group(seed=12, patients=300, today=TODAY).patients != a.patients
+
+
+def test_every_patient_passes_validation_and_nirs_agree_with_traits(db):
+    group = generate_group(seed=3, patients=1500, today=TODAY)
+    nirs = [p.data.nir for p in group.patients if p.data.nir]
+    assert len(set(nirs)) == len(nirs) > 700
+    for record in group.patients:
+        clean_patient(record.data)  # raises on any inconsistency
+    for nir in nirs[:50]:
+        assert validate_nir(nir) == nir
+
+
+def test_family_names_follow_a_long_tailed_law():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    names = FamilyNames.build(rng, 250_000)
+    counts = Counter(names.draw(rng, 200_000).tolist())
+    top_share = counts.most_common(1)[0][1] / 200_000
+    assert 0.002 < top_share < 0.006  # MARTIN: about 0.35 % of people
+    assert names.names[0] == "MARTIN"
+    singletons = sum(1 for c in counts.values() if c == 1)
+    assert len(counts) > 40_000 and singletons > 15_000
+
+
+def test_the_population_has_married_names_accents_and_old_nursing_home_residents():
+    group = generate_group(seed=9, patients=2000, today=TODAY)
+    women = [p for p in group.patients if p.data.sex == "F"]
+    married = sum(1 for p in women if p.data.usage_name) / len(women)
+    assert 0.15 < married < 0.4
+    assert any(any(c in p.data.birth_name + p.data.given_names for c in "ÉÈÇË") for p in group.patients)
+    homes = {e.id for e in group.establishments if e.kind == "nursing_home"}
+    residents = [s for s in group.stays if s.establishment_id in homes]
+    ages = {p.id: (TODAY - p.data.birth_date).days / 365.25 for p in group.patients}
+    assert residents and min(ages[s.patient_id] for s in residents) >= 75
+    assert 1.3 < len(group.stays) / len(group.patients) < 1.7
+    assert all(p.data.email.endswith(".test") for p in group.patients if p.data.email)
+
+
+def test_stays_are_coherent_and_some_are_current(group):
+    now = dt.datetime.combine(TODAY, dt.time(12), tzinfo=dt.UTC)
+    kinds = Counter(s.kind for s in group.stays)
+    assert set(kinds) >= {"full", "day_case", "consultation", "emergency", "residence"}
+    for stay in group.stays:
+        if stay.discharged_at is not None:
+            assert stay.admitted_at is not None and stay.discharged_at >= stay.admitted_at
+    assert any(s.admitted_at and not s.discharged_at for s in group.stays)
+    assert any(s.admitted_at is None and s.planned_admission > now for s in group.stays)
