@@ -1,4 +1,4 @@
-"""Typed settings helpers that read the environment and fail loudly (after healthchecks' envsecret)."""
+"""Typed settings helpers that read the environment and fail loudly (healthchecks' envsecret)."""
 
 from __future__ import annotations
 
@@ -44,5 +44,7 @@ def env_secret(name: str) -> str | None:
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc.strerror}") from None
+            raise ImproperlyConfigured(
+                f"{name}_FILE={path} cannot be read: {exc.strerror}"
+            ) from None
     return direct

@@ -1,4 +1,4 @@
-"""Settings, all from the environment. REMPART_ENV picks the posture: production (default), demo, test.
+"""Settings, all from the environment. REMPART_ENV: production (the default), demo or test.
 
 Production refuses to start without a master key, a secret key and an explicit database; the demo
 creates its keys under REMPART_DATA_DIR. Nothing else differs between the postures.
@@ -117,8 +117,10 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"

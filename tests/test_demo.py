@@ -20,5 +20,7 @@ def test_the_demo_sets_up_keys_database_group_and_accounts(tmp_path: Path):
     assert (tmp_path / "rempart.sqlite3").exists()
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)  # noqa: S603
     assert "Génération" not in second.stdout
-    password = next(line.split()[1] for line in first.stdout.splitlines() if "medecin.lilas" in line)
+    password = next(
+        line.split()[1] for line in first.stdout.splitlines() if "medecin.lilas" in line
+    )
     assert password in second.stdout

@@ -50,7 +50,9 @@ def test_the_population_has_married_names_accents_and_old_nursing_home_residents
     women = [p for p in group.patients if p.data.sex == "F"]
     married = sum(1 for p in women if p.data.usage_name) / len(women)
     assert 0.15 < married < 0.4
-    assert any(any(c in p.data.birth_name + p.data.given_names for c in "ÉÈÇË") for p in group.patients)
+    assert any(
+        any(c in p.data.birth_name + p.data.given_names for c in "ÉÈÇË") for p in group.patients
+    )
     homes = {e.id for e in group.establishments if e.kind == "nursing_home"}
     residents = [s for s in group.stays if s.establishment_id in homes]
     ages = {p.id: (TODAY - p.data.birth_date).days / 365.25 for p in group.patients}

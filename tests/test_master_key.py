@@ -26,10 +26,16 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_production_refuses_to_start_without_a_master_key(tmp_path: Path):
-    result = _run(["check"], REMPART_DATA_DIR=str(tmp_path), SECRET_KEY="x" * 50,
-                  DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    result = _run(
+        ["check"],
+        REMPART_DATA_DIR=str(tmp_path),
+        SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+    )
     assert result.returncode == 2
-    assert "REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in production" in result.stderr
+    assert (
+        "REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in production" in result.stderr
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -43,7 +49,9 @@ def test_a_master_key_file_that_others_can_read_is_refused(tmp_path: Path):
 
 
 def test_keysets_without_their_master_key_are_not_given_a_new_one(tmp_path: Path):
-    assert _run(["keys", "init"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path)).returncode == 0
+    assert (
+        _run(["keys", "init"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path)).returncode == 0
+    )
     (tmp_path / "master.key").unlink()
     result = _run(["keys", "init"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path))
     assert result.returncode == 1
@@ -52,10 +60,16 @@ def test_keysets_without_their_master_key_are_not_given_a_new_one(tmp_path: Path
 
 
 def test_a_wrong_master_key_is_named_as_such(tmp_path: Path):
-    assert _run(["keys", "init"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path)).returncode == 0
+    assert (
+        _run(["keys", "init"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path)).returncode == 0
+    )
     keysets = {p.name: p.read_bytes() for p in (tmp_path / "keys").iterdir()}
-    result = _run(["keys", "list"], REMPART_ENV="demo", REMPART_DATA_DIR=str(tmp_path),
-                  REMPART_MASTER_KEY=crypto.new_master_key())
+    result = _run(
+        ["keys", "list"],
+        REMPART_ENV="demo",
+        REMPART_DATA_DIR=str(tmp_path),
+        REMPART_MASTER_KEY=crypto.new_master_key(),
+    )
     assert result.returncode == 1
     assert "does not open the identity keyset (wrong master key or damaged file)" in result.stderr
     assert {p.name: p.read_bytes() for p in (tmp_path / "keys").iterdir()} == keysets
@@ -73,8 +87,9 @@ def test_a_write_with_a_wrong_master_key_fails_and_writes_nothing(group, private
     with pytest.raises(MasterKeyError, match="wrong master key"):
         patient_create(
             actor=None,
-            data=PatientData(birth_name="Essai", given_names="Lou", sex="F",
-                             birth_date=dt.date(2000, 5, 6)),
+            data=PatientData(
+                birth_name="Essai", given_names="Lou", sex="F", birth_date=dt.date(2000, 5, 6)
+            ),
         )
     assert Patient.objects.count() == count
     settings.REMPART_MASTER_KEY = None

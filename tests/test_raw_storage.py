@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,9 +58,21 @@ def test_a_pg_dump_contains_no_patient_value_in_clear(group):
     db = connection.settings_dict
     env = dict(os.environ, PGPASSWORD=db.get("PASSWORD") or "")
     dump = subprocess.run(  # noqa: S603
-        ["pg_dump", "-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432),
-         "-U", db["USER"], "--data-only", db["NAME"]],
-        check=True, capture_output=True, text=True, env=env,
+        [
+            shutil.which("pg_dump") or "/usr/bin/pg_dump",
+            "-h",
+            db["HOST"] or "127.0.0.1",
+            "-p",
+            str(db["PORT"] or 5432),
+            "-U",
+            db["USER"],
+            "--data-only",
+            db["NAME"],
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout
     needles = _needles(group)
     assert len(needles) > 3000
@@ -78,7 +91,9 @@ def test_the_sqlite_file_contains_no_patient_value_in_clear(tmp_path: Path, vaul
     subprocess.run([*cli, "migrate", "-v0"], check=True, env=env)  # noqa: S603
     subprocess.run(  # noqa: S603
         [*cli, "generate", "--patients", "400", "--seed", str(SEED), "--today", TODAY.isoformat()],
-        check=True, env=env, capture_output=True,
+        check=True,
+        env=env,
+        capture_output=True,
     )
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("leak.sqlite3*"))
     text = blob.decode("utf-8", errors="ignore")

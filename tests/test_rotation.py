@@ -11,7 +11,9 @@ from rempart.vault import crypto, keystore, rotation
 
 
 def _snapshot():
-    patients = {p.id: (p.birth_name, p.nir, p.email, p.birth_date, p.gp_id) for p in Patient.objects.all()}
+    patients = {
+        p.id: (p.birth_name, p.nir, p.email, p.birth_date, p.gp_id) for p in Patient.objects.all()
+    }
     stays = {s.id: s.reason for s in Stay.objects.all()}
     lines = {line.id: line.content for line in PrescriptionLine.objects.all()}
     return patients, stays, lines

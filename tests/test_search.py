@@ -101,9 +101,12 @@ def test_false_positives_of_a_truncated_index_are_filtered_out(group):
 
 
 def test_a_search_with_no_match_returns_nothing(group):
-    assert sel.patients_find_by_name_and_birth_date(
-        name="NOMQUINEXISTEPAS", birth_date=dt.date(1901, 1, 1)
-    ) == []
+    assert (
+        sel.patients_find_by_name_and_birth_date(
+            name="NOMQUINEXISTEPAS", birth_date=dt.date(1901, 1, 1)
+        )
+        == []
+    )
 
 
 def test_criteria_too_broad_are_refused(group, settings):

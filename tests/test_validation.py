@@ -26,9 +26,15 @@ GOOD_NIR = _nir("2850375115042")
 
 
 def _data(**changes) -> PatientData:
-    base = dict(birth_name="Lefèvre", given_names="Anne Marie", sex="F",
-                birth_date=dt.date(1985, 3, 14), birth_place_code="75115", nir=GOOD_NIR,
-                identity_status="QUAL")
+    base = dict(
+        birth_name="Lefèvre",
+        given_names="Anne Marie",
+        sex="F",
+        birth_date=dt.date(1985, 3, 14),
+        birth_place_code="75115",
+        nir=GOOD_NIR,
+        identity_status="QUAL",
+    )
     base.update(changes)
     return PatientData(**base)
 
@@ -75,8 +81,15 @@ def test_a_qualified_identity_needs_its_ins(db):
 
 
 def test_required_traits_and_malformed_contact_are_all_reported_at_once(db):
-    errors = _refused(_data(birth_name=" ", given_names="", email="pas-une-adresse",
-                            postcode="7501", phone_mobile="12"))
+    errors = _refused(
+        _data(
+            birth_name=" ",
+            given_names="",
+            email="pas-une-adresse",
+            postcode="7501",
+            phone_mobile="12",
+        )
+    )
     assert set(errors) == {"birth_name", "given_names", "email", "postcode", "phone_mobile"}
 
 
@@ -92,8 +105,9 @@ def test_a_bad_finess_is_refused(db):
 
 def test_a_bad_rpps_is_refused(db):
     with pytest.raises(ValidationError, match="clé du numéro RPPS"):
-        directory.practitioner_create(rpps="10000000000", family_name="X", given_name="Y",
-                                      specialty="MG", internal=False)
+        directory.practitioner_create(
+            rpps="10000000000", family_name="X", given_name="Y", specialty="MG", internal=False
+        )
 
 
 def test_a_discharge_before_admission_is_refused_by_the_service(group):
@@ -101,24 +115,39 @@ def test_a_discharge_before_admission_is_refused_by_the_service(group):
     service = Service.objects.first()
     now = timezone.now() - dt.timedelta(days=2)
     with pytest.raises(ValidationError) as info:
-        care.stay_create(actor=None, patient=patient, service=service, kind="full",
-                         planned_admission=now, admitted_at=now,
-                         discharged_at=now - dt.timedelta(hours=1))
+        care.stay_create(
+            actor=None,
+            patient=patient,
+            service=service,
+            kind="full",
+            planned_admission=now,
+            admitted_at=now,
+            discharged_at=now - dt.timedelta(hours=1),
+        )
     assert info.value.message_dict == {"discharged_at": ["La sortie précède l'entrée."]}
 
 
 def test_a_discharge_before_admission_is_refused_by_the_database(group):
     stay = Stay.objects.exclude(discharged_at=None).first()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Stay.objects.filter(pk=stay.pk).update(discharged_at=stay.admitted_at - dt.timedelta(days=1))
+        Stay.objects.filter(pk=stay.pk).update(
+            discharged_at=stay.admitted_at - dt.timedelta(days=1)
+        )
 
 
 def test_a_stay_discharge_goes_through_its_checks(group):
     patient = Patient.objects.get(pk=group.patients[0].id)
     service = Service.objects.first()
     start = timezone.now() - dt.timedelta(days=1)
-    stay = care.stay_create(actor=None, patient=patient, service=service, kind="full",
-                            planned_admission=start, admitted_at=start, reason="Bilan")
+    stay = care.stay_create(
+        actor=None,
+        patient=patient,
+        service=service,
+        kind="full",
+        planned_admission=start,
+        admitted_at=start,
+        reason="Bilan",
+    )
     with pytest.raises(ValidationError, match="La sortie précède"):
         care.stay_discharge(actor=None, stay=stay, at=start - dt.timedelta(minutes=1))
     care.stay_discharge(actor=None, stay=stay)
@@ -129,16 +158,30 @@ def _draft(group) -> Prescription:
     patient = Patient.objects.get(pk=group.patients[0].id)
     prescriber = Practitioner.objects.filter(internal=True).first()
     return care.prescription_create(
-        actor=None, patient=patient, prescriber=prescriber,
-        lines=[care.LineData(drug="paracetamol-1g-cp", dose="1 comprimé", route="oral",
-                             frequency="3 fois par jour", duration_days=5)],
+        actor=None,
+        patient=patient,
+        prescriber=prescriber,
+        lines=[
+            care.LineData(
+                drug="paracetamol-1g-cp",
+                dose="1 comprimé",
+                route="oral",
+                frequency="3 fois par jour",
+                duration_days=5,
+            )
+        ],
     )
 
 
 def test_a_signed_prescription_cannot_be_edited(group):
     prescription = care.prescription_sign(actor=None, prescription=_draft(group))
-    line = care.LineData(drug="ibuprofene-400-cp", dose="1 comprimé", route="oral",
-                         frequency="matin", duration_days=3)
+    line = care.LineData(
+        drug="ibuprofene-400-cp",
+        dose="1 comprimé",
+        route="oral",
+        frequency="matin",
+        duration_days=3,
+    )
     with pytest.raises(SignedPrescriptionError):
         care.prescription_line_add(actor=None, prescription=prescription, line=line)
     with pytest.raises(SignedPrescriptionError):

@@ -31,16 +31,31 @@ def test_every_patient_field_round_trips_through_the_database(group):
         for name in PATIENT_FIELDS:
             value = expected[name]
             if isinstance(value, str):
-                value = {"birth_name": value.upper(), "usage_name": value.upper(),
-                         "city": value.upper()}.get(name, value)
+                value = {
+                    "birth_name": value.upper(),
+                    "usage_name": value.upper(),
+                    "city": value.upper(),
+                }.get(name, value)
             assert getattr(stored, name) == value, name
 
 
 def test_the_patient_model_encrypts_every_identity_and_contact_field():
     assert set(PATIENT_FIELDS) == {
-        "birth_name", "usage_name", "given_names", "first_given_name", "sex", "birth_date",
-        "birth_place_code", "nir", "email", "phone_mobile", "phone_home", "address_line",
-        "postcode", "city", "gp_id",
+        "birth_name",
+        "usage_name",
+        "given_names",
+        "first_given_name",
+        "sex",
+        "birth_date",
+        "birth_place_code",
+        "nir",
+        "email",
+        "phone_mobile",
+        "phone_home",
+        "address_line",
+        "postcode",
+        "city",
+        "gp_id",
     }
 
 
@@ -97,8 +112,9 @@ def test_encrypted_fields_refuse_lookups_on_ciphertext(db):
 def test_a_new_patient_is_sealed_on_create(db):
     patient = patient_create(
         actor=None,
-        data=PatientData(birth_name="Nouveau", given_names="Alix", sex="F",
-                         birth_date=dt.date(1990, 1, 2)),
+        data=PatientData(
+            birth_name="Nouveau", given_names="Alix", sex="F", birth_date=dt.date(1990, 1, 2)
+        ),
     )
     assert Patient.objects.get(pk=patient.pk).birth_date == dt.date(1990, 1, 2)
     assert b"NOUVEAU" not in _raw("patients_patient", "birth_name", patient.pk)

@@ -28,7 +28,7 @@ class Drug(models.Model):
     form = models.CharField("forme", max_length=100)
     strength = models.CharField("dosage", max_length=100)
     atc = models.CharField("code ATC", max_length=7)
-    cis = models.CharField("code CIS", max_length=8, null=True, blank=True)
+    cis = models.CharField("code CIS", max_length=8, blank=True, default="")
 
     class Meta:
         verbose_name = "médicament"
@@ -121,9 +121,10 @@ class Prescription(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Defence in depth behind the services: a signed prescription is never rewritten.
-        if not self._state.adding and Prescription.objects.filter(
-            pk=self.pk, status=PrescriptionStatus.SIGNED
-        ).exists():
+        if (
+            not self._state.adding
+            and Prescription.objects.filter(pk=self.pk, status=PrescriptionStatus.SIGNED).exists()
+        ):
             raise SignedPrescriptionError()
         super().save(*args, **kwargs)
 
@@ -151,7 +152,9 @@ class PrescriptionLine(models.Model):
         verbose_name = "ligne d'ordonnance"
         ordering = ["position"]
         constraints = [
-            models.UniqueConstraint(fields=["prescription", "position"], name="line_position_unique")
+            models.UniqueConstraint(
+                fields=["prescription", "position"], name="line_position_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from rempart.lib.identifiers import validate_finess, validate_rpps
+from rempart.lib.identifiers import finess_validator, rpps_validator
 from rempart.lib.ids import new_id
 
 
@@ -16,7 +16,7 @@ class Establishment(models.Model):
         NURSING_HOME = "nursing_home", "EHPAD"
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    finess = models.CharField("FINESS", max_length=9, unique=True, validators=[validate_finess])
+    finess = models.CharField("FINESS", max_length=9, unique=True, validators=[finess_validator])
     name = models.CharField("nom", max_length=200)
     kind = models.CharField("type", max_length=20, choices=Kind.choices)
     city = models.CharField("ville", max_length=100, blank=True)
@@ -50,12 +50,14 @@ class Service(models.Model):
 
 class Practitioner(models.Model):
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    rpps = models.CharField("RPPS", max_length=11, unique=True, validators=[validate_rpps])
+    rpps = models.CharField("RPPS", max_length=11, unique=True, validators=[rpps_validator])
     family_name = models.CharField("nom", max_length=100)
     given_name = models.CharField("prénom", max_length=100)
     specialty = models.CharField("spécialité", max_length=100)
     internal = models.BooleanField(
-        "salarié du groupe", default=False, help_text="Faux pour un praticien de ville (médecin traitant)."
+        "salarié du groupe",
+        default=False,
+        help_text="Faux pour un praticien de ville (médecin traitant).",
     )
     establishments = models.ManyToManyField(Establishment, blank=True, related_name="practitioners")
     city = models.CharField("ville d'exercice", max_length=100, blank=True)

@@ -24,6 +24,14 @@ _INSEE_PLACE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _NIR_SEX = {"1": "M", "2": "F", "3": "M", "4": "F", "7": "M", "8": "F"}
 
 
+def finess_validator(value: str) -> None:
+    validate_finess(value)
+
+
+def rpps_validator(value: str) -> None:
+    validate_rpps(value)
+
+
 def validate_finess(value: str) -> str:
     if not _FINESS.match(value):
         raise ValidationError("Le numéro FINESS doit comporter 9 chiffres.", code="finess_format")

@@ -16,7 +16,7 @@ EXPECTED_ROWS = 760_000
 
 
 def coincidences(bits: int, rows: int = EXPECTED_ROWS) -> float:
-    return rows / 2**bits
+    return float(rows / 2**bits)
 
 
 def name_key(name: str) -> str | None:

@@ -39,7 +39,9 @@ class Sex(models.TextChoices):
 class Patient(models.Model):
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     identity_status = models.CharField(
-        "statut de l'identité", max_length=5, choices=IdentityStatus.choices,
+        "statut de l'identité",
+        max_length=5,
+        choices=IdentityStatus.choices,
         default=IdentityStatus.PROVISIONAL,
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -131,7 +133,9 @@ class PatientIdentifier(models.Model):
     class Meta:
         verbose_name = "IPP"
         constraints = [
-            models.UniqueConstraint(fields=["establishment", "ipp"], name="ipp_unique_in_establishment"),
+            models.UniqueConstraint(
+                fields=["establishment", "ipp"], name="ipp_unique_in_establishment"
+            ),
             models.UniqueConstraint(
                 fields=["patient", "establishment"], name="one_ipp_per_patient_and_establishment"
             ),

@@ -65,7 +65,9 @@ def clean_patient(data: PatientData) -> PatientData:
     birth_name = " ".join(data.birth_name.split()).upper()
     usage_name = " ".join(data.usage_name.split()).upper()
     given_names = " ".join(data.given_names.split())
-    first_given = " ".join(data.first_given_name.split()) or (given_names.split(" ")[0] if given_names else "")
+    first_given = " ".join(data.first_given_name.split()) or (
+        given_names.split(" ")[0] if given_names else ""
+    )
     if not birth_name:
         fail("birth_name", "Le nom de naissance est obligatoire.")
     if not given_names:
@@ -96,7 +98,11 @@ def clean_patient(data: PatientData) -> PatientData:
         except ValidationError as exc:
             fail("nir", exc.messages[0])
         else:
-            if "sex" not in errors and "birth_date" not in errors and "birth_place_code" not in errors:
+            if (
+                "sex" not in errors
+                and "birth_date" not in errors
+                and "birth_place_code" not in errors
+            ):
                 try:
                     check_nir_matches_traits(
                         nir, sex=data.sex, birth_date=data.birth_date, birth_place_code=place
@@ -104,7 +110,10 @@ def clean_patient(data: PatientData) -> PatientData:
                 except ValidationError as exc:
                     for message in exc.messages:
                         fail("nir", message)
-    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not data.nir.strip():
+    if (
+        data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED)
+        and not data.nir.strip()
+    ):
         fail("nir", "Une identité récupérée ou qualifiée a un matricule INS.")
     if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not place:
         fail("birth_place_code", "Une identité récupérée ou qualifiée a un lieu de naissance.")

@@ -37,12 +37,22 @@ def _password() -> str:
 def create_demo_accounts() -> list[DemoAccount]:
     accounts: list[DemoAccount] = []
 
-    def add(username: str, role: Role, scope: str, establishments: list[Establishment],
-            services: list[Service], practitioner: Practitioner | None = None) -> None:
+    def add(
+        username: str,
+        role: Role,
+        scope: str,
+        establishments: list[Establishment],
+        services: list[Service],
+        practitioner: Practitioner | None = None,
+    ) -> None:
         password = _password()
         staff_create(
-            username=username, password=password, role=role, establishments=establishments,
-            services=services, practitioner=practitioner,
+            username=username,
+            password=password,
+            role=role,
+            establishments=establishments,
+            services=services,
+            practitioner=practitioner,
         )
         accounts.append(DemoAccount(username, password, role.label, scope))
 
@@ -52,11 +62,24 @@ def create_demo_accounts() -> list[DemoAccount]:
         services = list(est.services.all())
         add(f"secretaire.{slug}", Role.SECRETARY, est.name, [est], services)
         first_service = services[0]
-        doctor = Practitioner.objects.filter(internal=True, establishments=est).order_by("rpps").first()
-        add(f"medecin.{slug}", Role.PHYSICIAN, f"{est.name}, {first_service.name}", [est],
-            [first_service], doctor)
-        add(f"infirmier.{slug}", Role.NURSE, f"{est.name}, {first_service.name}", [est],
-            [first_service])
+        doctor = (
+            Practitioner.objects.filter(internal=True, establishments=est).order_by("rpps").first()
+        )
+        add(
+            f"medecin.{slug}",
+            Role.PHYSICIAN,
+            f"{est.name}, {first_service.name}",
+            [est],
+            [first_service],
+            doctor,
+        )
+        add(
+            f"infirmier.{slug}",
+            Role.NURSE,
+            f"{est.name}, {first_service.name}",
+            [est],
+            [first_service],
+        )
     add("pharmacien", Role.PHARMACIST, "tout le groupe", everything, [])
     add("dpo", Role.DPO, "tout le groupe", everything, [])
     add("rssi", Role.SECURITY_OFFICER, "tout le groupe", everything, [])

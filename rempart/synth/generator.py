@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,15 +125,13 @@ class _Ids:
         return uuid.UUID(int=value)
 
 
-def _weighted(rng: np.random.Generator, items: tuple[tuple[str, ...] | tuple[str, str, float], ...]) -> int:
-    weights = np.array([float(i[-1]) for i in items])
+def _weighted(rng: np.random.Generator, items: Sequence[tuple[object, ...]]) -> int:
+    weights = np.array([float(str(i[-1])) for i in items])
     return int(rng.choice(len(items), p=weights / weights.sum()))
 
 
 def _ascii_lower(value: str) -> str:
-    plain = "".join(
-        c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)
-    )
+    plain = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
     return re.sub(r"[^a-z]", "", plain.lower())
 
 
@@ -142,9 +141,7 @@ def _slug(name: str) -> str:
 
 
 def _ascii_lower_keep_spaces(value: str) -> str:
-    plain = "".join(
-        c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)
-    )
+    plain = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
     return plain.lower()
 
 
@@ -162,10 +159,20 @@ class GroupGenerator:
         finesses: set[str] = set()
         plan = (
             [("clinic", n, ref.CLINIC_SERVICES) for n in ref.CLINIC_NAMES[:clinics]]
-            + [("health_centre", n, ref.HEALTH_CENTRE_SERVICES) for n in ref.HEALTH_CENTRE_NAMES[:health_centres]]
-            + [("nursing_home", n, ref.NURSING_HOME_SERVICES) for n in ref.NURSING_HOME_NAMES[:nursing_homes]]
+            + [
+                ("health_centre", n, ref.HEALTH_CENTRE_SERVICES)
+                for n in ref.HEALTH_CENTRE_NAMES[:health_centres]
+            ]
+            + [
+                ("nursing_home", n, ref.NURSING_HOME_SERVICES)
+                for n in ref.NURSING_HOME_NAMES[:nursing_homes]
+            ]
         )
-        if clinics > len(ref.CLINIC_NAMES) or health_centres > len(ref.HEALTH_CENTRE_NAMES) or nursing_homes > len(ref.NURSING_HOME_NAMES):
+        if (
+            clinics > len(ref.CLINIC_NAMES)
+            or health_centres > len(ref.HEALTH_CENTRE_NAMES)
+            or nursing_homes > len(ref.NURSING_HOME_NAMES)
+        ):
             raise ValueError("not that many establishment names in the synthetic lists")
         for i, (kind, name, services) in enumerate(plan):
             dept, city = ref.ESTABLISHMENT_CITIES[i % len(ref.ESTABLISHMENT_CITIES)]
@@ -198,9 +205,15 @@ class GroupGenerator:
                 family, first = self._person_name(families, given)
                 self.group.practitioners.append(
                     PractitionerRec(
-                        self.ids.next(), self._rpps_number(), family, first,
-                        ref.SPECIALTIES_BY_SERVICE[service.code], True,
-                        (service.establishment_id,), service.id, "",
+                        self.ids.next(),
+                        self._rpps_number(),
+                        family,
+                        first,
+                        ref.SPECIALTIES_BY_SERVICE[service.code],
+                        True,
+                        (service.establishment_id,),
+                        service.id,
+                        "",
                     )
                 )
         for _ in range(gps):
@@ -208,8 +221,15 @@ class GroupGenerator:
             city = ref.RESIDENCES[_weighted(self.rng, ref.RESIDENCES)][1]
             self.group.practitioners.append(
                 PractitionerRec(
-                    self.ids.next(), self._rpps_number(), family, first, "Médecine générale",
-                    False, (), None, city,
+                    self.ids.next(),
+                    self._rpps_number(),
+                    family,
+                    first,
+                    "Médecine générale",
+                    False,
+                    (),
+                    None,
+                    city,
                 )
             )
 
@@ -332,12 +352,14 @@ class GroupGenerator:
             if p.service_id is not None:
                 prescribers.setdefault(p.service_id, []).append(p)
         residents_per_home = max(5, len(self.group.patients) * 15 // 1000)
-        elderly = [p for p in self.group.patients if (self.group.today - p.data.birth_date).days > 75 * 365]
+        elderly = [
+            p for p in self.group.patients if (self.group.today - p.data.birth_date).days > 75 * 365
+        ]
         resident_ids: dict[uuid.UUID, EstablishmentRec] = {}
         order = rng.permutation(len(elderly))
-        for k, home in enumerate(homes):
+        for k, nursing_home in enumerate(homes):
             for j in order[k * residents_per_home : (k + 1) * residents_per_home]:
-                resident_ids[elderly[int(j)].id] = home
+                resident_ids[elderly[int(j)].id] = nursing_home
         counters: dict[uuid.UUID, int] = {}
         for patient in self.group.patients:
             visited: list[EstablishmentRec] = []
@@ -348,7 +370,11 @@ class GroupGenerator:
             count = 1 + int(rng.poisson(per_patient - 1.0))
             first = others[int(rng.choice(len(others), p=weights))]
             for k in range(count if home is None else count - 1):
-                est = first if k == 0 or rng.random() < 0.7 else others[int(rng.choice(len(others), p=weights))]
+                est = (
+                    first
+                    if k == 0 or rng.random() < 0.7
+                    else others[int(rng.choice(len(others), p=weights))]
+                )
                 self._stay(patient, est, services_by_est[est.id], prescribers, now, resident=False)
                 if est not in visited:
                     visited.append(est)
@@ -370,8 +396,12 @@ class GroupGenerator:
         service = services[0] if resident else services[int(rng.integers(len(services)))]
         code = service.code
         kind = {
-            "URG": "emergency", "CONS": "consultation", "SOINS": "consultation",
-            "AMBU": "day_case", "HEB": "residence", "UPAD": "residence",
+            "URG": "emergency",
+            "CONS": "consultation",
+            "SOINS": "consultation",
+            "AMBU": "day_case",
+            "HEB": "residence",
+            "UPAD": "residence",
         }.get(code, "full")
         birth = dt.datetime.combine(patient.data.birth_date, dt.time(), tzinfo=PARIS)
         roll = rng.random()
@@ -433,8 +463,12 @@ class GroupGenerator:
             int(self.rng.integers(len(ref.PRESCRIPTION_LINES)))
         ]
         return {
-            "drug": drug, "dose": dose, "route": route, "frequency": frequency,
-            "duration_days": days, "instructions": "",
+            "drug": drug,
+            "dose": dose,
+            "route": route,
+            "frequency": frequency,
+            "duration_days": days,
+            "instructions": "",
         }
 
 

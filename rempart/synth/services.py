@@ -29,12 +29,18 @@ def shape_for(establishments: int) -> GroupShape:
     health = max(0, min(3, round((establishments - nursing) / 6)))
     clinics = establishments - nursing - health
     if clinics > 12 or nursing > 4:
-        raise ValidationError("Au plus 19 établissements synthétiques (12 cliniques, 3 centres, 4 EHPAD).")
+        raise ValidationError(
+            "Au plus 19 établissements synthétiques (12 cliniques, 3 centres, 4 EHPAD)."
+        )
     return GroupShape(clinics, health, nursing)
 
 
 def group_generate(
-    *, patients: int, seed: int, establishments: int = 5, today: dt.date | None = None,
+    *,
+    patients: int,
+    seed: int,
+    establishments: int = 5,
+    today: dt.date | None = None,
     show_progress: bool = True,
 ) -> Group:
     if patients < 1:

@@ -171,11 +171,11 @@ class FieldCipher:
             return bytes(self._aeads[category].decrypt(ciphertext, associated_data))
         except tink.TinkError:
             raise DecryptionError(
-                "a value does not decrypt: wrong key, or a ciphertext moved to another row or column"
+                "a value does not decrypt: wrong key, or ciphertext moved to another row or column"
             ) from None
 
     def primary_key_id(self, category: str) -> int:
-        return self._primary[category]
+        return int(self._primary[category])
 
 
 def ciphertext_key_id(ciphertext: bytes) -> int:

@@ -27,7 +27,7 @@ class Sealed(bytes):
 
 
 class _Slot:
-    __slots__ = ("plain", "has_plain", "sealed")
+    __slots__ = ("has_plain", "plain", "sealed")
 
     def __init__(self, *, sealed: bytes | None = None, plain: Any = None, has_plain: bool = False):
         self.sealed = sealed
@@ -91,8 +91,10 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
     def get_internal_type(self) -> str:
         return "BinaryField"
 
-    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
-        super().contribute_to_class(cls, name, **kwargs)
+    def contribute_to_class(
+        self, cls: type[models.Model], name: str, private_only: bool = False
+    ) -> None:
+        super().contribute_to_class(cls, name, private_only=private_only)
         setattr(cls, self.attname, _SealedAttribute(self))
 
     def get_lookup(self, lookup_name: str) -> Any:
@@ -255,7 +257,9 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
 
     def pre_save(self, model_instance: models.Model, add: bool) -> int | None:
         fields = [model_instance._meta.get_field(name) for name in self.sources]
-        if add or any(isinstance(f, EncryptedField) and f.is_pending(model_instance) for f in fields):
+        if add or any(
+            isinstance(f, EncryptedField) and f.is_pending(model_instance) for f in fields
+        ):
             value = self.digest(*(getattr(model_instance, name) for name in self.sources))
             setattr(model_instance, self.attname, value)
             return value

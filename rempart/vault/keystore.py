@@ -44,7 +44,9 @@ def master_key_material() -> str:
         )
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise MasterKeyError(f"the master key file {path} must be readable by its owner only (0600)")
+        raise MasterKeyError(
+            f"the master key file {path} must be readable by its owner only (0600)"
+        )
     return path.read_text(encoding="utf-8")
 
 
@@ -58,7 +60,9 @@ def load_keysets() -> dict[str, Any]:
     for category in crypto.ALL_CATEGORIES:
         path = _keyset_path(category)
         if not path.exists():
-            raise MasterKeyError(f"the {category} keyset is missing ({path}): run `rempart keys init`")
+            raise MasterKeyError(
+                f"the {category} keyset is missing ({path}): run `rempart keys init`"
+            )
         handles[category] = crypto.unwrap_keyset(path.read_text(encoding="utf-8"), master, category)
     return handles
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.db import connection, models, transaction
@@ -101,10 +102,12 @@ def reencrypt(category: str, *, batch_size: int = 2000, progress: Progress | Non
         pk_column = connection.ops.quote_name(model._meta.pk.column)
         for ids in _batches(model, batch_size):
             with transaction.atomic():
-                rows = model._base_manager.select_for_update().filter(pk__in=ids).values_list(
-                    "pk", *(f.attname for f in fields)
+                rows = (
+                    model._base_manager.select_for_update()
+                    .filter(pk__in=ids)
+                    .values_list("pk", *(f.attname for f in fields))
                 )
-                updates: dict[str, list[tuple[bytes, object]]] = {}
+                updates: dict[str, list[tuple[bytes, Any]]] = {}
                 for pk, *values in rows:
                     for field, value in zip(fields, values, strict=True):
                         if value is None or crypto.ciphertext_key_id(value) == primary:
@@ -117,7 +120,7 @@ def reencrypt(category: str, *, batch_size: int = 2000, progress: Progress | Non
                         column_sql = connection.ops.quote_name(column_name)
                         cursor.executemany(
                             f"UPDATE {table} SET {column_sql} = %s WHERE {pk_column} = %s",  # noqa: S608  # identifiers from the model registry
-                            [(connection.Database.Binary(v), pk_db(model, pk)) for v, pk in params],
+                            [(v, pk_db(model, pk)) for v, pk in params],
                         )
                         changed += len(params)
             if progress is not None:
@@ -125,7 +128,7 @@ def reencrypt(category: str, *, batch_size: int = 2000, progress: Progress | Non
     return changed
 
 
-def pk_db(model: type[models.Model], pk: object) -> object:
+def pk_db(model: type[models.Model], pk: object) -> Any:
     return model._meta.pk.get_db_prep_value(pk, connection)
 
 

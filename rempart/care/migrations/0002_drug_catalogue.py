@@ -10,6 +10,7 @@ def load_catalogue(apps, schema_editor):
     Drug = apps.get_model("care", "Drug")
     rows = json.loads((Path(__file__).resolve().parent.parent / "catalogue.json").read_text("utf-8"))
     for row in rows:
+        row = {**row, "cis": row["cis"] or ""}
         Drug.objects.update_or_create(code=row["code"], defaults=row)
 
 

@@ -32,7 +32,8 @@ class SearchTooBroad(ValidationError):
 
 def _digest(index_field: str, *values: object) -> int | None:
     field = Patient._meta.get_field(index_field)
-    assert isinstance(field, BlindIndexField)
+    if not isinstance(field, BlindIndexField):
+        raise TypeError(f"{index_field} is not a blind index")
     return field.digest(*values)
 
 
@@ -78,7 +79,9 @@ def patients_find_by_name_and_birth_date(
     given = fold_name(given_name)
     candidates = by_name_and_date
     if given:
-        candidates = Q(bidx_identity=_digest("bidx_identity", name, given_name, birth_date)) | candidates
+        candidates = (
+            Q(bidx_identity=_digest("bidx_identity", name, given_name, birth_date)) | candidates
+        )
 
     def keep(p: Patient) -> bool:
         return (

@@ -135,13 +135,15 @@ def prescription_create(
         )
         prescription.save(force_insert=True)
         for position, line in enumerate(cleaned, start=1):
-            PrescriptionLine(prescription=prescription, position=position, content=asdict(line)).save(
-                force_insert=True
-            )
+            PrescriptionLine(
+                prescription=prescription, position=position, content=asdict(line)
+            ).save(force_insert=True)
     return prescription
 
 
-def prescription_line_add(*, actor: Actor, prescription: Prescription, line: LineData) -> PrescriptionLine:
+def prescription_line_add(
+    *, actor: Actor, prescription: Prescription, line: LineData
+) -> PrescriptionLine:
     cleaned = _clean_line(line)
     with transaction.atomic():
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
@@ -161,7 +163,9 @@ def prescription_sign(
         if locked.status == PrescriptionStatus.SIGNED:
             raise SignedPrescriptionError()
         if not locked.lines.exists():
-            raise ValidationError("Une ordonnance sans ligne ne peut pas être signée.", code="empty")
+            raise ValidationError(
+                "Une ordonnance sans ligne ne peut pas être signée.", code="empty"
+            )
         locked.status = PrescriptionStatus.SIGNED
         locked.signed_at = at or timezone.now()
         locked.save(update_fields=["status", "signed_at"])

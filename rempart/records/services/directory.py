@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
@@ -62,7 +61,7 @@ def staff_create(
     practitioner: Practitioner | None = None,
 ) -> StaffMember:
     with transaction.atomic():
-        user: AbstractBaseUser = get_user_model().objects.create_user(
+        user = get_user_model().objects.create_user(
             username=username, password=password, first_name=first_name, last_name=last_name
         )
         staff = StaffMember.objects.create(user=user, role=role, practitioner=practitioner)

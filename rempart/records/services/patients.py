@@ -31,7 +31,11 @@ def patient_update(*, actor: Actor, patient: Patient, data: PatientData) -> Pati
     """Replace the patient's identity and contact with `data` (validated as a whole)."""
     cleaned = clean_patient(data)
     values = cleaned.as_model_values()
-    changed = [f.name for f in fields(cleaned) if f.name in values and getattr(patient, f.name) != values[f.name]]
+    changed = [
+        f.name
+        for f in fields(cleaned)
+        if f.name in values and getattr(patient, f.name) != values[f.name]
+    ]
     if not changed:
         return patient
     with transaction.atomic():
@@ -44,10 +48,14 @@ def patient_update(*, actor: Actor, patient: Patient, data: PatientData) -> Pati
 def ipp_allocate(*, patient: Patient, establishment: Establishment) -> PatientIdentifier:
     """The patient's IPP in this establishment, made once: the next number of its counter."""
     with transaction.atomic():
-        existing = PatientIdentifier.objects.filter(patient=patient, establishment=establishment).first()
+        existing = PatientIdentifier.objects.filter(
+            patient=patient, establishment=establishment
+        ).first()
         if existing is not None:
             return existing
-        counter, _ = IppCounter.objects.select_for_update().get_or_create(establishment=establishment)
+        counter, _ = IppCounter.objects.select_for_update().get_or_create(
+            establishment=establishment
+        )
         counter.last_value += 1
         counter.save(update_fields=["last_value"])
         return PatientIdentifier.objects.create(

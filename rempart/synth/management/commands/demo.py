@@ -34,12 +34,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         call_command("migrate", verbosity=0, interactive=False)
         if not Establishment.objects.exists():
-            self.stdout.write(f"Génération d'un groupe synthétique de {options['patients']} patients…")
+            self.stdout.write(
+                f"Génération d'un groupe synthétique de {options['patients']} patients…"
+            )
             group_generate(patients=options["patients"], seed=options["seed"], establishments=5)
             create_demo_accounts()
         self._print_accounts(options["addrport"])
         if not options["no_serve"]:
-            call_command("runserver", options["addrport"], use_reloader=False, insecure_serving=True)
+            call_command(
+                "runserver", options["addrport"], use_reloader=False, insecure_serving=True
+            )
 
     def _print_accounts(self, addrport: str) -> None:
         self.stdout.write("")
@@ -48,6 +52,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {account.username:28} {account.password:28} {account.role} — {account.scope}"
             )
-        self.stdout.write("Connexion : identifiant et mot de passe ci-dessus (données synthétiques).")
+        self.stdout.write(
+            "Connexion : identifiant et mot de passe ci-dessus (données synthétiques)."
+        )
         self.stdout.write(f"Données et clés : {settings.REMPART_DATA_DIR} (jamais dans le dépôt)")
         self.stdout.write("")

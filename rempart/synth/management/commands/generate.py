@@ -19,15 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2024)
         parser.add_argument("--establishments", type=int, default=5)
         parser.add_argument(
-            "--today", type=dt.date.fromisoformat, default=None,
+            "--today",
+            type=dt.date.fromisoformat,
+            default=None,
             help="reference date (YYYY-MM-DD); the same seed and date give the same group",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             group = group_generate(
-                patients=options["patients"], seed=options["seed"],
-                establishments=options["establishments"], today=options["today"],
+                patients=options["patients"],
+                seed=options["seed"],
+                establishments=options["establishments"],
+                today=options["today"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None

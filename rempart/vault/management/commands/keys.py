@@ -1,4 +1,4 @@
-"""`rempart keys`: create, list and rotate the keysets (init, list, add, promote, reencrypt, disable)."""
+"""`rempart keys`: create, list and rotate the keysets."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from rempart.vault import crypto, keystore, rotation
 
 
 class Command(BaseCommand):
-    help = "Manage the vault's keys: init, list, add CATEGORY, promote CATEGORY KEY_ID, reencrypt, disable."
+    help = (
+        "Manage the vault's keys: init, list, add CATEGORY, promote CATEGORY KEY_ID, "
+        "reencrypt, disable CATEGORY KEY_ID."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         init = sub.add_parser("init", help="create the missing master key (demo) and keysets")
         init.add_argument(
-            "--create-master", action="store_true",
+            "--create-master",
+            action="store_true",
             help="create REMPART_DATA_DIR/master.key when no master key is configured",
         )
         sub.add_parser("list", help="keys of each category, and how many values each one sealed")
@@ -27,7 +31,9 @@ class Command(BaseCommand):
         promote = sub.add_parser("promote", help="make a key the primary (new values use it)")
         promote.add_argument("category", choices=crypto.AEAD_CATEGORIES)
         promote.add_argument("key_id", type=int)
-        re = sub.add_parser("reencrypt", help="re-seal every value under its category's primary key")
+        re = sub.add_parser(
+            "reencrypt", help="re-seal every value under its category's primary key"
+        )
         re.add_argument("--category", choices=crypto.AEAD_CATEGORIES, action="append")
         re.add_argument("--batch-size", type=int, default=2000)
         disable = sub.add_parser("disable", help="disable an old key once nothing uses it")
@@ -69,8 +75,12 @@ class Command(BaseCommand):
     def _list(self) -> None:
         for category in crypto.ALL_CATEGORIES:
             handle = keystore.read_keyset(category)
-            counts = rotation.ciphertexts_by_key(category) if category != crypto.INDEX_CATEGORY else {}
+            counts = (
+                rotation.ciphertexts_by_key(category) if category != crypto.INDEX_CATEGORY else {}
+            )
             for key in crypto.describe_keyset(handle):
                 mark = "primaire" if key.primary else ""
                 used = counts.get(key.key_id, 0)
-                self.stdout.write(f"{category:9} {key.key_id:>11} {key.status:9} {mark:8} {used} valeurs")
+                self.stdout.write(
+                    f"{category:9} {key.key_id:>11} {key.status:9} {mark:8} {used} valeurs"
+                )
