@@ -76,21 +76,22 @@ def main() -> None:
     from rempart.patients.models import Patient
     from rempart.patients.validation import clean_patient
     from rempart.synth.generator import generate_group
-    from rempart.vault.fields import BlindIndexField, EncryptedField
+    from rempart.vault.fields import BlindIndexField, EncryptedField, SealedAttribute
 
     n = args.patients
     group = generate_group(seed=1, patients=n, today=dt.date(2026, 11, 28), nursing_homes=1)
     values = [(p.id, clean_patient(p.data).as_model_values()) for p in group.patients]
     sealed_fields = [f for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]
+    attributes = [n for n, a in vars(Patient).items() if isinstance(a, SealedAttribute)]
     index_fields = [f for f in Patient._meta.concrete_fields if isinstance(f, BlindIndexField)]
 
     # Plaintext path: the same values turned into their stored bytes, nothing more.
     t0 = time.perf_counter()
     for _, row in values:
-        for f in sealed_fields:
-            v = row[f.name]
+        for name in attributes:
+            v = row[name]
             if v is not None:
-                f.encode(v)
+                str(v).encode()
     plain_encode = time.perf_counter() - t0
 
     # Encrypted path: what a save does, field by field (seal + blind indexes).
@@ -112,12 +113,12 @@ def main() -> None:
         now = dt.datetime.now(dt.UTC)
         with cur.copy(
             "COPY bench_patient_plain (id, identity_status, created_at, updated_at, "
-            + ", ".join(f.column for f in sealed_fields)
+            + ", ".join(attributes)
             + ") FROM STDIN"
         ) as copy:
             for pid, row in values:
                 copy.write_row(
-                    [pid, row["identity_status"], now, now, *(row[f.name] for f in sealed_fields)]
+                    [pid, row["identity_status"], now, now, *(row[name] for name in attributes)]
                 )
         cur.execute("VACUUM ANALYZE patients_patient")
         cur.execute("VACUUM ANALYZE bench_patient_plain")
@@ -133,8 +134,8 @@ def main() -> None:
     enc_fetch = time.perf_counter() - t0
     t0 = time.perf_counter()
     for p in loaded:
-        for f in sealed_fields:
-            getattr(p, f.attname)
+        for name in attributes:
+            getattr(p, name)
     opened = time.perf_counter() - t0
     assert len(plain_rows) == len(loaded) == n
 
@@ -151,7 +152,7 @@ def main() -> None:
     us = 1e6 / n
     print(f"patients: {n}  (PostgreSQL {connection.pg_version}, Tink AES256_GCM, BLAKE2b indexes)")
     print("time per patient                 encrypted     plaintext")
-    print(f"  write: encode+seal all fields   {seal * us:8.1f} µs   {plain_encode * us:8.1f} µs")
+    print(f"  write: encode+seal 2 records    {seal * us:8.1f} µs   {plain_encode * us:8.1f} µs")
     print(f"  write: 10 blind indexes         {index * us:8.1f} µs          -")
     print(
         f"  read:  fetch row (ORM / cursor) {enc_fetch * us:8.1f} µs   {plain_fetch * us:8.1f} µs"

@@ -13,9 +13,10 @@ from rempart.patients.models import Patient
 from rempart.patients.validation import PatientData
 from rempart.records.services.patients import patient_create
 from rempart.vault.crypto import DecryptionError
-from rempart.vault.fields import EncryptedField
+from rempart.vault.fields import EncryptedField, SealedAttribute
 
-PATIENT_FIELDS = [f.name for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]
+PATIENT_FIELDS = [n for n, a in vars(Patient).items() if isinstance(a, SealedAttribute)]
+SEALED_COLUMNS = [f.name for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]
 
 
 def _raw(table: str, column: str, row_id: object) -> bytes:
@@ -40,6 +41,13 @@ def test_every_patient_field_round_trips_through_the_database(group):
 
 
 def test_the_patient_model_encrypts_every_identity_and_contact_field():
+    assert SEALED_COLUMNS == ["identity", "contact"]
+    text_columns = [
+        f.name
+        for f in Patient._meta.concrete_fields
+        if f.get_internal_type() in ("CharField", "TextField") and f.name != "identity_status"
+    ]
+    assert text_columns == []
     assert set(PATIENT_FIELDS) == {
         "birth_name",
         "usage_name",
@@ -69,43 +77,46 @@ def test_stay_reasons_and_prescription_lines_round_trip(group):
 
 def test_the_column_holds_a_tink_ciphertext_not_the_value(group):
     record = group.patients[0]
-    raw = _raw("patients_patient", "birth_name", record.id)
+    raw = _raw("patients_patient", "identity", record.id)
     assert raw[0] == 1  # Tink prefix: a key id follows
     assert record.data.birth_name.upper().encode() not in raw
+    assert record.data.birth_date.isoformat().encode() not in raw
 
 
 def test_a_ciphertext_copied_to_another_row_does_not_decrypt(group):
     a, b = group.patients[0].id, group.patients[1].id
-    stolen = _raw("patients_patient", "birth_name", a)
+    stolen = _raw("patients_patient", "identity", a)
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE patients_patient SET birth_name = %s WHERE id = %s", [stolen, b])
+        cursor.execute("UPDATE patients_patient SET identity = %s WHERE id = %s", [stolen, b])
     with pytest.raises(DecryptionError):
         _ = Patient.objects.get(pk=b).birth_name
 
 
 def test_a_ciphertext_copied_to_another_column_does_not_decrypt(group):
     a = group.patients[0].id
-    stolen = _raw("patients_patient", "birth_name", a)
+    stolen = _raw("patients_patient", "identity", a)
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE patients_patient SET usage_name = %s WHERE id = %s", [stolen, a])
+        cursor.execute("UPDATE patients_patient SET contact = %s WHERE id = %s", [stolen, a])
     with pytest.raises(DecryptionError):
-        _ = Patient.objects.get(pk=a).usage_name
+        _ = Patient.objects.get(pk=a).email
 
 
-def test_an_update_reseals_only_the_changed_value_and_refreshes_its_index(group):
+def test_an_update_reseals_only_the_changed_record_and_refreshes_its_index(group):
     patient = Patient.objects.get(pk=group.patients[0].id)
-    before_nir = _raw("patients_patient", "nir", patient.id)
+    before_identity = _raw("patients_patient", "identity", patient.id)
     old_index = patient.bidx_email
     patient.email = "nouvelle.adresse@orange.test"
     patient.save()
-    assert _raw("patients_patient", "nir", patient.id) == before_nir
+    assert _raw("patients_patient", "identity", patient.id) == before_identity
     reloaded = Patient.objects.get(pk=patient.id)
     assert reloaded.email == "nouvelle.adresse@orange.test"
     assert reloaded.bidx_email != old_index or old_index is None
 
 
 def test_encrypted_fields_refuse_lookups_on_ciphertext(db):
-    with pytest.raises(FieldError, match="Unsupported lookup 'exact' for EncryptedTextField"):
+    with pytest.raises(FieldError, match="Unsupported lookup 'exact' for EncryptedJSONField"):
+        list(Patient.objects.filter(identity={"birth_name": "MARTIN"}))
+    with pytest.raises(FieldError, match="Cannot resolve keyword 'birth_name'"):
         list(Patient.objects.filter(birth_name="MARTIN"))
 
 
@@ -117,4 +128,4 @@ def test_a_new_patient_is_sealed_on_create(db):
         ),
     )
     assert Patient.objects.get(pk=patient.pk).birth_date == dt.date(1990, 1, 2)
-    assert b"NOUVEAU" not in _raw("patients_patient", "birth_name", patient.pk)
+    assert b"NOUVEAU" not in _raw("patients_patient", "identity", patient.pk)

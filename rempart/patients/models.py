@@ -12,9 +12,10 @@ from rempart.lib.ids import new_id
 from rempart.patients import indexes as ix
 from rempart.vault.fields import (
     BlindIndexField,
-    EncryptedDateField,
-    EncryptedTextField,
-    EncryptedUUIDField,
+    EncryptedJSONField,
+    sealed_date,
+    sealed_text,
+    sealed_uuid,
 )
 
 IDENTITY = "identity"
@@ -47,42 +48,53 @@ class Patient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # INS traits
-    birth_name = EncryptedTextField("nom de naissance", category=IDENTITY)
-    usage_name = EncryptedTextField("nom utilisé", category=IDENTITY)
-    given_names = EncryptedTextField("prénoms", category=IDENTITY)
-    first_given_name = EncryptedTextField("premier prénom", category=IDENTITY)
-    sex = EncryptedTextField("sexe", category=IDENTITY)
-    birth_date = EncryptedDateField("date de naissance", category=IDENTITY)
-    birth_place_code = EncryptedTextField("lieu de naissance (code INSEE)", category=IDENTITY)
-    nir = EncryptedTextField("matricule INS (NIR/NIA)", category=IDENTITY)
+    # Two sealed records, one AEAD ciphertext each, bound to table, column and row id.
+    identity = EncryptedJSONField("identité (chiffrée)", category=IDENTITY)
+    contact = EncryptedJSONField("coordonnées (chiffrées)", category=CONTACT)
 
-    # Contact
-    email = EncryptedTextField("courriel", category=CONTACT)
-    phone_mobile = EncryptedTextField("téléphone portable", category=CONTACT)
-    phone_home = EncryptedTextField("téléphone fixe", category=CONTACT)
-    address_line = EncryptedTextField("adresse", category=CONTACT)
-    postcode = EncryptedTextField("code postal", category=CONTACT)
-    city = EncryptedTextField("commune", category=CONTACT)
-    # The médecin traitant link is itself sensitive (it says who treats whom): encrypted too.
-    gp_id = EncryptedUUIDField("médecin traitant", category=CONTACT)
+    # INS traits, inside `identity`
+    birth_name = sealed_text("identity", "birth_name")
+    usage_name = sealed_text("identity", "usage_name")
+    given_names = sealed_text("identity", "given_names")
+    first_given_name = sealed_text("identity", "first_given_name")
+    sex = sealed_text("identity", "sex")
+    birth_date = sealed_date("identity", "birth_date")
+    birth_place_code = sealed_text("identity", "birth_place_code")
+    nir = sealed_text("identity", "nir")
+
+    # Contact, inside `contact`. The médecin traitant link says who treats whom: sealed too.
+    email = sealed_text("contact", "email")
+    phone_mobile = sealed_text("contact", "phone_mobile")
+    phone_home = sealed_text("contact", "phone_home")
+    address_line = sealed_text("contact", "address_line")
+    postcode = sealed_text("contact", "postcode")
+    city = sealed_text("contact", "city")
+    gp_id = sealed_uuid("contact", "gp_id")
 
     # Blind indexes. C = expected coincidences at R = 760,000 (see rempart/patients/indexes.py).
     # Birth and usage names share one key so a typed name is looked up in both columns at once.
     bidx_birth_name = BlindIndexField(  # L = 10, C = 742.2
-        index="family_name", bits=10, sources=("birth_name",), normalise=ix.name_key
+        cache=True, index="family_name", bits=10, sources=("birth_name",), normalise=ix.name_key
     )
     bidx_usage_name = BlindIndexField(  # L = 10, C = 742.2
-        index="family_name", bits=10, sources=("usage_name",), normalise=ix.name_key
+        cache=True, index="family_name", bits=10, sources=("usage_name",), normalise=ix.name_key
     )
     bidx_phonetic_birth = BlindIndexField(  # L = 10, C = 742.2
-        index="family_phonetic", bits=10, sources=("birth_name",), normalise=ix.phonetic_key
+        cache=True,
+        index="family_phonetic",
+        bits=10,
+        sources=("birth_name",),
+        normalise=ix.phonetic_key,
     )
     bidx_phonetic_usage = BlindIndexField(  # L = 10, C = 742.2
-        index="family_phonetic", bits=10, sources=("usage_name",), normalise=ix.phonetic_key
+        cache=True,
+        index="family_phonetic",
+        bits=10,
+        sources=("usage_name",),
+        normalise=ix.phonetic_key,
     )
     bidx_birth_date = BlindIndexField(  # L = 12, C = 185.5
-        index="birth_date", bits=12, sources=("birth_date",), normalise=ix.date_key
+        cache=True, index="birth_date", bits=12, sources=("birth_date",), normalise=ix.date_key
     )
     bidx_nir = BlindIndexField(  # L = 18, C = 2.9
         index="nir", bits=18, sources=("nir",), normalise=ix.nir_key

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,9 +77,19 @@ def get_vault() -> Vault:
     )
 
 
+_on_reset: list[Callable[[], None]] = []
+
+
+def on_reset(callback: Callable[[], None]) -> None:
+    """Call `callback` whenever the keys are reloaded (memoised digests depend on them)."""
+    _on_reset.append(callback)
+
+
 def reset_vault() -> None:
     """Forget the loaded keys (after a rotation, or between tests)."""
     get_vault.cache_clear()
+    for callback in _on_reset:
+        callback()
 
 
 def _write_private(path: Path, text: str) -> None:
