@@ -75,7 +75,7 @@ def main() -> None:
 
     from rempart.patients.models import Patient
     from rempart.patients.validation import clean_patient
-    from rempart.synth.generator import generate_group
+    from rempart.synth.population import generate_group
     from rempart.vault.fields import BlindIndexField, EncryptedField, SealedAttribute
 
     n = args.patients

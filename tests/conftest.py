@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from rempart.synth.generator import Group, generate_group
-from rempart.synth.load import load_group
+from rempart.synth.bulk import bulk_load
+from rempart.synth.generator import Group
+from rempart.synth.population import build_directory, generate_group
 from rempart.vault import keystore
 
 TODAY = dt.date(2026, 11, 28)
@@ -42,8 +43,20 @@ def vault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker, vault_dir: Path) -> Group:  # type: ignore[no-untyped-def]
     with django_db_blocker.unblock():
+        # Loaded through the bulk path (the one `rempart generate` uses); the same seed gives
+        # the same records in memory, for the tests to compare with.
+        bulk_load(
+            build_directory(
+                seed=SEED,
+                patients=PATIENTS,
+                today=TODAY,
+                clinics=3,
+                health_centres=1,
+                nursing_homes=1,
+            ),
+            workers=0,
+        )
         group = generate_group(seed=SEED, patients=PATIENTS, today=TODAY)
-        load_group(group)
     return group
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 from rempart.lib.identifiers import validate_nir
 from rempart.patients.validation import clean_patient
-from rempart.synth.generator import generate_group
 from rempart.synth.names import FamilyNames
+from rempart.synth.population import generate_group
 
 TODAY = dt.date(2026, 11, 28)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from django.db import connection
 
-from rempart.synth.generator import Group, generate_group
+from rempart.synth.generator import Group
+from rempart.synth.population import generate_group
 from tests.conftest import SEED, TODAY
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from rempart.directory.models import Establishment, Practitioner, Role, Service
+from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
 from rempart.records.services.directory import staff_create
 from rempart.synth.generator import _slug
 
@@ -63,16 +63,23 @@ def create_demo_accounts() -> list[DemoAccount]:
         add(f"secretaire.{slug}", Role.SECRETARY, est.name, [est], services)
         first_service = services[0]
         doctor = (
-            Practitioner.objects.filter(internal=True, establishments=est).order_by("rpps").first()
+            StaffMember.objects.filter(role=Role.PHYSICIAN, establishments=est)
+            .select_related("user")
+            .order_by("user__username")
+            .first()
         )
-        add(
-            f"medecin.{slug}",
-            Role.PHYSICIAN,
-            f"{est.name}, {first_service.name}",
-            [est],
-            [first_service],
-            doctor,
-        )
+        if doctor is None:
+            add(f"medecin.{slug}", Role.PHYSICIAN, f"{est.name}, {first_service.name}", [est],
+                [first_service])  # fmt: skip
+        else:
+            # The generated staff already holds a physician account: the demo opens it.
+            password = _password()
+            doctor.user.username = f"medecin.{slug}"
+            doctor.user.set_password(password)
+            doctor.user.save()
+            unit = ", ".join(s.name for s in doctor.services.all()) or first_service.name
+            accounts.append(DemoAccount(doctor.user.username, password, Role.PHYSICIAN.label,
+                                        f"{est.name}, {unit}"))  # fmt: skip
         add(
             f"infirmier.{slug}",
             Role.NURSE,

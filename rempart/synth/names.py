@@ -247,18 +247,28 @@ class GivenNames:
         top = len(next(iter(GIVEN_NAMES_BY_DECADE.values()))["M"])
         ranks = np.arange(1, top + 1, dtype=np.float64)
         w = 1.0 / (ranks + 3.0)
-        self._weights = w / w.sum()
+        self._cumulative = np.cumsum(w / w.sum())
 
     def draw(self, rng: np.random.Generator, sex: str, birth_year: int, count: int) -> list[str]:
+        return self.pick(sex, birth_year, count, rng.random(3), rng.random(3))
+
+    def pick(
+        self, sex: str, birth_year: int, count: int, source: np.ndarray, choice: np.ndarray
+    ) -> list[str]:
+        """Up to `count` distinct given names from uniform draws (`source` picks fashion or the
+        wider list, `choice` the name), so callers can draw for many people at once."""
         decade = min(max(birth_year // 10 * 10, 1920), 2020)
-        fashion = GIVEN_NAMES_BY_DECADE[decade]["F" if sex == "F" else "M"]
+        key = "F" if sex == "F" else "M"
+        fashion = GIVEN_NAMES_BY_DECADE[decade][key]
+        wider = self._faker[key]
         chosen: list[str] = []
-        while len(chosen) < count:
-            if rng.random() < 0.8:
-                name = fashion[rng.choice(len(fashion), p=self._weights)]
+        for k in range(count):
+            if source[k] < 0.8:
+                name = fashion[
+                    min(int(np.searchsorted(self._cumulative, choice[k])), len(fashion) - 1)
+                ]
             else:
-                pool = self._faker["F" if sex == "F" else "M"]
-                name = pool[rng.integers(len(pool))]
+                name = wider[int(choice[k] * len(wider))]
             if name not in chosen:
                 chosen.append(name)
         return chosen

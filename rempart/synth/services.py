@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from rempart.lib.progress import progress_bar
 from rempart.patients.models import Patient
-from rempart.synth.generator import Group, generate_group
-from rempart.synth.load import load_group
+from rempart.synth.bulk import LoadSummary, bulk_load
+from rempart.synth.population import build_directory
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,15 @@ def group_generate(
     seed: int,
     establishments: int = 5,
     today: dt.date | None = None,
+    workers: int = 2,
     show_progress: bool = True,
-) -> Group:
+) -> LoadSummary:
     if patients < 1:
         raise ValidationError("Le nombre de patients doit être positif.")
     if Patient.objects.exists():
         raise ValidationError("La base contient déjà des patients : partez d'une base vide.")
     shape = shape_for(establishments)
-    group = generate_group(
+    directory = build_directory(
         seed=seed,
         patients=patients,
         today=today or timezone.localdate(),
@@ -56,9 +57,7 @@ def group_generate(
         health_centres=shape.health_centres,
         nursing_homes=shape.nursing_homes,
     )
-    if show_progress:
-        with progress_bar("patients chiffrés et chargés", len(group.patients)) as advance:
-            load_group(group, advance=advance)
-    else:
-        load_group(group)
-    return group
+    if not show_progress:
+        return bulk_load(directory, workers=workers)
+    with progress_bar("patients générés, chiffrés et chargés", patients) as advance:
+        return bulk_load(directory, workers=workers, advance=advance)

@@ -231,6 +231,7 @@ class SealedAttribute(property, Generic[T]):
         self.blob = blob
         self.key = key
         self.kind = kind
+        self.encode = encode
 
         def fget(instance: Any) -> Any:
             record = getattr(instance, blob)

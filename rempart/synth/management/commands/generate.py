@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2024)
         parser.add_argument("--establishments", type=int, default=5)
         parser.add_argument(
+            "--workers", type=int, default=2, help="processes that generate and encrypt (0: none)"
+        )
+        parser.add_argument(
             "--today",
             type=dt.date.fromisoformat,
             default=None,
@@ -26,17 +30,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
         try:
-            group = group_generate(
+            summary = group_generate(
                 patients=options["patients"],
                 seed=options["seed"],
                 establishments=options["establishments"],
                 today=options["today"],
+                workers=options["workers"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
+        elapsed = time.perf_counter() - started
+        rate = f"{summary.patients / elapsed:,.0f}".replace(",", " ")
         self.stdout.write(
-            f"{len(group.establishments)} établissements, {len(group.practitioners)} praticiens, "
-            f"{len(group.patients)} patients, {len(group.stays)} séjours, "
-            f"{len(group.prescriptions)} ordonnances."
+            f"{summary.patients} patients, {summary.stays} séjours, {summary.prescriptions} "
+            f"ordonnances ({summary.lines} lignes), {summary.staff} comptes du personnel "
+            f"en {elapsed:.1f} s ({rate} patients/s)"
         )

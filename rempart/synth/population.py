@@ -1,0 +1,482 @@
+"""Patients, stays and prescriptions of the synthetic group, made in chunks with NumPy.
+
+A chunk is a fixed slice of patients (CHUNK_SIZE) with its own random stream derived from the seed
+and the chunk number, so the group is the same whether one process or several make it. NIR order
+numbers are split between chunks, so no two patients anywhere share a NIR.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from rempart.lib.identifiers import nir_check_digits
+from rempart.patients.validation import PatientData
+from rempart.synth import data as ref
+from rempart.synth.generator import (
+    PARIS,
+    EstablishmentRec,
+    Group,
+    GroupGenerator,
+    Ids,
+    LineRec,
+    PatientRec,
+    PractitionerRec,
+    PrescriptionRec,
+    ServiceRec,
+    StayRec,
+)
+from rempart.synth.names import FamilyNames, GivenNames
+
+CHUNK_SIZE = 20_000
+FAMILY_POOL_MAX = 250_000
+
+
+@dataclass
+class Chunk:
+    index: int
+    patients: list[PatientRec] = field(default_factory=list)
+    stays: list[StayRec] = field(default_factory=list)
+    prescriptions: list[PrescriptionRec] = field(default_factory=list)
+    # (patient, establishment) in order of first visit: IPPs are numbered from these.
+    visits: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What every chunk needs to know of the group, built once from the seed."""
+
+    seed: int
+    today: dt.date
+    patients: int
+    establishments: list[EstablishmentRec]
+    services: list[ServiceRec]
+    practitioners: list[PractitionerRec]
+    families: FamilyNames
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.patients // CHUNK_SIZE)
+
+
+def build_directory(
+    *,
+    seed: int,
+    patients: int,
+    today: dt.date,
+    clinics: int,
+    health_centres: int,
+    nursing_homes: int,
+) -> Directory:
+    gen = GroupGenerator(seed=seed, today=today)
+    pool_rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    families = FamilyNames.build(pool_rng, size=max(2_000, min(FAMILY_POOL_MAX, patients // 3)))
+    gen.establishments(clinics, health_centres, nursing_homes)
+    gen.practitioners(families, GivenNames(), gps=max(20, patients // 400))
+    g = gen.group
+    return Directory(seed, today, patients, g.establishments, g.services, g.practitioners, families)
+
+
+@lru_cache(maxsize=100_000)
+def _ascii_lower(value: str) -> str:
+    plain = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z]", "", plain.lower())
+
+
+def _weights(items: tuple[tuple[object, ...], ...]) -> np.ndarray:
+    w = np.array([float(str(i[-1])) for i in items])
+    normalised: np.ndarray = w / w.sum()
+    return normalised
+
+
+_DEPTS = tuple(d for d, _ in ref.BIRTH_DEPARTMENTS)
+_DEPT_W = _weights(ref.BIRTH_DEPARTMENTS)
+_MAINLAND = np.array([d not in ("2A", "2B") for d in _DEPTS])
+_DEPT_W_NO_CORSICA = np.where(_MAINLAND, _DEPT_W, 0.0) / np.where(_MAINLAND, _DEPT_W, 0.0).sum()
+_COUNTRY_W = _weights(ref.BIRTH_COUNTRIES)
+_RESIDENCE_W = _weights(ref.RESIDENCES)
+_EMAIL_W = _weights(ref.EMAIL_DOMAINS)
+_DECADES = tuple(sorted(ref.GIVEN_NAMES_BY_DECADE))
+_STATUSES = ("QUAL", "VALI", "RECUP", "PROV")
+_KIND_BY_SERVICE = {
+    "URG": "emergency",
+    "CONS": "consultation",
+    "SOINS": "consultation",
+    "AMBU": "day_case",
+    "HEB": "residence",
+    "UPAD": "residence",
+}
+
+
+class _Uniforms:
+    """Uniform draws taken from the generator in blocks: a scalar draw from NumPy costs a
+    microsecond or two, one from a pre-drawn list a tenth of that."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 16) -> None:
+        self._rng = rng
+        self._block = block
+        self._values: list[float] = []
+        self._next = 0
+
+    def __call__(self) -> float:
+        if self._next >= len(self._values):
+            self._values = self._rng.random(self._block).tolist()
+            self._next = 0
+        value = self._values[self._next]
+        self._next += 1
+        return value
+
+    def below(self, n: int) -> int:
+        return min(int(self() * n), n - 1)
+
+    def between(self, low: int, high: int) -> int:
+        return low + self.below(high - low)
+
+    def weighted(self, cumulative: list[float]) -> int:
+        return min(bisect.bisect_right(cumulative, self()), len(cumulative) - 1)
+
+    def geometric(self, p: float) -> int:
+        return max(1, math.ceil(math.log(1.0 - self()) / math.log(1.0 - p)))
+
+
+class ChunkGenerator:
+    def __init__(self, directory: Directory, index: int) -> None:
+        self.d = directory
+        self.index = index
+        self.rng = np.random.default_rng(np.random.SeedSequence([directory.seed, 1, index]))
+        self.u = _Uniforms(self.rng)
+        start = dt.datetime.combine(directory.today, dt.time(), tzinfo=dt.UTC)
+        self.ids = Ids(self.rng, start + dt.timedelta(hours=3 * index))
+        self.start = index * CHUNK_SIZE
+        self.size = min(CHUNK_SIZE, directory.patients - self.start)
+        # NIR order numbers 001-999 are shared out between chunks: no NIR twice in the group.
+        span = max(1, 999 // directory.chunks)
+        self.order_base = 1 + (index * span) % 999
+        self.order_span = span
+        self.given = GivenNames()
+        self.chunk = Chunk(index)
+
+    def make(self) -> Chunk:
+        self._patients()
+        self._stays()
+        return self.chunk
+
+    # --- patients ---------------------------------------------------------------------------------
+
+    def _patients(self) -> None:
+        n, rng, d = self.size, self.rng, self.d
+        today = np.datetime64(d.today, "D")
+        female = rng.random(n) < 0.54
+        band = rng.choice(3, size=n, p=[0.1, 0.45, 0.45])
+        years = np.select(
+            [band == 0, band == 1],
+            [rng.uniform(0, 18, n), rng.uniform(18, 65, n)],
+            np.clip(rng.normal(78, 9, n), 65, 104),
+        )
+        birth = today - (years * 365.25).astype(np.int64) - 1
+        birth_iso = birth.astype(str)
+        birth_year = birth.astype("datetime64[Y]").astype(np.int64) + 1970
+        birth_month = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
+        age = (years).astype(np.int64)
+        family = d.families.draw(rng, n)
+        second = d.families.draw(rng, n)
+        hyphen = (birth_year >= 2005) & (rng.random(n) < 0.06)
+        married = female & (age >= 25) & (rng.random(n) < 0.34)
+        counts = rng.choice([1, 2, 3], size=n, p=[0.4, 0.4, 0.2])
+        abroad = rng.random(n) < 0.12
+        country = rng.choice(len(ref.BIRTH_COUNTRIES), size=n, p=_COUNTRY_W)
+        dept = rng.choice(len(_DEPTS), size=n, p=_DEPT_W)
+        corsica_too_early = ~_MAINLAND[dept] & (birth_year < 1976)
+        dept[corsica_too_early] = rng.choice(
+            len(_DEPTS), size=int(corsica_too_early.sum()), p=_DEPT_W_NO_CORSICA
+        )
+        commune = rng.integers(1, 500, n)
+        arrondissement = rng.integers(1, 21, n)
+        dom_commune = rng.integers(1, 35, n)
+        status = rng.choice(4, size=n, p=[0.6, 0.15, 0.1, 0.15])
+        nir_anyway = rng.random(n) < 0.5
+        orders = rng.integers(0, self.order_span, n)
+        has_email = (age >= 16) & (age < 85) & (rng.random(n) < 0.7)
+        domain = rng.choice(len(ref.EMAIL_DOMAINS), size=n, p=_EMAIL_W)
+        email_number = np.where(rng.random(n) < 0.6, rng.integers(1, 100, n), 0)
+        has_mobile = rng.random(n) < 0.85
+        has_home = rng.random(n) < 0.35
+        mobile_prefix = rng.integers(6, 8, n)
+        mobile = rng.integers(0, 10**8, n)
+        home = rng.integers(0, 10**8, n)
+        residence = rng.choice(len(ref.RESIDENCES), size=n, p=_RESIDENCE_W)
+        street_no = rng.integers(1, 180, n)
+        street_kind = rng.integers(0, len(ref.STREET_KINDS), n)
+        street_name = rng.integers(0, len(ref.STREET_NAMES), n)
+        gps = [p.id for p in d.practitioners if not p.internal]
+        gp = rng.integers(0, len(gps), n)
+        has_gp = rng.random(n) < 0.85
+        given_u = rng.random((n, 3))
+        given_pick = rng.random((n, 3))
+        names = d.families.names
+        nirs: set[str] = set()
+
+        for i in range(n):
+            sex = "F" if female[i] else "M"
+            year = int(birth_year[i])
+            birth_name = names[family[i]]
+            if hyphen[i]:
+                birth_name = f"{birth_name}-{names[second[i]]}"
+            usage_name = names[second[i]] if married[i] else ""
+            given = self.given.pick(sex, year, int(counts[i]), given_u[i], given_pick[i])
+            if abroad[i]:
+                place = ref.BIRTH_COUNTRIES[country[i]][0]
+            else:
+                dep = _DEPTS[dept[i]]
+                if dep == "75":
+                    place = f"751{arrondissement[i]:02d}"
+                elif len(dep) == 3:
+                    place = f"{dep}{dom_commune[i]:02d}"
+                else:
+                    place = f"{dep}{commune[i]:03d}"
+            st = _STATUSES[status[i]]
+            nir = ""
+            if st in ("QUAL", "RECUP") or nir_anyway[i]:
+                nir = self._nir(sex, year, int(birth_month[i]), place, int(orders[i]), nirs)
+            first = given[0]
+            email = ""
+            if has_email[i]:
+                local = f"{_ascii_lower(first)}.{_ascii_lower(usage_name or birth_name)}"
+                if email_number[i]:
+                    local += str(email_number[i])
+                email = f"{local}@{ref.EMAIL_DOMAINS[domain[i]][0]}"
+            postcode, city, _ = ref.RESIDENCES[residence[i]]
+            m = f"0{mobile_prefix[i]}{mobile[i]:08d}"
+            h = f"01{home[i]:08d}"
+            self.chunk.patients.append(
+                PatientRec(
+                    self.ids.next(),
+                    PatientData(
+                        birth_name=birth_name,
+                        usage_name=usage_name,
+                        given_names=" ".join(given),
+                        first_given_name=first,
+                        sex=sex,
+                        birth_date=dt.date.fromisoformat(birth_iso[i]),
+                        birth_place_code=place,
+                        nir=nir,
+                        identity_status=st,
+                        email=email,
+                        phone_mobile=f"{m[:2]} {m[2:4]} {m[4:6]} {m[6:8]} {m[8:]}"
+                        if has_mobile[i]
+                        else "",
+                        phone_home=f"{h[:2]} {h[2:4]} {h[4:6]} {h[6:8]} {h[8:]}"
+                        if has_home[i]
+                        else "",
+                        address_line=(
+                            f"{street_no[i]} {ref.STREET_KINDS[street_kind[i]]} "
+                            f"{ref.STREET_NAMES[street_name[i]]}"
+                        ),
+                        postcode=postcode,
+                        city=city,
+                        gp_id=gps[gp[i]] if has_gp[i] and gps else None,
+                    ),
+                )
+            )
+
+    def _nir(self, sex: str, year: int, month: int, place: str, order: int, taken: set[str]) -> str:
+        head = f"{'1' if sex == 'M' else '2'}{year % 100:02d}{month:02d}{place}"
+        for attempt in range(self.order_span):
+            number = (self.order_base - 1 + (order + attempt) % self.order_span) % 999 + 1
+            body = f"{head}{number:03d}"
+            if body not in taken:
+                taken.add(body)
+                return body + nir_check_digits(body)
+        return ""  # every order number of this cell is taken in this chunk: no NIR (rare)
+
+    # --- stays and prescriptions ------------------------------------------------------------------
+
+    def _stays(self) -> None:
+        rng, d = self.rng, self.d
+        now = dt.datetime.combine(d.today, dt.time(12), tzinfo=PARIS)
+        by_est: dict[uuid.UUID, list[ServiceRec]] = {}
+        for s in d.services:
+            by_est.setdefault(s.establishment_id, []).append(s)
+        homes = [e for e in d.establishments if e.kind == "nursing_home"]
+        others = [e for e in d.establishments if e.kind != "nursing_home"]
+        weights = np.array([3.0 if e.kind == "clinic" else 1.0 for e in others])
+        weights /= weights.sum()
+        cumulative = np.cumsum(weights).tolist()
+        doctors: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for p in d.practitioners:
+            if p.service_id is not None:
+                doctors.setdefault(p.service_id, []).append(p.id)
+        patients = self.chunk.patients
+        n = len(patients)
+        # Nursing homes: about 1.5 % of the group lives in one, all aged 75 and over.
+        elderly = [
+            i for i, p in enumerate(patients) if (d.today - p.data.birth_date).days > 75 * 365
+        ]
+        per_home = max(1, n * 15 // 1000 // max(1, len(homes))) if homes else 0
+        order = rng.permutation(len(elderly))
+        home_of: dict[int, EstablishmentRec] = {}
+        for k, home in enumerate(homes):
+            for j in order[k * per_home : (k + 1) * per_home]:
+                home_of[elderly[int(j)]] = home
+        extra = rng.poisson(0.5, n)
+        first = rng.choice(len(others), size=n, p=weights)
+        for i, patient in enumerate(patients):
+            visited: list[EstablishmentRec] = []
+            nursing_home = home_of.get(i)
+            if nursing_home is not None:
+                self._stay(
+                    patient, nursing_home, by_est[nursing_home.id], doctors, now, resident=True
+                )
+                visited.append(nursing_home)
+            count = 1 + int(extra[i]) - (1 if nursing_home is not None else 0)
+            for k in range(count):
+                est = others[first[i]]
+                if k > 0 and self.u() >= 0.7:
+                    est = others[self.u.weighted(cumulative)]
+                self._stay(patient, est, by_est[est.id], doctors, now, resident=False)
+                if est not in visited:
+                    visited.append(est)
+            self.chunk.visits.extend((patient.id, e.id) for e in visited)
+
+    def _stay(
+        self,
+        patient: PatientRec,
+        est: EstablishmentRec,
+        services: list[ServiceRec],
+        doctors: dict[uuid.UUID, list[uuid.UUID]],
+        now: dt.datetime,
+        *,
+        resident: bool,
+    ) -> None:
+        u = self.u
+        service = services[0] if resident else services[u.below(len(services))]
+        kind = _KIND_BY_SERVICE.get(service.code, "full")
+        roll, minutes = u(), u.below(24 * 60)
+        if resident:
+            start = now - dt.timedelta(days=u.between(30, 6 * 365), minutes=minutes)
+            state = "current"
+        elif roll < 0.03:
+            start = now + dt.timedelta(days=u.between(1, 30), minutes=minutes)
+            state = "upcoming"
+        elif roll < 0.06 and kind == "full":
+            start = now - dt.timedelta(days=u.below(6), minutes=minutes)
+            state = "current"
+        else:
+            start = now - dt.timedelta(days=u.between(7, 5 * 365), minutes=minutes)
+            state = "past"
+        born = dt.datetime.combine(patient.data.birth_date, dt.time(), tzinfo=PARIS)
+        start = max(start, born + dt.timedelta(days=1))
+        if kind == "full":
+            length = dt.timedelta(days=u.geometric(0.2))
+        elif kind == "day_case":
+            length = dt.timedelta(hours=u.between(4, 10))
+        elif kind == "emergency":
+            length = dt.timedelta(hours=u.between(2, 9))
+        elif kind == "consultation":
+            length = dt.timedelta(minutes=30)
+        else:
+            length = dt.timedelta(days=365)
+        reasons = ref.STAY_REASONS[service.code]
+        stay = StayRec(
+            id=self.ids.next(),
+            patient_id=patient.id,
+            establishment_id=est.id,
+            service_id=service.id,
+            kind=kind,
+            planned_admission=start,
+            planned_discharge=None if kind == "residence" else start + length,
+            admitted_at=None if state == "upcoming" else start,
+            discharged_at=start + length if state == "past" else None,
+            reason=reasons[u.below(len(reasons))],
+        )
+        self.chunk.stays.append(stay)
+        prescribers = doctors.get(service.id)
+        if state == "upcoming" or kind == "consultation" or not prescribers or u() >= 0.7:
+            return
+        templates = ref.PRESCRIPTION_LINES
+        lines = tuple(
+            LineRec(self.ids.next(), pos, _line_content(u.below(len(templates))))
+            for pos in range(1, u.between(1, 5) + 1)
+        )
+        at = start + dt.timedelta(hours=1)
+        self.chunk.prescriptions.append(
+            PrescriptionRec(
+                id=self.ids.next(),
+                patient_id=patient.id,
+                stay_id=stay.id,
+                prescriber_id=prescribers[u.below(len(prescribers))],
+                prescribed_at=at,
+                signed_at=None if state == "current" and u() < 0.3 else at,
+                lines=lines,
+            )
+        )
+
+
+def _line_content(template: int) -> dict[str, object]:
+    drug, dose, route, frequency, days = ref.PRESCRIPTION_LINES[template]
+    return {
+        "drug": drug,
+        "dose": dose,
+        "route": route,
+        "frequency": frequency,
+        "duration_days": days,
+        "instructions": "",
+    }
+
+
+def make_chunk(directory: Directory, index: int) -> Chunk:
+    return ChunkGenerator(directory, index).make()
+
+
+def number_ipps(
+    visits: list[tuple[uuid.UUID, uuid.UUID]], counters: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """IPP numbers in order of first visit, continuing each establishment's counter."""
+    rows = []
+    for patient_id, establishment_id in visits:
+        counters[establishment_id] = counters.get(establishment_id, 0) + 1
+        rows.append((patient_id, establishment_id, f"{counters[establishment_id]:010d}"))
+    return rows
+
+
+def generate_group(
+    *,
+    seed: int,
+    patients: int,
+    today: dt.date,
+    clinics: int = 3,
+    health_centres: int = 1,
+    nursing_homes: int = 1,
+) -> Group:
+    """The whole group in memory (tests and small demos; the bulk loader streams chunks)."""
+    d = build_directory(
+        seed=seed,
+        patients=patients,
+        today=today,
+        clinics=clinics,
+        health_centres=health_centres,
+        nursing_homes=nursing_homes,
+    )
+    group = Group(
+        seed=seed,
+        today=today,
+        establishments=d.establishments,
+        services=d.services,
+        practitioners=d.practitioners,
+    )
+    counters: dict[uuid.UUID, int] = {}
+    for index in range(d.chunks):
+        chunk = make_chunk(d, index)
+        group.patients.extend(chunk.patients)
+        group.stays.extend(chunk.stays)
+        group.prescriptions.extend(chunk.prescriptions)
+        group.ipps.extend(number_ipps(chunk.visits, counters))
+    return group
