@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "rempart.patients",
     "rempart.care",
     "rempart.records",
+    "rempart.imports",
     "rempart.synth",
     "rempart.web",
 ]

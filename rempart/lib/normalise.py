@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _LIGATURES = str.maketrans({"Œ": "OE", "Æ": "AE", "ß": "SS", "œ": "OE", "æ": "AE"})
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 _NOT_DIGIT = re.compile(r"\D")
 
 
+@lru_cache(maxsize=200_000)
 def fold_name(value: str) -> str:
     """Upper case, accents and ligatures removed, hyphens, apostrophes and spaces folded away.
 

@@ -7,6 +7,7 @@ maintained Python library implements a French phonetic algorithm, hence these fe
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from rempart.lib.normalise import fold_name
 
@@ -44,6 +45,7 @@ _RULES: tuple[tuple[str, str], ...] = (
 _COMPILED = tuple((re.compile(pattern), repl) for pattern, repl in _RULES)
 
 
+@lru_cache(maxsize=200_000)
 def phonetic_code(name: str) -> str:
     """The phonetic code of a name; the empty string when nothing pronounceable is left."""
     code = fold_name(name)

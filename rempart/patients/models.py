@@ -167,3 +167,39 @@ class IppCounter(models.Model):
 
     def __str__(self) -> str:
         return f"IPP counter {self.establishment_id}"
+
+
+class DuplicateCandidate(models.Model):
+    """Two records that may be one person (identity vigilance). Never merged automatically: a
+    human compares them and decides."""
+
+    class Reason(models.TextChoices):
+        SAME_INS = "same_ins", "Même matricule INS"
+        SAME_TRAITS = "same_traits", "Mêmes traits d'identité"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "À examiner"
+        DISTINCT = "distinct", "Personnes distinctes"
+        SAME_PERSON = "same_person", "Même personne (à fusionner)"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    patient_a = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    patient_b = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "doublon potentiel"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_a", "patient_b", "reason"], name="duplicate_pair_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(patient_a__lt=models.F("patient_b")),
+                name="duplicate_pair_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Doublon potentiel {self.id}"

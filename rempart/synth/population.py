@@ -164,9 +164,10 @@ class ChunkGenerator:
         self.given = GivenNames()
         self.chunk = Chunk(index)
 
-    def make(self) -> Chunk:
+    def make(self, *, with_care: bool = True) -> Chunk:
         self._patients()
-        self._stays()
+        if with_care:
+            self._stays()
         return self.chunk
 
     # --- patients ---------------------------------------------------------------------------------
@@ -420,20 +421,20 @@ class ChunkGenerator:
         )
 
 
+_LINE_CONTENTS = tuple(
+    {"drug": drug, "dose": dose, "route": route, "frequency": frequency,
+     "duration_days": days, "instructions": ""}
+    for drug, dose, route, frequency, days in ref.PRESCRIPTION_LINES
+)  # fmt: skip
+
+
 def _line_content(template: int) -> dict[str, object]:
-    drug, dose, route, frequency, days = ref.PRESCRIPTION_LINES[template]
-    return {
-        "drug": drug,
-        "dose": dose,
-        "route": route,
-        "frequency": frequency,
-        "duration_days": days,
-        "instructions": "",
-    }
+    """One of the shipped line templates (shared, never modified: the loader seals it)."""
+    return _LINE_CONTENTS[template]
 
 
-def make_chunk(directory: Directory, index: int) -> Chunk:
-    return ChunkGenerator(directory, index).make()
+def make_chunk(directory: Directory, index: int, *, with_care: bool = True) -> Chunk:
+    return ChunkGenerator(directory, index).make(with_care=with_care)
 
 
 def number_ipps(

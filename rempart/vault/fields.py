@@ -123,8 +123,11 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
     # --- sealing ----------------------------------------------------------------------------------
 
     def associated_data(self, row_id: uuid.UUID) -> bytes:
-        table_column = f"{self.model._meta.db_table}.{self.column}".encode()
-        return b"|".join((AD_VERSION, table_column, row_id.bytes))
+        prefix = self.__dict__.get("_ad_prefix")
+        if prefix is None:
+            table_column = f"{self.model._meta.db_table}.{self.column}".encode()
+            prefix = self.__dict__["_ad_prefix"] = b"|".join((AD_VERSION, table_column, b""))
+        return prefix + row_id.bytes
 
     def seal_value(self, row_id: uuid.UUID, value: Any) -> bytes:
         return get_vault().cipher.seal(

@@ -1,0 +1,53 @@
+"""An import job and the lines it refused. The job's checkpoint moves in the same transaction as
+each batch, so a crash at any point resumes exactly after the last committed batch."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rempart.directory.models import Establishment
+from rempart.lib.ids import new_id
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "En cours"
+        DONE = "done", "Terminé"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    file_sha256 = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=255)
+    mapping = models.CharField(max_length=100)
+    establishment = models.ForeignKey(
+        Establishment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lines_done = models.PositiveIntegerField(default=0, help_text="Last data line committed.")
+    imported = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "import"
+        constraints = [
+            models.UniqueConstraint(fields=["file_sha256", "mapping"], name="one_job_per_file")
+        ]
+
+    def __str__(self) -> str:
+        return f"Import {self.file_name}"
+
+
+class ImportReject(models.Model):
+    """A refused line: its number and why, never its content (the reject file has that)."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejects")
+    line = models.PositiveIntegerField()
+    reasons = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "line"], name="one_reject_per_line")]
+
+    def __str__(self) -> str:
+        return f"Ligne {self.line}"

@@ -1,0 +1,288 @@
+"""Import a legacy patient export: every row validated, valid rows sealed and loaded in batches,
+refused rows listed with their line and reason; resumable after a crash, never half-written.
+
+Workers validate and seal batches; the main process writes each batch, its IPPs, its rejects and
+the job's checkpoint in one transaction. Re-running the same file resumes after the last
+committed batch; a finished file is not imported twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import hashlib
+import multiprocessing
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from rempart.directory.models import Establishment, Practitioner
+from rempart.imports.models import ImportJob, ImportReject
+from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff, with_gp
+from rempart.lib.bulkwrite import BulkWriter, copy_text
+from rempart.lib.ids import new_id
+from rempart.patients.models import IppCounter, Patient, PatientIdentifier
+from rempart.patients.sealing import PatientSealer
+from rempart.patients.validation import clean_patient
+from rempart.records.services.vigilance import duplicates_find
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Batch:
+    last_line: int
+    patients: list[tuple[Any, ...]] | bytes = field(default_factory=list)
+    count: int = 0
+    ipps: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)  # (patient, ipp, line)
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    job_id: uuid.UUID
+    imported: int
+    rejected: int
+    duplicates: int
+    reject_file: Path | None
+    resumed_from_line: int
+    already_done: bool = False
+
+
+def _reasons(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return " ; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+# --- workers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    mapping: Mapping
+    header: list[str]
+    gps: dict[str, uuid.UUID]
+    as_copy: bool
+
+
+_context: _Context | None = None
+
+
+def _init_worker(context: _Context) -> None:
+    global _context
+    _context = context
+    gc.disable()  # batches are short-lived acyclic objects
+
+
+def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch:
+    reader = RowReader(context.mapping, context.header)
+    sealer = PatientSealer()
+    now = timezone.now()
+    batch = Batch(last_line=rows[-1][0] if rows else 0)
+    sealed = []
+    for line, values in rows:
+        try:
+            extracted = reader.extract(values)
+            gp_id = None
+            if extracted.gp_rpps:
+                gp_id = context.gps.get(extracted.gp_rpps)
+                if gp_id is None:
+                    raise ValidationError({"gp_rpps": ["Médecin traitant inconnu (RPPS)."]})
+            data = clean_patient(with_gp(extracted.data, gp_id))
+        except ValidationError as exc:
+            batch.rejects.append((line, _reasons(exc)))
+            continue
+        patient_id = new_id()
+        sealed.append(sealer.row(patient_id, data.as_model_values(), now))
+        batch.ipps.append((patient_id, extracted.ipp, line))
+    batch.count = len(sealed)
+    batch.patients = copy_text(sealed) if context.as_copy else sealed
+    return batch
+
+
+def _work(rows: list[tuple[int, list[str]]]) -> Batch:
+    assert _context is not None  # noqa: S101  # set by _init_worker
+    return process_batch(_context, rows)
+
+
+@contextmanager
+def _batches(
+    context: _Context, rows: Iterator[list[tuple[int, list[str]]]], workers: int
+) -> Iterator[Iterator[Batch]]:
+    if workers <= 0:
+        yield (process_batch(context, chunk) for chunk in rows)
+        return
+    connections.close_all()  # forked workers must not share the database socket
+    pool_context = multiprocessing.get_context("fork")
+    with pool_context.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
+        yield pool.imap(_work, rows, chunksize=1)
+
+
+# --- the job --------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunks(
+    rows: Iterator[tuple[int, list[str]]], size: int
+) -> Iterator[list[tuple[int, list[str]]]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
+    """One transaction: the batch's patients, their IPPs, its rejects and the checkpoint."""
+    patients = batch.patients
+    ipps = batch.ipps
+    rejects = list(batch.rejects)
+    with transaction.atomic():
+        if job.establishment_id is not None and ipps:
+            ipps, refused = _assign_ipps(job.establishment_id, ipps)
+            if refused:
+                # A legacy IPP already used: refuse those rows (drop their sealed rows).
+                lines = {line for line, _ in refused}
+                rejects.extend(refused)
+                keep = [i for i, (_, _, line) in enumerate(batch.ipps) if line not in lines]
+                rows = batch.patients if isinstance(batch.patients, list) else None
+                if rows is None:
+                    # COPY text: one row per "\n" (newlines inside values are escaped).
+                    text = batch.patients.split(b"\n")  # type: ignore[union-attr]
+                    patients = b"".join(text[i] + b"\n" for i in keep)
+                else:
+                    patients = [rows[i] for i in keep]
+        writer.write(Patient, patients)
+        if job.establishment_id is not None:
+            writer.write(
+                PatientIdentifier,
+                [(new_id(), pid, job.establishment_id, ipp) for pid, ipp, _ in ipps],
+            )
+        ImportReject.objects.bulk_create(
+            [ImportReject(job=job, line=line, reasons=reasons) for line, reasons in rejects]
+        )
+        imported = batch.count - (len(batch.ipps) - len(ipps))
+        ImportJob.objects.filter(pk=job.pk).update(
+            lines_done=batch.last_line,
+            imported=job.imported + imported,
+            rejected=job.rejected + len(rejects),
+        )
+        job.lines_done = batch.last_line
+        job.imported += imported
+        job.rejected += len(rejects)
+
+
+def _assign_ipps(
+    establishment_id: uuid.UUID, ipps: list[tuple[uuid.UUID, str, int]]
+) -> tuple[list[tuple[uuid.UUID, str, int]], list[tuple[int, str]]]:
+    """Legacy IPPs kept when free, fresh ones from the counter otherwise."""
+    legacy = [ipp for _, ipp, _ in ipps if ipp]
+    taken = set(
+        PatientIdentifier.objects.filter(establishment_id=establishment_id, ipp__in=legacy)
+        .values_list("ipp", flat=True)
+    )  # fmt: skip
+    counter, _ = IppCounter.objects.select_for_update().get_or_create(
+        establishment_id=establishment_id
+    )
+    kept: list[tuple[uuid.UUID, str, int]] = []
+    refused: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for patient_id, ipp, line in ipps:
+        if ipp:
+            if ipp in taken or ipp in seen:
+                refused.append((line, "ipp: IPP déjà attribué à un autre patient."))
+                continue
+            seen.add(ipp)
+            if ipp.isdigit():
+                counter.last_value = max(counter.last_value, int(ipp))
+            kept.append((patient_id, ipp, line))
+        else:
+            kept.append((patient_id, "", line))
+    for i, (patient_id, ipp, line) in enumerate(kept):
+        if not ipp:
+            counter.last_value += 1
+            kept[i] = (patient_id, f"{counter.last_value:010d}", line)
+    counter.save(update_fields=["last_value"])
+    return kept, refused
+
+
+def import_file(
+    path: Path,
+    *,
+    mapping_path: Path | None = None,
+    establishment_finess: str | None = None,
+    reject_path: Path | None = None,
+    batch_size: int = 5000,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    if not path.is_file():
+        raise SourceError(f"{path} is not a readable file")
+    mapping = Mapping.load(mapping_path)
+    dialect = sniff(path)
+    header, rows = read_rows(path, dialect)
+    mapping.check_header(header)
+    establishment = None
+    if establishment_finess:
+        establishment = Establishment.objects.filter(finess=establishment_finess).first()
+        if establishment is None:
+            raise SourceError(f"no establishment with FINESS {establishment_finess}")
+    sha = _sha256(path)
+    job, _ = ImportJob.objects.get_or_create(
+        file_sha256=sha,
+        mapping=mapping.name,
+        defaults={"file_name": path.name[:255], "establishment": establishment},
+    )
+    reject_path = (
+        reject_path or Path(settings.REMPART_DATA_DIR) / "imports" / f"{job.id}-rejets.csv"
+    )
+    if job.status == ImportJob.Status.DONE:
+        return ImportSummary(job.id, job.imported, job.rejected, job.duplicates, reject_path,
+                             job.lines_done, already_done=True)  # fmt: skip
+    resumed_from = job.lines_done
+    gps = dict(Practitioner.objects.values_list("rpps", "id"))
+    context = _Context(mapping, header, gps, connection.vendor == "postgresql")
+    pending = ((line, values) for line, values in rows if line > resumed_from)
+    writer = BulkWriter()
+    with _batches(context, _chunks(pending, batch_size), workers) as batches:
+        for batch in batches:
+            _write_batch(job, batch, writer)
+            if progress is not None:
+                progress(batch.count + len(batch.rejects))
+    duplicates = duplicates_find(since=job.started_at)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates
+    )
+    written = write_reject_file(job, path, reject_path) if job.rejected else None
+    return ImportSummary(job.id, job.imported, job.rejected, duplicates, written, resumed_from)
+
+
+def write_reject_file(job: ImportJob, source: Path, target: Path) -> Path:
+    """The refused lines, as they were, with their line number and reasons (mode 0600: the file
+    holds patient data in clear, like the export it comes from)."""
+    reasons = dict(ImportReject.objects.filter(job=job).values_list("line", "reasons"))
+    dialect = sniff(source)
+    header, rows = read_rows(source, dialect)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target.touch(mode=0o600)
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle, delimiter=";")
+        out.writerow(["ligne", "motif", *header])
+        for line, values in rows:
+            if line in reasons:
+                out.writerow([line, reasons[line], *values])
+    return target

@@ -1,0 +1,222 @@
+"""Reading legacy CSV exports: encoding and delimiter sniffed, columns mapped to patient fields.
+
+French software writes CSV in UTF-8 or cp1252 (Windows Latin-1), with `;` more often than `,`.
+A mapping names, for each patient field, the source columns to try in order.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from rempart.lib.normalise import fold_phone
+from rempart.patients.validation import PatientData
+
+SNIFF_BYTES = 1 << 20
+
+# Mediboard-style patient export (the group's previous software).
+MEDIBOARD: dict[str, Any] = {
+    "name": "mediboard",
+    "columns": {
+        "birth_name": ["nom_jeune_fille", "nom"],
+        "usage_name": ["nom"],
+        "given_names": ["prenoms", "prenom"],
+        "first_given_name": ["prenom"],
+        "sex": ["sexe"],
+        "birth_date": ["naissance"],
+        "birth_place_code": ["lieu_naissance", "cp_naissance_insee"],
+        "nir": ["matricule"],
+        "phone_1": ["tel"],
+        "phone_2": ["tel2"],
+        "email": ["email"],
+        "address_line": ["adresse"],
+        "postcode": ["cp"],
+        "city": ["ville"],
+        "gp_rpps": ["medecin_traitant_rpps", "medecin_traitant"],
+        "ipp": ["ipp"],
+        "identity_status": ["statut_identite"],
+    },
+    "date_formats": ["%d/%m/%Y", "%Y-%m-%d"],
+}
+REQUIRED = ("birth_name", "given_names", "sex", "birth_date")
+_SEX = {"m": "M", "h": "M", "1": "M", "f": "F", "2": "F", "i": "I", "3": "I"}
+
+
+class SourceError(Exception):
+    """The file cannot be read as a whole (encoding, header, mapping): nothing is imported."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    columns: dict[str, list[str]]
+    date_formats: list[str] = field(default_factory=lambda: ["%d/%m/%Y", "%Y-%m-%d"])
+
+    @classmethod
+    def load(cls, path: Path | None) -> Mapping:
+        if path is None:
+            return cls(MEDIBOARD["name"], MEDIBOARD["columns"], MEDIBOARD["date_formats"])
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            columns = {k: [v] if isinstance(v, str) else list(v) for k, v in raw["columns"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SourceError(f"mapping {path.name} unreadable: {type(exc).__name__}") from None
+        unknown = set(columns) - set(MEDIBOARD["columns"])
+        if unknown:
+            raise SourceError(f"mapping names unknown fields: {', '.join(sorted(unknown))}")
+        return cls(
+            str(raw.get("name", path.stem)), columns, list(raw.get("date_formats", ["%d/%m/%Y"]))
+        )
+
+    def check_header(self, header: list[str]) -> None:
+        present = set(header)
+        missing = [f for f in REQUIRED if not any(c in present for c in self.columns.get(f, []))]
+        if missing:
+            raise SourceError(
+                f"the file has no column for {', '.join(missing)} (mapping {self.name})"
+            )
+
+
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str
+    delimiter: str
+
+
+def sniff(path: Path) -> Dialect:
+    with path.open("rb") as handle:
+        sample = handle.read(SNIFF_BYTES)
+    if not sample:
+        raise SourceError("the file is empty")
+    encoding = "utf-8-sig"
+    try:
+        text = sample.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3:  # a character cut by the sample's end
+            text = sample[: exc.start].decode("utf-8-sig")
+        else:
+            encoding = "cp1252"
+            text = sample.decode("cp1252", errors="replace")
+    first_lines = "\n".join(text.splitlines()[:50])
+    try:
+        delimiter = csv.Sniffer().sniff(first_lines, delimiters=";,\t|").delimiter
+    except csv.Error:
+        raise SourceError("no column delimiter found (expected ; , tab or |)") from None
+    return Dialect(encoding, delimiter)
+
+
+def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header and an iterator of (line number, values); line 1 is the header."""
+    handle = path.open("r", encoding=dialect.encoding, errors="strict", newline="")
+    reader = csv.reader(handle, delimiter=dialect.delimiter)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        handle.close()
+        raise SourceError("the file has no header line") from None
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        with handle:
+            try:
+                for values in reader:
+                    if values and any(v.strip() for v in values):
+                        yield reader.line_num, values
+            except UnicodeDecodeError:
+                raise SourceError(
+                    f"undecodable bytes after line {reader.line_num} ({dialect.encoding})"
+                ) from None
+
+    return header, rows()
+
+
+@dataclass(frozen=True)
+class Extracted:
+    data: PatientData
+    gp_rpps: str
+    ipp: str
+
+
+class RowReader:
+    """Turns one CSV row into patient data, with the source's conventions undone."""
+
+    def __init__(self, mapping: Mapping, header: list[str]) -> None:
+        self.mapping = mapping
+        position = {name: i for i, name in enumerate(header)}
+        self._sources = {
+            target: [position[c] for c in candidates if c in position]
+            for target, candidates in mapping.columns.items()
+        }
+        self.width = len(header)
+
+    def _get(self, values: list[str], target: str) -> str:
+        for i in self._sources.get(target, ()):
+            if i < len(values):
+                value = values[i].strip()
+                if value:
+                    return value
+        return ""
+
+    def _date(self, raw: str) -> dt.date | None:
+        for fmt in self.mapping.date_formats:
+            try:
+                return dt.datetime.strptime(raw, fmt).date()  # noqa: DTZ007  # a date, no time
+            except ValueError:
+                continue
+        return None
+
+    def extract(self, values: list[str]) -> Extracted:
+        errors: dict[str, list[str]] = {}
+        if len(values) != self.width:
+            errors["ligne"] = [f"{len(values)} colonnes au lieu de {self.width}."]
+        get = self._get
+        raw_date = get(values, "birth_date")
+        birth_date = self._date(raw_date) if raw_date else None
+        if raw_date and birth_date is None:
+            errors["birth_date"] = ["Date de naissance illisible."]
+        raw_sex = get(values, "sex")
+        sex = _SEX.get(raw_sex[:1].lower(), "") if raw_sex else ""
+        birth_name = get(values, "birth_name")
+        usage_name = get(values, "usage_name")
+        if usage_name.upper() == birth_name.upper():
+            usage_name = ""
+        given_names = get(values, "given_names")
+        first = get(values, "first_given_name") or given_names.split(" ")[0]
+        if first and given_names and first.split(" ")[0] not in given_names.split(" "):
+            given_names = f"{first} {given_names}"
+        phones = [p for p in (get(values, "phone_1"), get(values, "phone_2")) if p]
+        mobile = next((p for p in phones if fold_phone(p)[2:3] in ("6", "7")), "")
+        home = next((p for p in phones if p != mobile), "")
+        if errors:
+            raise ValidationError(errors)
+        data = PatientData(
+            birth_name=birth_name,
+            usage_name=usage_name,
+            given_names=given_names,
+            first_given_name=first,
+            sex=sex,
+            birth_date=birth_date,  # type: ignore[arg-type]  # None is refused by validation
+            birth_place_code=get(values, "birth_place_code"),
+            nir=get(values, "nir"),
+            identity_status=get(values, "identity_status").upper() or "PROV",
+            email=get(values, "email"),
+            phone_mobile=mobile,
+            phone_home=home,
+            address_line=get(values, "address_line"),
+            postcode=get(values, "postcode"),
+            city=get(values, "city"),
+        )
+        return Extracted(data, get(values, "gp_rpps"), get(values, "ipp"))
+
+
+def with_gp(data: PatientData, gp_id: uuid.UUID | None) -> PatientData:
+    from dataclasses import replace
+
+    return replace(data, gp_id=gp_id)
