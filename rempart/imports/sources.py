@@ -66,7 +66,10 @@ class Mapping:
             return cls(MEDIBOARD["name"], MEDIBOARD["columns"], MEDIBOARD["date_formats"])
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            columns = {k: [v] if isinstance(v, str) else list(v) for k, v in raw["columns"].items()}
+            columns = {
+                k: [c.strip().lower() for c in ([v] if isinstance(v, str) else v)]
+                for k, v in raw["columns"].items()
+            }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SourceError(f"mapping {path.name} unreadable: {type(exc).__name__}") from None
         unknown = set(columns) - set(MEDIBOARD["columns"])

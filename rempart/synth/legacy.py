@@ -106,11 +106,11 @@ def write_legacy_export(
                     faulty[line + 1] = fault
                 out.writerow(row)
                 line += 1
-                if number in duplicate_rows:
+                if number in duplicate_rows and number not in faulty_rows:
                     # The same person registered again under another IPP: a vigilance case.
                     out.writerow([str(900_000 + number), *row[1:]])
                     line += 1
                 number += 1
             if progress is not None:
                 progress(len(chunk.patients))
-    return ExportSummary(rows=line - 1, faulty=faulty, duplicated=len(duplicate_rows))
+    return ExportSummary(rows=line - 1, faulty=faulty, duplicated=len(duplicate_rows - faulty_rows))

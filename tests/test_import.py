@@ -1,0 +1,138 @@
+"""Legacy import: validated rows in, refused rows listed, duplicates flagged, nothing twice."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from rempart.directory.models import Establishment, Practitioner
+from rempart.imports.models import ImportJob
+from rempart.imports.services import import_file
+from rempart.imports.sources import SourceError
+from rempart.patients.models import DuplicateCandidate, Patient, PatientIdentifier
+from rempart.records.selectors.patients import patients_find_by_nir
+from rempart.synth.legacy import write_legacy_export
+
+TODAY = dt.date(2026, 11, 28)
+REASON_OF_FAULT = {
+    "nir_key": "nir: La clé du NIR est fausse.",
+    "future_birth": "birth_date: La date de naissance est dans le futur.",
+    "no_name": "birth_name: Le nom de naissance est obligatoire.",
+    "unknown_gp": "gp_rpps: Médecin traitant inconnu (RPPS).",
+    "bad_date": "birth_date: Date de naissance illisible.",
+}
+
+
+def _gps() -> list[str]:
+    return list(Practitioner.objects.filter(internal=False).values_list("rpps", flat=True))
+
+
+@pytest.fixture
+def export(group, tmp_path: Path):
+    path = tmp_path / "export.csv"
+    summary = write_legacy_export(path, patients=1200, seed=99, today=TODAY, gps=_gps(),
+                                  faults=25, duplicates=10)  # fmt: skip
+    return path, summary
+
+
+def _establishment() -> Establishment:
+    return Establishment.objects.order_by("finess").first()
+
+
+def test_an_export_is_imported_with_its_faults_refused_and_explained(export, tmp_path):
+    path, written = export
+    before = Patient.objects.count()
+    rejects = tmp_path / "rejets.csv"
+    summary = import_file(path, establishment_finess=_establishment().finess,
+                          reject_path=rejects, batch_size=300, workers=0)  # fmt: skip
+    assert summary.rejected == len(written.faulty) == 25
+    assert summary.imported == written.rows - 25
+    assert Patient.objects.count() == before + summary.imported
+    with rejects.open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert rows[0][:3] == ["ligne", "motif", "ipp"]
+    assert {int(r[0]): r[1] for r in rows[1:]} == {
+        line: REASON_OF_FAULT[fault] for line, fault in written.faulty.items()
+    }
+    assert rejects.stat().st_mode & 0o777 == 0o600
+
+
+def test_imported_patients_are_sealed_searchable_and_keep_their_ipp(export):
+    path, _ = export
+    import_file(path, establishment_finess=_establishment().finess, batch_size=500, workers=0)
+    with path.open(encoding="cp1252") as handle:
+        row = next(r for r in csv.DictReader(handle, delimiter=";") if r["matricule"])
+    found = patients_find_by_nir(nir=row["matricule"])
+    assert len(found) >= 1
+    patient = found[0]
+    assert patient.first_given_name == row["prenom"]
+    assert patient.birth_date.strftime("%d/%m/%Y") == row["naissance"]
+    assert PatientIdentifier.objects.get(patient=patient).ipp == row["ipp"]
+
+
+def test_people_registered_twice_become_duplicate_candidates_not_merges(export):
+    path, written = export
+    before = Patient.objects.count()
+    summary = import_file(path, batch_size=400, workers=0)
+    assert summary.duplicates >= written.duplicated
+    assert Patient.objects.count() == before + summary.imported  # nobody merged away
+    pair = DuplicateCandidate.objects.filter(reason="same_traits").first()
+    a, b = Patient.objects.get(pk=pair.patient_a_id), Patient.objects.get(pk=pair.patient_b_id)
+    assert (a.birth_name, a.first_given_name, a.birth_date) == (
+        b.birth_name,
+        b.first_given_name,
+        b.birth_date,
+    )
+
+
+def test_the_same_file_is_not_imported_twice(export):
+    path, _ = export
+    first = import_file(path, batch_size=500, workers=0)
+    count = Patient.objects.count()
+    again = import_file(path, batch_size=500, workers=0)
+    assert again.already_done and again.job_id == first.job_id
+    assert Patient.objects.count() == count
+
+
+def test_a_utf8_comma_file_with_its_own_mapping(group, tmp_path):
+    path = tmp_path / "autre.csv"
+    path.write_text(
+        "NOM_NAISSANCE,PRENOMS,GENRE,DATE_NAISS,NIR\n"
+        "Lefèvre,Hélène Marie,F,1985-03-14,\n"
+        "Ñúñez,José,M,1990-01-02,\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({
+        "name": "autre",
+        "columns": {"birth_name": "NOM_NAISSANCE", "given_names": "PRENOMS", "sex": "GENRE",
+                    "birth_date": "DATE_NAISS", "nir": "NIR"},
+        "date_formats": ["%Y-%m-%d"],
+    }))  # fmt: skip
+    summary = import_file(path, mapping_path=mapping, workers=0)
+    assert (summary.imported, summary.rejected) == (2, 0)
+    job = ImportJob.objects.get(pk=summary.job_id)
+    assert job.mapping == "autre" and job.status == "done"
+    names = {p.birth_name for p in Patient.objects.filter(created_at__gte=job.started_at)}
+    assert {"LEFÈVRE", "ÑÚÑEZ"} <= names
+
+
+def test_a_file_without_the_required_columns_is_refused_whole(group, tmp_path):
+    path = tmp_path / "incomplet.csv"
+    path.write_text("nom;prenom\nDUPONT;Jean\n", encoding="utf-8")
+    count = Patient.objects.count()
+    with pytest.raises(SourceError, match="no column for"):
+        import_file(path, workers=0)
+    assert Patient.objects.count() == count
+    assert not ImportJob.objects.exists()
+
+
+def test_an_empty_file_is_refused(group, tmp_path):
+    path = tmp_path / "vide.csv"
+    path.write_bytes(b"")
+    with pytest.raises(SourceError, match="empty"):
+        import_file(path, workers=0)

@@ -1,0 +1,112 @@
+"""kill -9 in the middle of an import, then run it again: every valid row exactly once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+
+CLI = [sys.executable, "-m", "rempart.cli"]
+
+
+@pytest.fixture
+def scratch_database(db):
+    """A PostgreSQL database of its own: the import commits batch by batch, outside the test's
+    transaction."""
+    settings = connection.settings_dict
+    name = f"rempart_crash_{uuid.uuid4().hex[:8]}"
+    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    admin = f"postgresql://{settings['USER']}@{host}:{port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _job(url: str) -> tuple[int, str] | None:
+    with psycopg.connect(url) as conn:
+        try:
+            row = conn.execute("SELECT lines_done, status FROM imports_importjob").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return row
+
+
+def test_an_import_killed_mid_way_finishes_on_rerun_with_no_duplicate_and_no_loss(
+    scratch_database: str, vault_dir: Path, tmp_path: Path
+):
+    data_dir = tmp_path / "data"
+    shutil.copytree(vault_dir, data_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
+    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data_dir), DATABASE_URL=scratch_database)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=True)  # noqa: S603
+
+    run("migrate", "-v0")
+    run("generate", "--patients", "300", "--seed", "5", "--workers", "0")
+    export = tmp_path / "export.csv"
+    run(
+        "legacy_export",
+        "--patients",
+        "30000",
+        "--seed",
+        "8",
+        "--out",
+        str(export),
+        "--faults",
+        "40",
+    )
+    finess = _scalar(
+        scratch_database, "SELECT finess FROM directory_establishment ORDER BY finess LIMIT 1"
+    )
+    before = _scalar(scratch_database, "SELECT count(*) FROM patients_patient")
+
+    importing = subprocess.Popen(  # noqa: S603
+        [*CLI, "import", str(export), "--establishment", finess, "--batch-size", "500"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = _job(scratch_database)
+        if job is not None and job[0] >= 2000:
+            break
+        time.sleep(0.02)
+    os.killpg(importing.pid, signal.SIGKILL)
+    importing.wait()
+    lines_done, status = _job(scratch_database)
+    assert status == "running" and 2000 <= lines_done < 30000, "the kill must land mid-way"
+
+    rerun = run("import", str(export), "--establishment", finess, "--batch-size", "500")
+    assert f"Reprise après la ligne {lines_done}" in rerun.stdout
+    assert "29960 patients importés, 40 lignes refusées" in rerun.stdout
+
+    assert _scalar(scratch_database, "SELECT count(*) FROM patients_patient") == before + 29960
+    ipps = _scalar(
+        scratch_database,
+        "SELECT count(DISTINCT i.ipp) FROM patients_patientidentifier i "
+        "JOIN directory_establishment e ON e.id = i.establishment_id "
+        "WHERE e.finess = %s AND i.ipp::bigint BETWEEN 100000 AND 129999",
+        [finess],
+    )
+    assert ipps == 29960  # each legacy IPP once: nothing lost, nothing twice
+    assert _scalar(scratch_database, "SELECT count(*) FROM imports_importreject") == 40
+    assert _scalar(scratch_database, "SELECT status FROM imports_importjob") == "done"
+
+
+def _scalar(url: str, sql: str, params: list[object] | None = None) -> object:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params or []).fetchone()[0]
