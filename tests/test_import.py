@@ -136,3 +136,21 @@ def test_an_empty_file_is_refused(group, tmp_path):
     path.write_bytes(b"")
     with pytest.raises(SourceError, match="empty"):
         import_file(path, workers=0)
+
+
+def test_a_legacy_ipp_already_given_to_someone_else_is_refused(group, tmp_path):
+    establishment = _establishment()
+    taken = PatientIdentifier.objects.filter(establishment=establishment).first().ipp
+    path = tmp_path / "ipp.csv"
+    path.write_text(
+        "ipp;nom;prenom;naissance;sexe\n"
+        f"{taken};MARTIN;Paul;02/03/1950;m\n"
+        "777777;DURAND;Anne;04/05/1960;f\n",
+        encoding="utf-8",
+    )
+    summary = import_file(
+        path, establishment_finess=establishment.finess, reject_path=tmp_path / "r.csv", workers=0
+    )
+    assert (summary.imported, summary.rejected) == (1, 1)
+    assert "IPP déjà attribué" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+    assert PatientIdentifier.objects.filter(establishment=establishment, ipp="777777").exists()

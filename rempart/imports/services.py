@@ -28,7 +28,7 @@ from django.utils import timezone
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff, with_gp
-from rempart.lib.bulkwrite import BulkWriter, copy_text
+from rempart.lib.bulkwrite import BulkWriter, binary_block, binary_encoders, binary_rows
 from rempart.lib.ids import new_id
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
@@ -41,7 +41,7 @@ Progress = Callable[[int], None]
 @dataclass
 class Batch:
     last_line: int
-    patients: list[tuple[Any, ...]] | bytes = field(default_factory=list)
+    patients: list[tuple[Any, ...]] | list[bytes] = field(default_factory=list)  # bytes: COPY
     count: int = 0
     ipps: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)  # (patient, ipp, line)
     rejects: list[tuple[int, str]] = field(default_factory=list)
@@ -106,7 +106,7 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
         sealed.append(sealer.row(patient_id, data.as_model_values(), now))
         batch.ipps.append((patient_id, extracted.ipp, line))
     batch.count = len(sealed)
-    batch.patients = copy_text(sealed) if context.as_copy else sealed
+    batch.patients = binary_rows(sealed, binary_encoders(Patient)) if context.as_copy else sealed
     return batch
 
 
@@ -148,7 +148,7 @@ def _chunks(
 
 def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
     """One transaction: the batch's patients, their IPPs, its rejects and the checkpoint."""
-    patients = batch.patients
+    patients: list[Any] = list(batch.patients)
     ipps = batch.ipps
     rejects = list(batch.rejects)
     with transaction.atomic():
@@ -159,14 +159,11 @@ def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
                 lines = {line for line, _ in refused}
                 rejects.extend(refused)
                 keep = [i for i, (_, _, line) in enumerate(batch.ipps) if line not in lines]
-                rows = batch.patients if isinstance(batch.patients, list) else None
-                if rows is None:
-                    # COPY text: one row per "\n" (newlines inside values are escaped).
-                    text = batch.patients.split(b"\n")  # type: ignore[union-attr]
-                    patients = b"".join(text[i] + b"\n" for i in keep)
-                else:
-                    patients = [rows[i] for i in keep]
-        writer.write(Patient, patients)
+                patients = [batch.patients[i] for i in keep]
+        if patients and isinstance(patients[0], bytes):
+            writer.write(Patient, binary_block(patients))
+        else:
+            writer.write(Patient, patients)
         if job.establishment_id is not None:
             writer.write(
                 PatientIdentifier,

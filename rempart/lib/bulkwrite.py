@@ -4,6 +4,7 @@ worker processes), executemany on SQLite. The caller owns the transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,7 +55,9 @@ class BulkWriter:
         with connection.cursor() as cursor:
             if self.postgres:
                 raw = cursor.cursor
-                with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                binary = isinstance(rows, bytes) and rows.startswith(_SIGNATURE)
+                options = " WITH (FORMAT binary)" if binary else ""
+                with raw.copy(f"COPY {table} ({columns}) FROM STDIN{options}") as copy:
                     if isinstance(rows, bytes):
                         copy.write(rows)
                     else:
@@ -76,3 +79,86 @@ def _sqlite(value: Any) -> Any:
     if hasattr(value, "isoformat") and hasattr(value, "tzinfo"):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+# --- binary COPY ----------------------------------------------------------------------------------
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PG_EPOCH_DAY = dt.date(2000, 1, 1).toordinal()
+_NULL = struct.pack(">i", -1)
+_LEN = struct.Struct(">i")
+
+
+def _text(v: str) -> bytes:
+    data = v.encode()
+    return _LEN.pack(len(data)) + data
+
+
+def _bytea(v: bytes) -> bytes:
+    return _LEN.pack(len(v)) + v
+
+
+def _uuid(v: uuid.UUID) -> bytes:
+    return b"\x00\x00\x00\x10" + v.bytes
+
+
+def _timestamptz(v: dt.datetime) -> bytes:
+    delta = v - _PG_EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return b"\x00\x00\x00\x08" + struct.pack(">q", micros)
+
+
+def _date(v: dt.date) -> bytes:
+    return b"\x00\x00\x00\x04" + struct.pack(">i", v.toordinal() - _PG_EPOCH_DAY)
+
+
+_INT = {2: struct.Struct(">h"), 4: struct.Struct(">i"), 8: struct.Struct(">q")}
+
+
+def _integer(size: int) -> Callable[[int], bytes]:
+    packer = _INT[size]
+    prefix = _LEN.pack(size)
+    return lambda v: prefix + packer.pack(v)
+
+
+_BY_TYPE: dict[str, Callable[[Any], bytes]] = {
+    "UUIDField": _uuid, "CharField": _text, "TextField": _text, "SlugField": _text,
+    "BinaryField": _bytea, "DateTimeField": _timestamptz, "DateField": _date,
+    "IntegerField": _integer(4), "PositiveIntegerField": _integer(4),
+    "SmallIntegerField": _integer(2), "PositiveSmallIntegerField": _integer(2),
+    "BigIntegerField": _integer(8), "PositiveBigIntegerField": _integer(8),
+}  # fmt: skip
+
+
+def binary_encoders(model: type[models.Model]) -> list[Callable[[Any], bytes]]:
+    """One encoder per concrete column of `model`, in table order."""
+    encoders = []
+    for f in model._meta.concrete_fields:
+        target = getattr(f, "target_field", f) if f.is_relation else f
+        kind = target.get_internal_type()
+        if kind not in _BY_TYPE:
+            raise TypeError(f"no binary COPY encoder for {kind} ({f.name})")
+        encoders.append(_BY_TYPE[kind])
+    return encoders
+
+
+def binary_rows(rows: Rows, encoders: list[Callable[[Any], bytes]]) -> list[bytes]:
+    """Each row in PostgreSQL's binary COPY format (kept apart so rows can still be dropped)."""
+    count = struct.pack(">h", len(encoders))
+    return [
+        b"".join(
+            [count, *(_NULL if v is None else enc(v) for enc, v in zip(encoders, row, strict=True))]
+        )
+        for row in rows
+    ]
+
+
+def binary_block(rows: list[bytes]) -> bytes:
+    """Encoded rows as one binary COPY stream: no hex, no text parsing, half the bytes."""
+    return b"".join([_SIGNATURE, *rows, _TRAILER])
+
+
+def copy_binary(rows: Rows, encoders: list[Callable[[Any], bytes]]) -> bytes:
+    return binary_block(binary_rows(rows, encoders))

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from rempart.care.models import Prescription, PrescriptionLine, PrescriptionStatus, Stay
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
-from rempart.lib.bulkwrite import BulkWriter, Rows, copy_text
+from rempart.lib.bulkwrite import BulkWriter, Rows, binary_encoders, copy_binary
 from rempart.lib.ids import new_id
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
@@ -92,8 +92,13 @@ def seal_chunk(chunk: Chunk, *, as_copy: bool = False) -> SealedChunk:
     if not as_copy:
         return SealedChunk(chunk.index, patients, stays, prescriptions, lines, chunk.visits, counts)
     return SealedChunk(
-        chunk.index, copy_text(patients), copy_text(stays), copy_text(prescriptions),
-        copy_text(lines), chunk.visits, counts,
+        chunk.index,
+        copy_binary(patients, binary_encoders(Patient)),
+        copy_binary(stays, binary_encoders(Stay)),
+        copy_binary(prescriptions, binary_encoders(Prescription)),
+        copy_binary(lines, binary_encoders(PrescriptionLine)),
+        chunk.visits,
+        counts,
     )  # fmt: skip
 
 

@@ -191,16 +191,18 @@ class BlindIndexer:
 
     def __init__(self, root: tink.KeysetHandle) -> None:
         self._prf = root.primitive(prf.PrfSet).primary()
-        self._keys: dict[str, bytes] = {}
+        self._keyed: dict[str, Any] = {}
 
-    def _key(self, index_name: str) -> bytes:
-        key = self._keys.get(index_name)
-        if key is None:
+    def _hasher(self, index_name: str) -> Any:
+        """A keyed BLAKE2b ready to copy: copying skips the key schedule on every value."""
+        hasher = self._keyed.get(index_name)
+        if hasher is None:
             key = bytes(self._prf.compute(f"rempart/blind-index/v1/{index_name}".encode(), 32))
-            self._keys[index_name] = key
-        return key
+            hasher = self._keyed[index_name] = hashlib.blake2b(key=key, digest_size=8)
+        return hasher
 
     def digest(self, index_name: str, normalised: str, bits: int) -> int:
         """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int."""
-        mac = hashlib.blake2b(normalised.encode(), key=self._key(index_name), digest_size=8)
+        mac = self._hasher(index_name).copy()
+        mac.update(normalised.encode())
         return int.from_bytes(mac.digest(), "big") >> (64 - bits)
