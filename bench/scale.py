@@ -132,7 +132,8 @@ def timed_load(
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(2) as pool, connection.cursor() as cursor:
         before(cursor)
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        binary = " WITH (FORMAT binary)" if maker is encrypted_block else ""
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN{binary}"
         for block in pool.imap(maker, bounds):
             with cursor.cursor.copy(sql) as copy:
                 copy.write(block)

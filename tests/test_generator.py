@@ -70,3 +70,9 @@ def test_stays_are_coherent_and_some_are_current(group):
             assert stay.admitted_at is not None and stay.discharged_at >= stay.admitted_at
     assert any(s.admitted_at and not s.discharged_at for s in group.stays)
     assert any(s.admitted_at is None and s.planned_admission > now for s in group.stays)
+
+
+def test_no_birth_date_gathers_a_crowd():
+    group = generate_group(seed=21, patients=20_000, today=TODAY)
+    most = Counter(p.data.birth_date for p in group.patients).most_common(1)[0][1]
+    assert most < 10  # 20,000 people over ~36,000 days: a handful per day at most

@@ -116,6 +116,15 @@ _KIND_BY_SERVICE = {
 }
 
 
+def _elderly_ages(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Ages of the over-65s: normal around 78, redrawn (not clipped) outside 65-104, so no birth
+    date gathers a pile of patients at the bounds."""
+    ages = rng.normal(78, 9, n)
+    outside = (ages < 65) | (ages > 104)
+    ages[outside] = rng.uniform(65, 95, int(outside.sum()))
+    return ages
+
+
 class _Uniforms:
     """Uniform draws taken from the generator in blocks: a scalar draw from NumPy costs a
     microsecond or two, one from a pre-drawn list a tenth of that."""
@@ -180,7 +189,7 @@ class ChunkGenerator:
         years = np.select(
             [band == 0, band == 1],
             [rng.uniform(0, 18, n), rng.uniform(18, 65, n)],
-            np.clip(rng.normal(78, 9, n), 65, 104),
+            _elderly_ages(rng, n),
         )
         birth = today - (years * 365.25).astype(np.int64) - 1
         birth_iso = birth.astype(str)
