@@ -30,6 +30,7 @@ from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff, with_gp
 from rempart.lib.bulkwrite import BulkWriter, binary_block, binary_encoders, binary_rows
 from rempart.lib.ids import new_id
+from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.patients.validation import clean_patient
@@ -125,7 +126,7 @@ def _batches(
     connections.close_all()  # forked workers must not share the database socket
     pool_context = multiprocessing.get_context("fork")
     with pool_context.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
-        yield pool.imap(_work, rows, chunksize=1)
+        yield bounded_imap(pool, _work, rows, ahead=2 * workers)
 
 
 # --- the job --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rempart.care.models import Prescription, PrescriptionLine, PrescriptionStat
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
 from rempart.lib.bulkwrite import BulkWriter, Rows, binary_encoders, copy_binary
 from rempart.lib.ids import new_id
+from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.synth.population import Chunk, Directory, make_chunk, number_ipps
@@ -153,7 +154,7 @@ def sealed_chunks(directory: Directory, workers: int) -> Iterator[Iterator[Seale
     context = multiprocessing.get_context("fork")
     as_copy = connection.vendor == "postgresql"
     with context.Pool(workers, initializer=_init_worker, initargs=(directory, as_copy)) as pool:
-        yield pool.imap(_work, range(directory.chunks), chunksize=1)
+        yield bounded_imap(pool, _work, range(directory.chunks), ahead=2 * workers)
 
 
 # --- writing --------------------------------------------------------------------------------------
