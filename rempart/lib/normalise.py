@@ -11,7 +11,7 @@ _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 _NOT_DIGIT = re.compile(r"\D")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def fold_name(value: str) -> str:
     """Upper case, accents and ligatures removed, hyphens, apostrophes and spaces folded away.
 

@@ -45,7 +45,7 @@ _RULES: tuple[tuple[str, str], ...] = (
 _COMPILED = tuple((re.compile(pattern), repl) for pattern, repl in _RULES)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def phonetic_code(name: str) -> str:
     """The phonetic code of a name; the empty string when nothing pronounceable is left."""
     code = fold_name(name)
