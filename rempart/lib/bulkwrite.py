@@ -31,10 +31,6 @@ _COPY_FORMAT: dict[type, Callable[[Any], str]] = {
 }
 
 
-def _copy_value(value: Any) -> str:
-    return _COPY_FORMAT[type(value)](value)
-
-
 def copy_text(rows: Rows) -> bytes:
     """Rows in PostgreSQL's COPY text format (made in the workers, so the writer only streams)."""
     fmt = _COPY_FORMAT

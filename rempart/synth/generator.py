@@ -130,11 +130,6 @@ def _weighted(rng: np.random.Generator, items: Sequence[tuple[object, ...]]) -> 
     return int(rng.choice(len(items), p=weights / weights.sum()))
 
 
-def _ascii_lower(value: str) -> str:
-    plain = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
-    return re.sub(r"[^a-z]", "", plain.lower())
-
-
 def _slug(name: str) -> str:
     words = [w for w in re.split(r"[\s'\-]+", _ascii_lower_keep_spaces(name)) if len(w) > 3]
     return words[-1] if words else "etab"
