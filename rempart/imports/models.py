@@ -28,6 +28,9 @@ class ImportJob(models.Model):
     imported = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
+    # Patient indexes dropped for a first load into an empty table (PostgreSQL), rebuilt at the
+    # end; kept here so a crashed job still rebuilds them when it resumes.
+    deferred_indexes = models.JSONField(default=list, blank=True)
 
     class Meta:
         verbose_name = "import"
