@@ -47,26 +47,31 @@ def rempart(env: dict[str, str], *args: str) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=760_000)
+    parser.add_argument("--skip-generate", action="store_true", help="measure the import only")
     args = parser.parse_args()
     n = args.patients
     data = Path(tempfile.mkdtemp(prefix="rempart-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
     env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data))
 
-    env["DATABASE_URL"] = fresh_database("rempart_bench_gen")
-    rempart(env, "migrate", "-v0")
     rempart(env, "keys", "init")
-    seconds, peak, out = rempart(
-        env, "generate", "--patients", str(n), "--establishments", "17", "--seed", "1"
-    )
-    print(f"rempart generate --patients {n} --establishments 17")
-    print(f"  {seconds:.1f} s, {n / seconds:,.0f} patients/s, peak RSS {peak:.0f} MiB")
-    print(f"  {out.strip().splitlines()[-1]}")
+    if not args.skip_generate:
+        env["DATABASE_URL"] = fresh_database("rempart_bench_gen")
+        rempart(env, "migrate", "-v0")
+        seconds, peak, out = rempart(
+            env, "generate", "--patients", str(n), "--establishments", "17", "--seed", "1"
+        )
+        print(f"rempart generate --patients {n} --establishments 17")
+        print(f"  {seconds:.1f} s, {n / seconds:,.0f} patients/s, peak RSS {peak:.0f} MiB")
+        print(f"  {out.strip().splitlines()[-1]}")
 
-    # Import: a fresh database with the group's directory only (17 establishments, GPs).
+    # Import: a fresh database with the group's directory only (17 establishments, GPs): the
+    # first migration of the group, into an empty patient table.
     env["DATABASE_URL"] = fresh_database("rempart_bench_imp")
     rempart(env, "migrate", "-v0")
     rempart(env, "generate", "--patients", "1", "--establishments", "17", "--seed", "2")
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        conn.execute("TRUNCATE patients_patient CASCADE")
     export = data / "export.csv"
     small = data / "export-small.csv"
     rempart(env, "legacy_export", "--patients", str(n), "--seed", "3", "--out", str(export),
