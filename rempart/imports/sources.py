@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +220,4 @@ class RowReader:
 
 
 def with_gp(data: PatientData, gp_id: uuid.UUID | None) -> PatientData:
-    from dataclasses import replace
-
     return replace(data, gp_id=gp_id)
