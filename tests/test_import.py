@@ -154,3 +154,22 @@ def test_a_legacy_ipp_already_given_to_someone_else_is_refused(group, tmp_path):
     assert (summary.imported, summary.rejected) == (1, 1)
     assert "IPP déjà attribué" in (tmp_path / "r.csv").read_text(encoding="utf-8")
     assert PatientIdentifier.objects.filter(establishment=establishment, ipp="777777").exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("07/03/1961", dt.date(1961, 3, 7)),
+        ("1961-03-07", dt.date(1961, 3, 7)),
+        ("31/02/1961", None),
+        ("7/3/1961", dt.date(1961, 3, 7)),
+        ("+7/03/1961", None),
+        ("07/١٢/1961", None),
+        ("dd/mm/yyyy", None),
+    ],
+)
+def test_dates_are_read_in_the_mappings_formats_only(raw, expected):
+    from rempart.imports.sources import Mapping, RowReader
+
+    reader = RowReader(Mapping.load(None), ["naissance"])
+    assert reader._date(raw) == expected

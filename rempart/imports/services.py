@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportReject
-from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff, with_gp
+from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
 from rempart.lib.bulkwrite import BulkWriter, binary_block, binary_encoders, binary_rows
 from rempart.lib.ids import new_id
 from rempart.lib.parallel import bounded_imap
@@ -88,6 +88,7 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     reader = RowReader(context.mapping, context.header)
     sealer = PatientSealer()
     now = timezone.now()
+    today = timezone.localdate(now)
     batch = Batch(last_line=rows[-1][0] if rows else 0)
     sealed = []
     for line, values in rows:
@@ -98,7 +99,7 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
                 gp_id = context.gps.get(extracted.gp_rpps)
                 if gp_id is None:
                     raise ValidationError({"gp_rpps": ["Médecin traitant inconnu (RPPS)."]})
-            data = clean_patient(with_gp(extracted.data, gp_id))
+            data = clean_patient(extracted.data, today=today, gp_id=gp_id)
         except ValidationError as exc:
             batch.rejects.append((line, _reasons(exc)))
             continue
@@ -152,6 +153,11 @@ def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
     ipps = batch.ipps
     rejects = list(batch.rejects)
     with transaction.atomic():
+        if writer.postgres:
+            # The batch and its checkpoint commit together, so a commit lost in a server crash
+            # loses both and the job redoes the batch: no need to wait for each WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         if job.establishment_id is not None and ipps:
             ipps, refused = _assign_ipps(job.establishment_id, ipps)
             if refused:
@@ -188,10 +194,15 @@ def _assign_ipps(
 ) -> tuple[list[tuple[uuid.UUID, str, int]], list[tuple[int, str]]]:
     """Legacy IPPs kept when free, fresh ones from the counter otherwise."""
     legacy = [ipp for _, ipp, _ in ipps if ipp]
-    taken = set(
-        PatientIdentifier.objects.filter(establishment_id=establishment_id, ipp__in=legacy)
-        .values_list("ipp", flat=True)
-    )  # fmt: skip
+    taken: set[str] = set()
+    if legacy:
+        with connection.cursor() as cursor:  # one array parameter, not thousands of them
+            cursor.execute(
+                f"SELECT ipp FROM {PatientIdentifier._meta.db_table} "  # noqa: S608  # model name
+                "WHERE establishment_id = %s AND ipp = ANY(%s)",
+                [establishment_id, legacy],
+            )
+            taken = {row[0] for row in cursor.fetchall()}
     counter, _ = IppCounter.objects.select_for_update().get_or_create(
         establishment_id=establishment_id
     )
@@ -298,7 +309,7 @@ def import_file(
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
     _rebuild_patient_indexes(job)
-    duplicates = duplicates_find(since=job.started_at)
+    duplicates = duplicates_find(since=job.started_at, workers=workers)
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates
     )

@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +157,7 @@ class RowReader:
             for target, candidates in mapping.columns.items()
         }
         self.width = len(header)
+        self._day_first = "%d/%m/%Y" in mapping.date_formats
 
     def _get(self, values: list[str], target: str) -> str:
         for i in self._sources.get(target, ()):
@@ -168,6 +168,13 @@ class RowReader:
         return ""
 
     def _date(self, raw: str) -> dt.date | None:
+        if self._day_first and len(raw) == 10 and raw[2] == raw[5] == "/":  # dd/mm/yyyy, fast
+            day, month, year = raw[:2], raw[3:5], raw[6:]
+            if raw.isascii() and day.isdigit() and month.isdigit() and year.isdigit():
+                try:
+                    return dt.date(int(year), int(month), int(day))
+                except ValueError:
+                    pass  # 31/02: the formats below refuse it too, or read it another way
         for fmt in self.mapping.date_formats:
             try:
                 return dt.datetime.strptime(raw, fmt).date()  # noqa: DTZ007  # a date, no time
@@ -217,7 +224,3 @@ class RowReader:
             city=get(values, "city"),
         )
         return Extracted(data, get(values, "gp_rpps"), get(values, "ipp"))
-
-
-def with_gp(data: PatientData, gp_id: uuid.UUID | None) -> PatientData:
-    return replace(data, gp_id=gp_id)

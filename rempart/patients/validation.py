@@ -9,6 +9,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,6 +21,9 @@ from rempart.patients.models import IdentityStatus, Sex
 
 _POSTCODE = re.compile(r"^\d{5}$")
 _OLDEST = dt.date(1890, 1, 1)
+_SEXES = frozenset(Sex.values)
+_STATUSES = frozenset(IdentityStatus.values)
+_WITH_INS = frozenset((IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED))
 
 
 @dataclass(frozen=True)
@@ -46,17 +50,18 @@ class PatientData:
 
     def as_model_values(self) -> dict[str, object]:
         """Model attribute values; empty strings become NULL so absent data costs no ciphertext."""
-        values: dict[str, object] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            values[f.name] = None if value == "" else value
-        return values
+        own = vars(self)
+        return {name: None if own[name] == "" else own[name] for name in _MODEL_FIELDS}
 
 
-def clean_patient(data: PatientData) -> PatientData:
-    """The data tidied (spaces, case, first given name) or a ValidationError listing every fault."""
+_MODEL_FIELDS = tuple(f.name for f in fields(PatientData) if f.name != "extra")
+
+
+def clean_patient(
+    data: PatientData, *, today: dt.date | None = None, **changes: Any
+) -> PatientData:
+    """The data tidied (spaces, case, first given name) or a ValidationError listing every fault.
+    `changes` are set as they are (a resolved médecin traitant, say); bulk callers pass `today`."""
     errors: dict[str, list[str]] = {}
 
     def fail(name: str, message: str) -> None:
@@ -72,16 +77,16 @@ def clean_patient(data: PatientData) -> PatientData:
         fail("birth_name", "Le nom de naissance est obligatoire.")
     if not given_names:
         fail("given_names", "Au moins un prénom est obligatoire.")
-    if data.sex not in Sex.values:
+    if data.sex not in _SEXES:
         fail("sex", "Le sexe doit être M, F ou I.")
-    today = timezone.localdate()
+    today = today or timezone.localdate()
     if not isinstance(data.birth_date, dt.date):
         fail("birth_date", "La date de naissance est obligatoire.")
     elif data.birth_date > today:
         fail("birth_date", "La date de naissance est dans le futur.")
     elif data.birth_date < _OLDEST:
         fail("birth_date", "La date de naissance est trop ancienne.")
-    if data.identity_status not in IdentityStatus.values:
+    if data.identity_status not in _STATUSES:
         fail("identity_status", "Statut d'identité inconnu.")
 
     place = data.birth_place_code.strip().upper()
@@ -110,12 +115,9 @@ def clean_patient(data: PatientData) -> PatientData:
                 except ValidationError as exc:
                     for message in exc.messages:
                         fail("nir", message)
-    if (
-        data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED)
-        and not data.nir.strip()
-    ):
+    if data.identity_status in _WITH_INS and not data.nir.strip():
         fail("nir", "Une identité récupérée ou qualifiée a un matricule INS.")
-    if data.identity_status in (IdentityStatus.RETRIEVED, IdentityStatus.QUALIFIED) and not place:
+    if data.identity_status in _WITH_INS and not place:
         fail("birth_place_code", "Une identité récupérée ou qualifiée a un lieu de naissance.")
 
     email = data.email.strip().lower()
@@ -151,4 +153,5 @@ def clean_patient(data: PatientData) -> PatientData:
         address_line=" ".join(data.address_line.split()),
         city=" ".join(data.city.split()).upper(),
         **phones,
+        **changes,
     )

@@ -318,10 +318,11 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
         return name, path, args, kwargs
 
     def digest(self, *plain: Any) -> int | None:
-        if self.normalise is None or any(p is None for p in plain):
+        if self.normalise is None or None in plain:
             return None
-        if self._cache is not None:
-            hit = self._cache.get(plain, _MISSING)
+        cache = self._cache
+        if cache is not None:
+            hit = cache.get(plain, _MISSING)
             if hit is not _MISSING:
                 return hit  # type: ignore[return-value]
         normalised = self.normalise(*plain)

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
-from django.db import connection
+from django.db import connection, connections
 
 from rempart.lib.normalise import fold_name
+from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import DuplicateCandidate, Patient
 from rempart.vault.fields import EncryptedField
 from rempart.vault.keystore import get_vault
 
 BUCKETS_PER_QUERY = 2000
 Key = Callable[[dict[str, Any]], str | None]
+Task = tuple[int, list[int]]  # (check, buckets)
+Found = tuple[int, int, list[tuple[uuid.UUID, uuid.UUID]]]  # (check, bucket count, pairs)
 
 
 def _ins_key(identity: dict[str, Any]) -> str | None:
@@ -58,40 +63,64 @@ def _shared_buckets(column: str, since: dt.datetime | None) -> Iterator[list[int
             yield [row[0] for row in batch]
 
 
-def duplicates_find(
-    *, since: dt.datetime | None = None, progress: Callable[[int], None] | None = None
-) -> int:
-    """Record every pair of patients that share an INS or traits (with at least one patient
-    created after `since`, when given). Returns how many new candidates were recorded."""
+def _pairs(task: Task) -> Found:
+    """The pairs of patients of these buckets that truly share the check's key (decrypted)."""
+    check, buckets = task
+    column, _, key = CHECKS[check]
     field = Patient._meta.get_field("identity")
     assert isinstance(field, EncryptedField)  # noqa: S101  # model definition
     cipher = get_vault().cipher
+    rows = Patient.objects.filter(**{f"{column}__in": buckets}).values_list("id", "identity")
+    groups: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for patient_id, sealed in rows:
+        if sealed is None:
+            continue
+        identity = json.loads(
+            cipher.open(field.category, cast(bytes, sealed), field.associated_data(patient_id))
+        )
+        exact = key(identity)
+        if exact is not None:
+            groups[exact].append(patient_id)
+    pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for ids in groups.values():
+        ids.sort()
+        pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
+    return check, len(buckets), pairs
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable[[Iterator[Task]], Iterator[Found]]]:
+    if workers <= 0 or connection.vendor != "postgresql":
+        yield lambda tasks: map(_pairs, tasks)
+        return
+    connections.close_all()  # forked workers open their own connections
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield lambda tasks: bounded_imap(pool, _pairs, tasks, ahead=2 * workers)
+
+
+def duplicates_find(
+    *,
+    since: dt.datetime | None = None,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Record every pair of patients that share an INS or traits (with at least one patient
+    created after `since`, when given). Returns how many new candidates were recorded.
+    With `workers` (PostgreSQL), buckets are decrypted in that many forked processes."""
     before = DuplicateCandidate.objects.count()
-    for column, reason, key in CHECKS:
-        for buckets in _shared_buckets(column, since):
-            rows = Patient.objects.filter(**{f"{column}__in": buckets}).values_list(
-                "id", "identity"
-            )
-            groups: dict[str, list[uuid.UUID]] = defaultdict(list)
-            for patient_id, sealed in rows:
-                if sealed is None:
-                    continue
-                identity = json.loads(
-                    cipher.open(
-                        field.category, cast(bytes, sealed), field.associated_data(patient_id)
-                    )
-                )
-                exact = key(identity)
-                if exact is not None:
-                    groups[exact].append(patient_id)
-            pairs = [
-                DuplicateCandidate(patient_a_id=a, patient_b_id=b, reason=reason)
-                for ids in groups.values()
-                if len(ids) > 1
-                for i, a in enumerate(sorted(ids))
-                for b in sorted(ids)[i + 1 :]
-            ]
-            DuplicateCandidate.objects.bulk_create(pairs, ignore_conflicts=True)
+    tasks = (
+        (check, buckets)
+        for check, (column, _, _) in enumerate(CHECKS)
+        for buckets in _shared_buckets(column, since)
+    )
+    with _mapper(workers) as mapped:
+        for check, buckets, pairs in mapped(tasks):
+            reason = CHECKS[check][1]
+            DuplicateCandidate.objects.bulk_create(
+                [DuplicateCandidate(patient_a_id=a, patient_b_id=b, reason=reason)
+                 for a, b in pairs],
+                ignore_conflicts=True,
+            )  # fmt: skip
             if progress is not None:
-                progress(len(buckets))
+                progress(buckets)
     return DuplicateCandidate.objects.count() - before
