@@ -234,9 +234,11 @@ def search(count: int, patient_model: Any) -> None:
 
     from django.db import connection
 
+    from rempart.audit.context import Actor
     from rempart.lib.phonetic import phonetic_code
     from rempart.records.selectors import patients as sel
 
+    ACTOR = Actor(username="bench", role="secretary")  # noqa: N806  # each search is audited
     rng = random.Random(7)  # sampling, not security
     sample = [v for _, v in rng.sample(VALUES, count)]
     with_nir = [v for v in sample if v["nir"]]
@@ -264,14 +266,14 @@ def search(count: int, patient_model: Any) -> None:
 
     cases = [
         ("name + birth date",
-         lambda v: sel.patients_find_by_name_and_birth_date(name=v["birth_name"], birth_date=v["birth_date"]),
+         lambda v: sel.patients_find_by_name_and_birth_date(actor=ACTOR, name=v["birth_name"], birth_date=v["birth_date"]),
          plain_query("SELECT * FROM bench_plain WHERE (birth_name = %s OR usage_name = %s) AND birth_date = %s",
                      lambda v: [v["birth_name"], v["birth_name"], v["birth_date"]]), sample),
         ("NIR",
-         lambda v: sel.patients_find_by_nir(nir=v["nir"]),
+         lambda v: sel.patients_find_by_nir(actor=ACTOR, nir=v["nir"]),
          plain_query("SELECT * FROM bench_plain WHERE nir = %s", lambda v: [v["nir"]]), with_nir),
         ("phonetic name + birth date",
-         lambda v: sel.patients_find_by_phonetic_name(name=v["birth_name"], birth_date=v["birth_date"]),
+         lambda v: sel.patients_find_by_phonetic_name(actor=ACTOR, name=v["birth_name"], birth_date=v["birth_date"]),
          plain_query("SELECT * FROM bench_plain WHERE (phonetic_birth = %s OR phonetic_usage = %s) AND birth_date = %s",
                      lambda v: [phonetic_code(v["birth_name"])] * 2 + [v["birth_date"]]), sample),
     ]  # fmt: skip

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rempart.vault",
+    "rempart.audit",
     "rempart.directory",
     "rempart.patients",
     "rempart.care",
@@ -92,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rempart.web.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -163,3 +165,21 @@ LOGGING = {
 # Patient searches decrypt their candidates; past this many the criteria are too broad.
 REMPART_SEARCH_MAX_CANDIDATES = env_int("REMPART_SEARCH_MAX_CANDIDATES", 2000)
 REMPART_SEARCH_MAX_RESULTS = env_int("REMPART_SEARCH_MAX_RESULTS", 20)
+
+# Audit trail: checkpoints are appended to this file (keep it on another disk or host in
+# production, or point REMPART_AUDIT_SYSLOG at a collector, "host:port", RFC 5424 over UDP).
+REMPART_AUDIT_CHECKPOINT_FILE = Path(
+    env_str("REMPART_AUDIT_CHECKPOINT_FILE", str(REMPART_DATA_DIR / "audit" / "checkpoints.jsonl"))
+    or ""
+)
+REMPART_AUDIT_SYSLOG = env_str("REMPART_AUDIT_SYSLOG", "")
+REMPART_AUDIT_SYSLOG_EVENTS = env_bool("REMPART_AUDIT_SYSLOG_EVENTS", False)
+REMPART_AUDIT_SEAL_INTERVAL = env_int("REMPART_AUDIT_SEAL_INTERVAL", 2)  # seconds
+# `rempart audit verify` warns when an event waits longer than this to be sealed.
+REMPART_AUDIT_UNSEALED_WARNING = env_int("REMPART_AUDIT_UNSEALED_WARNING", 300)
+# The PostgreSQL role the application logs in as, when it differs from the schema owner: the
+# migrations grant it INSERT and SELECT only on the audit tables.
+REMPART_DB_APP_ROLE = env_str("REMPART_DB_APP_ROLE", "")
+# Behind a reverse proxy that sets them: take the client address from X-Forwarded-For and the
+# request id from X-Request-ID. Off by default (anyone could forge them).
+REMPART_TRUST_PROXY_HEADERS = env_bool("REMPART_TRUST_PROXY_HEADERS", False)

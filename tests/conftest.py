@@ -28,6 +28,7 @@ def point_vault_at(data_dir: Path) -> None:
     settings.REMPART_KEYS_DIR = data_dir / "keys"
     settings.REMPART_MASTER_KEY_PATH = data_dir / "master.key"
     settings.REMPART_MASTER_KEY = None
+    settings.REMPART_AUDIT_CHECKPOINT_FILE = data_dir / "audit" / "checkpoints.jsonl"
     keystore.reset_vault()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rempart.audit.context import Actor
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob
 from rempart.imports.services import import_file
@@ -16,6 +17,8 @@ from rempart.imports.sources import SourceError
 from rempart.patients.models import DuplicateCandidate, Patient, PatientIdentifier
 from rempart.records.selectors.patients import patients_find_by_nir
 from rempart.synth.legacy import write_legacy_export
+
+ACTOR = Actor(username="tests", role="physician")
 
 TODAY = dt.date(2026, 11, 28)
 REASON_OF_FAULT = {
@@ -66,7 +69,7 @@ def test_imported_patients_are_sealed_searchable_and_keep_their_ipp(export):
     import_file(path, establishment_finess=_establishment().finess, batch_size=500, workers=0)
     with path.open(encoding="cp1252") as handle:
         row = next(r for r in csv.DictReader(handle, delimiter=";") if r["matricule"])
-    found = patients_find_by_nir(nir=row["matricule"])
+    found = patients_find_by_nir(actor=ACTOR, nir=row["matricule"])
     assert len(found) >= 1
     patient = found[0]
     assert patient.first_given_name == row["prenom"]

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from rempart.audit.context import Actor
 from rempart.patients.models import Patient
 from rempart.patients.validation import PatientData
 from rempart.records.services.patients import patient_create
 from rempart.vault import crypto, keystore
 from rempart.vault.crypto import MasterKeyError
+
+ACTOR = Actor(username="tests", role="physician")
 
 CLI = [sys.executable, "-m", "rempart.cli"]
 
@@ -86,7 +89,7 @@ def test_a_write_with_a_wrong_master_key_fails_and_writes_nothing(group, private
     keystore.reset_vault()
     with pytest.raises(MasterKeyError, match="wrong master key"):
         patient_create(
-            actor=None,
+            actor=ACTOR,
             data=PatientData(
                 birth_name="Essai", given_names="Lou", sex="F", birth_date=dt.date(2000, 5, 6)
             ),

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from rempart.audit.context import Actor
 from rempart.care.models import Prescription, PrescriptionLine, SignedPrescriptionError, Stay
 from rempart.directory.models import Practitioner, Service
 from rempart.lib.identifiers import luhn_complete, nir_check_digits
@@ -16,6 +17,8 @@ from rempart.patients.models import Patient
 from rempart.patients.validation import PatientData
 from rempart.records.services import care, directory
 from rempart.records.services.patients import patient_create
+
+ACTOR = Actor(username="tests", role="physician")
 
 
 def _nir(body: str) -> str:
@@ -42,13 +45,13 @@ def _data(**changes) -> PatientData:
 def _refused(data: PatientData) -> dict[str, list[str]]:
     count = Patient.objects.count()
     with pytest.raises(ValidationError) as info:
-        patient_create(actor=None, data=data)
+        patient_create(actor=ACTOR, data=data)
     assert Patient.objects.count() == count
     return info.value.message_dict
 
 
 def test_a_valid_patient_is_created(db):
-    patient = patient_create(actor=None, data=_data())
+    patient = patient_create(actor=ACTOR, data=_data())
     assert patient.first_given_name == "Anne"
     assert patient.birth_name == "LEFÈVRE"
 
@@ -116,7 +119,7 @@ def test_a_discharge_before_admission_is_refused_by_the_service(group):
     now = timezone.now() - dt.timedelta(days=2)
     with pytest.raises(ValidationError) as info:
         care.stay_create(
-            actor=None,
+            actor=ACTOR,
             patient=patient,
             service=service,
             kind="full",
@@ -140,7 +143,7 @@ def test_a_stay_discharge_goes_through_its_checks(group):
     service = Service.objects.first()
     start = timezone.now() - dt.timedelta(days=1)
     stay = care.stay_create(
-        actor=None,
+        actor=ACTOR,
         patient=patient,
         service=service,
         kind="full",
@@ -149,8 +152,8 @@ def test_a_stay_discharge_goes_through_its_checks(group):
         reason="Bilan",
     )
     with pytest.raises(ValidationError, match="La sortie précède"):
-        care.stay_discharge(actor=None, stay=stay, at=start - dt.timedelta(minutes=1))
-    care.stay_discharge(actor=None, stay=stay)
+        care.stay_discharge(actor=ACTOR, stay=stay, at=start - dt.timedelta(minutes=1))
+    care.stay_discharge(actor=ACTOR, stay=stay)
     assert Stay.objects.get(pk=stay.pk).discharged_at is not None
 
 
@@ -158,7 +161,7 @@ def _draft(group) -> Prescription:
     patient = Patient.objects.get(pk=group.patients[0].id)
     prescriber = Practitioner.objects.filter(internal=True).first()
     return care.prescription_create(
-        actor=None,
+        actor=ACTOR,
         patient=patient,
         prescriber=prescriber,
         lines=[
@@ -174,7 +177,7 @@ def _draft(group) -> Prescription:
 
 
 def test_a_signed_prescription_cannot_be_edited(group):
-    prescription = care.prescription_sign(actor=None, prescription=_draft(group))
+    prescription = care.prescription_sign(actor=ACTOR, prescription=_draft(group))
     line = care.LineData(
         drug="ibuprofene-400-cp",
         dose="1 comprimé",
@@ -183,9 +186,9 @@ def test_a_signed_prescription_cannot_be_edited(group):
         duration_days=3,
     )
     with pytest.raises(SignedPrescriptionError):
-        care.prescription_line_add(actor=None, prescription=prescription, line=line)
+        care.prescription_line_add(actor=ACTOR, prescription=prescription, line=line)
     with pytest.raises(SignedPrescriptionError):
-        care.prescription_sign(actor=None, prescription=prescription)
+        care.prescription_sign(actor=ACTOR, prescription=prescription)
     existing = PrescriptionLine.objects.get(prescription=prescription)
     existing.content = {**existing.content, "dose": "2 comprimés"}
     with pytest.raises(SignedPrescriptionError):
@@ -197,6 +200,6 @@ def test_a_prescription_line_needs_a_catalogue_drug_and_a_sane_duration(group):
     prescription = _draft(group)
     bad = care.LineData(drug="inconnu", dose="", route="nasale", frequency="", duration_days=0)
     with pytest.raises(ValidationError) as info:
-        care.prescription_line_add(actor=None, prescription=prescription, line=bad)
+        care.prescription_line_add(actor=ACTOR, prescription=prescription, line=bad)
     assert set(info.value.message_dict) == {"drug", "dose", "route", "frequency", "duration_days"}
     assert prescription.lines.count() == 1

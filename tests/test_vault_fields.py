@@ -8,12 +8,15 @@ import pytest
 from django.core.exceptions import FieldError
 from django.db import connection
 
+from rempart.audit.context import Actor
 from rempart.care.models import PrescriptionLine, Stay
 from rempart.patients.models import Patient
 from rempart.patients.validation import PatientData
 from rempart.records.services.patients import patient_create
 from rempart.vault.crypto import DecryptionError
 from rempart.vault.fields import EncryptedField, SealedAttribute
+
+ACTOR = Actor(username="tests", role="physician")
 
 PATIENT_FIELDS = [n for n, a in vars(Patient).items() if isinstance(a, SealedAttribute)]
 SEALED_COLUMNS = [f.name for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]
@@ -122,7 +125,7 @@ def test_encrypted_fields_refuse_lookups_on_ciphertext(db):
 
 def test_a_new_patient_is_sealed_on_create(db):
     patient = patient_create(
-        actor=None,
+        actor=ACTOR,
         data=PatientData(
             birth_name="Nouveau", given_names="Alix", sex="F", birth_date=dt.date(1990, 1, 2)
         ),

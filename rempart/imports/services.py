@@ -24,6 +24,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
@@ -147,7 +150,7 @@ def _chunks(
         yield chunk
 
 
-def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
+def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
     """One transaction: the batch's patients, their IPPs, its rejects and the checkpoint."""
     patients: list[Any] = list(batch.patients)
     ipps = batch.ipps
@@ -179,6 +182,9 @@ def _write_batch(job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
             [ImportReject(job=job, line=line, reasons=reasons) for line, reasons in rejects]
         )
         imported = batch.count - (len(batch.ipps) - len(ipps))
+        event_record(actor, Action.IMPORT, resource_type="ImportJob", resource_id=job.pk,
+                     detail={"last_line": batch.last_line, "imported": imported,
+                             "rejected": len(rejects)})  # fmt: skip
         ImportJob.objects.filter(pk=job.pk).update(
             lines_done=batch.last_line,
             imported=job.imported + imported,
@@ -272,7 +278,10 @@ def import_file(
     batch_size: int = 5000,
     workers: int = 2,
     progress: Progress | None = None,
+    actor: Actor | None = None,
 ) -> ImportSummary:
+    """Import `path`; each committed batch records an audit event with its job and counts."""
+    actor = actor or Actor.system("import")
     if not path.is_file():
         raise SourceError(f"{path} is not a readable file")
     mapping = Mapping.load(mapping_path)
@@ -305,11 +314,11 @@ def import_file(
         _defer_patient_indexes(job)
     with _batches(context, _chunks(pending, batch_size), workers) as batches:
         for batch in batches:
-            _write_batch(job, batch, writer)
+            _write_batch(actor, job, batch, writer)
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
     _rebuild_patient_indexes(job)
-    duplicates = duplicates_find(since=job.started_at, workers=workers)
+    duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates
     )

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.lib.progress import progress_bar
 from rempart.patients.models import Patient
 from rempart.synth.bulk import LoadSummary, bulk_load
@@ -58,6 +61,10 @@ def group_generate(
         nursing_homes=shape.nursing_homes,
     )
     if not show_progress:
-        return bulk_load(directory, workers=workers)
-    with progress_bar("patients générés, chiffrés et chargés", patients) as advance:
-        return bulk_load(directory, workers=workers, advance=advance)
+        summary = bulk_load(directory, workers=workers)
+    else:
+        with progress_bar("patients générés, chiffrés et chargés", patients) as advance:
+            summary = bulk_load(directory, workers=workers, advance=advance)
+    event_record(Actor.system("generate"), Action.IMPORT, resource_type="SyntheticGroup",
+                 detail={"patients": patients, "seed": seed})  # fmt: skip
+    return summary

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import tink
-from tink import aead, prf, secret_key_access
+from tink import aead, prf, secret_key_access, signature
 from tink.proto import tink_pb2
 
 aead.register()
 prf.register()
+signature.register()
 
 AEAD_CATEGORIES = ("identity", "contact", "clinical")
+SIGNING_CATEGORY = "audit-signing"  # Ed25519, signs the audit trail's checkpoints
 INDEX_CATEGORY = "index"
 ALL_CATEGORIES = (*AEAD_CATEGORIES, INDEX_CATEGORY)
 
@@ -77,6 +79,8 @@ def open_master_key(material: str) -> aead.Aead:
 
 
 def new_keyset(category: str) -> tink.KeysetHandle:
+    if category == SIGNING_CATEGORY:
+        return tink.new_keyset_handle(signature.signature_key_templates.ED25519)
     return tink.new_keyset_handle(_PRF_TEMPLATE if category == INDEX_CATEGORY else _AEAD_TEMPLATE)
 
 
@@ -206,3 +210,44 @@ class BlindIndexer:
         mac = self._hasher(index_name).copy()
         mac.update(normalised.encode())
         return int.from_bytes(mac.digest(), "big") >> (64 - bits)
+
+
+# --- audit trail: chain digests and checkpoint signatures ---------------------------------------
+
+CHAIN_GENESIS = hashlib.sha256(b"rempart/audit-chain/v1/genesis").digest()
+
+
+def chain_digest(previous: bytes, payload: bytes) -> bytes:
+    """The next link of a hash chain: SHA-256 over the previous digest and this payload."""
+    return hashlib.sha256(previous + payload).digest()
+
+
+class CheckpointSigner:
+    """Signs checkpoints with the Ed25519 key (Tink, key id in the signature's prefix)."""
+
+    def __init__(self, handle: tink.KeysetHandle) -> None:
+        self._sign = handle.primitive(signature.PublicKeySign)
+        self.public_keyset = str(
+            tink.json_proto_keyset_format.serialize_without_secret(handle.public_keyset_handle())
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        return bytes(self._sign.sign(data))
+
+
+class CheckpointVerifier:
+    """Checks checkpoint signatures with the public keyset alone (no master key needed)."""
+
+    def __init__(self, public_keyset: str) -> None:
+        try:
+            handle = tink.json_proto_keyset_format.parse_without_secret(public_keyset)
+            self._verify = handle.primitive(signature.PublicKeyVerify)
+        except (tink.TinkError, ValueError, json.JSONDecodeError):
+            raise VaultError("the audit verification key is not a Tink public keyset") from None
+
+    def verify(self, signature_bytes: bytes, data: bytes) -> bool:
+        try:
+            self._verify.verify(signature_bytes, data)
+        except tink.TinkError:
+            return False
+        return True

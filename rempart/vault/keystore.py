@@ -88,6 +88,7 @@ def on_reset(callback: Callable[[], None]) -> None:
 def reset_vault() -> None:
     """Forget the loaded keys (after a rotation, or between tests)."""
     get_vault.cache_clear()
+    get_signer.cache_clear()
     for callback in _on_reset:
         callback()
 
@@ -133,6 +134,7 @@ def init_keys(*, create_master: bool) -> list[str]:
         if not path.exists():
             _write_private(path, crypto.wrap_keyset(crypto.new_keyset(category), master, category))
             made.append(str(path))
+    made.extend(init_signing_key())
     reset_vault()
     return made
 
@@ -147,3 +149,48 @@ def read_keyset(category: str) -> Any:
 def write_keyset(category: str, handle: Any) -> None:
     _write_private(_keyset_path(category), crypto.wrap_keyset(handle, _master(), category))
     reset_vault()
+
+
+# --- the audit trail's signing key --------------------------------------------------------------
+
+
+def verify_key_path() -> Path:
+    """The public half of the checkpoint signing key, readable without the master key."""
+    return _keys_dir() / "audit-verify.json"
+
+
+def init_signing_key() -> list[str]:
+    """Create the Ed25519 checkpoint key (wrapped by the master key) and its public file."""
+    made = []
+    path = _keyset_path(crypto.SIGNING_CATEGORY)
+    master = _master()
+    if path.exists():
+        handle = crypto.unwrap_keyset(path.read_text(encoding="utf-8"), master,
+                                      crypto.SIGNING_CATEGORY)  # fmt: skip
+    else:
+        handle = crypto.new_keyset(crypto.SIGNING_CATEGORY)
+        _write_private(path, crypto.wrap_keyset(handle, master, crypto.SIGNING_CATEGORY))
+        made.append(str(path))
+    public = verify_key_path()
+    if not public.exists():
+        _write_private(public, crypto.CheckpointSigner(handle).public_keyset)
+        made.append(str(public))
+    get_signer.cache_clear()
+    return made
+
+
+@lru_cache(maxsize=1)
+def get_signer() -> crypto.CheckpointSigner:
+    path = _keyset_path(crypto.SIGNING_CATEGORY)
+    if not path.exists():
+        raise MasterKeyError(f"the audit signing key is missing ({path}): run `rempart keys init`")
+    return crypto.CheckpointSigner(
+        crypto.unwrap_keyset(path.read_text(encoding="utf-8"), _master(), crypto.SIGNING_CATEGORY)
+    )
+
+
+def get_verifier(public_keyset: Path | None = None) -> crypto.CheckpointVerifier:
+    path = public_keyset or verify_key_path()
+    if not path.exists():
+        raise MasterKeyError(f"the audit verification key is missing ({path})")
+    return crypto.CheckpointVerifier(path.read_text(encoding="utf-8"))

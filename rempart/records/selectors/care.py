@@ -1,25 +1,32 @@
-"""Reads of a patient's stays and prescriptions."""
+"""Reads of a patient's stays and prescriptions (each read recorded before it returns)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.care.models import Prescription, Stay
 from rempart.patients.models import Patient
 
 
-def stays_for_patient(*, patient: Patient) -> QuerySet[Stay]:
-    return (
+def stays_for_patient(*, actor: Actor, patient: Patient) -> list[Stay]:
+    stays = list(
         Stay.objects.filter(patient=patient)
         .select_related("establishment", "service")
         .order_by("-planned_admission")
     )
+    event_record(actor, Action.READ, resource_type="Stay", patient_id=patient.pk,
+                 detail={"count": len(stays)})  # fmt: skip
+    return stays
 
 
-def prescriptions_for_patient(*, patient: Patient) -> QuerySet[Prescription]:
-    return (
+def prescriptions_for_patient(*, actor: Actor, patient: Patient) -> list[Prescription]:
+    prescriptions = list(
         Prescription.objects.filter(patient=patient)
         .select_related("prescriber")
         .prefetch_related("lines")
         .order_by("-prescribed_at")
     )
+    event_record(actor, Action.READ, resource_type="Prescription", patient_id=patient.pk,
+                 detail={"count": len(prescriptions)})  # fmt: skip
+    return prescriptions

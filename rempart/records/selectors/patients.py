@@ -1,7 +1,10 @@
 """Reads of patients: by id, and the searches of the admission desk.
 
 Each search asks the blind indexes for candidates (truncated digests collide on purpose), then
-decrypts the candidates and keeps only exact matches. Criteria are never logged or echoed.
+decrypts the candidates and keeps only exact matches. Criteria are never logged or echoed: the
+audit event of a search names the kinds of criteria used and the ids it returned. Every read is
+recorded before it returns (log before reveal); if the trail cannot be written, AuditUnavailable
+is raised and nothing is returned.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action, Outcome
+from rempart.audit.services import event_record
 from rempart.lib.identifiers import validate_nir
 from rempart.lib.normalise import fold_email, fold_name, fold_phone
 from rempart.lib.phonetic import phonetic_code
@@ -58,17 +64,45 @@ def _matches_given_name(patient: Patient, folded: str) -> bool:
     return folded in {fold_name(g) for g in (patient.given_names or "").split(" ")}
 
 
-def patient_get(*, patient_id: uuid.UUID | str) -> Patient:
+def patient_get(*, actor: Actor, patient_id: uuid.UUID | str) -> Patient:
     try:
-        return Patient.objects.get(pk=patient_id)
+        patient = Patient.objects.get(pk=patient_id)
     except (Patient.DoesNotExist, ValidationError, ValueError):
+        event_record(actor, Action.READ, resource_type="Patient", resource_id=str(patient_id),
+                     outcome=Outcome.NOT_FOUND)  # fmt: skip
         raise PatientNotFound() from None
+    event_record(actor, Action.READ, resource_type="Patient", resource_id=patient.pk,
+                 patient_id=patient.pk)  # fmt: skip
+    return patient
+
+
+def _search(actor: Actor, kinds: list[str], run: Callable[[], list[Patient]]) -> list[Patient]:
+    """Run a search and record it: the kinds of criteria, the outcome, the ids returned."""
+    detail: dict[str, object] = {"criteria": kinds}
+    try:
+        found = run()
+    except SearchTooBroad:
+        event_record(actor, Action.SEARCH, resource_type="Patient", outcome=Outcome.DENIED,
+                     detail={**detail, "refused": "too_broad"})  # fmt: skip
+        raise
+    except ValidationError:
+        event_record(actor, Action.SEARCH, resource_type="Patient", outcome=Outcome.FAILED,
+                     detail={**detail, "refused": "invalid"})  # fmt: skip
+        raise
+    event_record(actor, Action.SEARCH, resource_type="Patient", patients=[p.pk for p in found],
+                 detail={**detail, "count": len(found)})  # fmt: skip
+    return found
 
 
 def patients_find_by_name_and_birth_date(
-    *, name: str, birth_date: dt.date, given_name: str = ""
+    *, actor: Actor, name: str, birth_date: dt.date, given_name: str = ""
 ) -> list[Patient]:
     """Birth or usage name, exact after normalisation, and birth date; a given name narrows."""
+    kinds = ["name", "birth_date", *(["given_name"] if given_name.strip() else [])]
+    return _search(actor, kinds, lambda: _by_name_and_birth_date(name, birth_date, given_name))
+
+
+def _by_name_and_birth_date(name: str, birth_date: dt.date, given_name: str) -> list[Patient]:
     folded = fold_name(name)
     if not folded:
         raise ValidationError({"name": "Le nom est obligatoire."})
@@ -93,12 +127,20 @@ def patients_find_by_name_and_birth_date(
     return _exact(candidates, keep)
 
 
-def patients_find_by_nir(*, nir: str) -> list[Patient]:
+def patients_find_by_nir(*, actor: Actor, nir: str) -> list[Patient]:
+    return _search(actor, ["nir"], lambda: _by_nir(nir))
+
+
+def _by_nir(nir: str) -> list[Patient]:
     normalised = validate_nir(nir)
     return _exact(Q(bidx_nir=_digest("bidx_nir", normalised)), lambda p: p.nir == normalised)
 
 
-def patients_find_by_email(*, email: str) -> list[Patient]:
+def patients_find_by_email(*, actor: Actor, email: str) -> list[Patient]:
+    return _search(actor, ["email"], lambda: _by_email(email))
+
+
+def _by_email(email: str) -> list[Patient]:
     folded = fold_email(email)
     if not folded:
         raise ValidationError({"email": "L'adresse est obligatoire."})
@@ -107,7 +149,11 @@ def patients_find_by_email(*, email: str) -> list[Patient]:
     )
 
 
-def patients_find_by_phone(*, phone: str) -> list[Patient]:
+def patients_find_by_phone(*, actor: Actor, phone: str) -> list[Patient]:
+    return _search(actor, ["phone"], lambda: _by_phone(phone))
+
+
+def _by_phone(phone: str) -> list[Patient]:
     folded = fold_phone(phone)
     if len(folded) < 8:
         raise ValidationError({"phone": "Le numéro de téléphone est incomplet."})
@@ -119,9 +165,14 @@ def patients_find_by_phone(*, phone: str) -> list[Patient]:
 
 
 def patients_find_by_phonetic_name(
-    *, name: str, birth_date: dt.date | None = None
+    *, actor: Actor, name: str, birth_date: dt.date | None = None
 ) -> list[Patient]:
     """Names that sound alike (DUPONT, DUPOND), optionally on a birth date."""
+    kinds = ["phonetic_name", *(["birth_date"] if birth_date is not None else [])]
+    return _search(actor, kinds, lambda: _by_phonetic_name(name, birth_date))
+
+
+def _by_phonetic_name(name: str, birth_date: dt.date | None) -> list[Patient]:
     code = phonetic_code(name)
     if not code:
         raise ValidationError({"name": "Le nom est obligatoire."})
@@ -136,3 +187,17 @@ def patients_find_by_phonetic_name(
         return code in (phonetic_code(p.birth_name or ""), phonetic_code(p.usage_name or ""))
 
     return _exact(candidates, keep)
+
+
+def patient_id_for_ipp(*, ipp: str, finess: str) -> uuid.UUID:
+    """The patient an establishment's IPP names (an id only: reading the record is audited)."""
+    from rempart.patients.models import PatientIdentifier
+
+    found = (
+        PatientIdentifier.objects.filter(ipp=ipp.strip(), establishment__finess=finess.strip())
+        .values_list("patient_id", flat=True)
+        .first()
+    )
+    if found is None:
+        raise PatientNotFound()
+    return found

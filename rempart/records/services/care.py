@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.care.models import (
     Drug,
     Prescription,
@@ -21,7 +24,6 @@ from rempart.care.models import (
 )
 from rempart.directory.models import Practitioner, Service
 from rempart.patients.models import Patient
-from rempart.records.services.patients import Actor
 
 
 def stay_create(
@@ -62,7 +64,13 @@ def stay_create(
             reason=reason or None,
         )
         stay.save(force_insert=True)
+        _stay_event(actor, Action.CREATE, stay, "created")
     return stay
+
+
+def _stay_event(actor: Actor, action: str, stay: Stay, change: str) -> None:
+    event_record(actor, action, resource_type="Stay", resource_id=stay.pk,
+                 patient_id=stay.patient_id, detail={"change": change})  # fmt: skip
 
 
 def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
@@ -70,7 +78,9 @@ def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> St
     if stay.admitted_at is not None:
         raise ValidationError("Le patient est déjà entré.", code="already_admitted")
     stay.admitted_at = at
-    stay.save(update_fields=["admitted_at"])
+    with transaction.atomic():
+        stay.save(update_fields=["admitted_at"])
+        _stay_event(actor, Action.UPDATE, stay, "admitted")
     return stay
 
 
@@ -83,7 +93,9 @@ def stay_discharge(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -
     if at < stay.admitted_at:
         raise ValidationError({"discharged_at": "La sortie précède l'entrée."})
     stay.discharged_at = at
-    stay.save(update_fields=["discharged_at"])
+    with transaction.atomic():
+        stay.save(update_fields=["discharged_at"])
+        _stay_event(actor, Action.UPDATE, stay, "discharged")
     return stay
 
 
@@ -138,6 +150,9 @@ def prescription_create(
             PrescriptionLine(
                 prescription=prescription, position=position, content=asdict(line)
             ).save(force_insert=True)
+        event_record(actor, Action.CREATE, resource_type="Prescription",
+                     resource_id=prescription.pk, patient_id=patient.pk,
+                     detail={"lines": len(cleaned)})  # fmt: skip
     return prescription
 
 
@@ -152,6 +167,9 @@ def prescription_line_add(
         position = locked.lines.count() + 1
         result = PrescriptionLine(prescription=locked, position=position, content=asdict(cleaned))
         result.save(force_insert=True)
+        event_record(actor, Action.CREATE, resource_type="PrescriptionLine",
+                     resource_id=result.pk, patient_id=locked.patient_id,
+                     detail={"prescription": str(locked.pk)})  # fmt: skip
     return result
 
 
@@ -169,4 +187,6 @@ def prescription_sign(
         locked.status = PrescriptionStatus.SIGNED
         locked.signed_at = at or timezone.now()
         locked.save(update_fields=["status", "signed_at"])
+        event_record(actor, Action.UPDATE, resource_type="Prescription", resource_id=locked.pk,
+                     patient_id=locked.patient_id, detail={"change": "signed"})  # fmt: skip
     return locked

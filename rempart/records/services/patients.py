@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.directory.models import Establishment
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.validation import PatientData, clean_patient
-
-Actor = AbstractBaseUser | AnonymousUser | None
 
 
 def patient_create(
@@ -20,10 +20,14 @@ def patient_create(
     """A new patient (and their IPP in `establishment`), all or nothing."""
     cleaned = clean_patient(data)
     with transaction.atomic():
-        patient = Patient(**cleaned.as_model_values())
+        values = cleaned.as_model_values()
+        patient = Patient(**values)
         patient.save(force_insert=True)
+        given = sorted(k for k, v in values.items() if v is not None)  # names, never values
+        event_record(actor, Action.CREATE, resource_type="Patient", resource_id=patient.pk,
+                     patient_id=patient.pk, detail={"fields": given})  # fmt: skip
         if establishment is not None:
-            ipp_allocate(patient=patient, establishment=establishment)
+            ipp_allocate(actor=actor, patient=patient, establishment=establishment)
     return patient
 
 
@@ -42,10 +46,14 @@ def patient_update(*, actor: Actor, patient: Patient, data: PatientData) -> Pati
         for name in changed:
             setattr(patient, name, values[name])
         patient.save()
+        event_record(actor, Action.UPDATE, resource_type="Patient", resource_id=patient.pk,
+                     patient_id=patient.pk, detail={"fields": sorted(changed)})  # fmt: skip
     return patient
 
 
-def ipp_allocate(*, patient: Patient, establishment: Establishment) -> PatientIdentifier:
+def ipp_allocate(
+    *, actor: Actor, patient: Patient, establishment: Establishment
+) -> PatientIdentifier:
     """The patient's IPP in this establishment, made once: the next number of its counter."""
     with transaction.atomic():
         existing = PatientIdentifier.objects.filter(
@@ -58,6 +66,10 @@ def ipp_allocate(*, patient: Patient, establishment: Establishment) -> PatientId
         )
         counter.last_value += 1
         counter.save(update_fields=["last_value"])
-        return PatientIdentifier.objects.create(
+        identifier = PatientIdentifier.objects.create(
             patient=patient, establishment=establishment, ipp=f"{counter.last_value:010d}"
         )
+        event_record(actor, Action.CREATE, resource_type="PatientIdentifier",
+                     resource_id=identifier.pk, patient_id=patient.pk,
+                     detail={"establishment": str(establishment.pk)})  # fmt: skip
+        return identifier

@@ -18,6 +18,9 @@ from typing import Any, cast
 
 from django.db import connection, connections
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action
+from rempart.audit.services import event_record
 from rempart.lib.normalise import fold_name
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import DuplicateCandidate, Patient
@@ -100,6 +103,7 @@ def _mapper(workers: int) -> Iterator[Callable[[Iterator[Task]], Iterator[Found]
 
 def duplicates_find(
     *,
+    actor: Actor,
     since: dt.datetime | None = None,
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
@@ -123,4 +127,7 @@ def duplicates_find(
             )  # fmt: skip
             if progress is not None:
                 progress(buckets)
-    return DuplicateCandidate.objects.count() - before
+    found = DuplicateCandidate.objects.count() - before
+    event_record(actor, Action.SEARCH, resource_type="DuplicateCandidate",
+                 detail={"criteria": ["same_ins", "same_traits"], "pairs": found})  # fmt: skip
+    return found

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rempart.audit.context import Actor
+from rempart.audit.models import Action, Purpose
+from rempart.audit.services import AuditUnavailable, event_record
 from rempart.lib.progress import progress_bar
 from rempart.vault import crypto, keystore, rotation
 
@@ -48,15 +52,19 @@ class Command(BaseCommand):
                 made = keystore.init_keys(create_master=create)
                 for path in made:
                     self.stdout.write(f"créé : {path}")
+                if made:
+                    _audit("init", {"created": [Path(p).name for p in made]}, optional=True)
                 if not made:
                     self.stdout.write("Les clés existent déjà et s'ouvrent avec la clé maîtresse.")
             elif action == "list":
                 self._list()
             elif action == "add":
                 key_id = rotation.key_add(options["category"])
+                _audit("add", {"category": options["category"], "key_id": key_id})
                 self.stdout.write(f"{options['category']}: clé {key_id} ajoutée (non primaire)")
             elif action == "promote":
                 rotation.key_promote(options["category"], options["key_id"])
+                _audit("promote", {"category": options["category"], "key_id": options["key_id"]})
                 self.stdout.write(f"{options['category']}: clé {options['key_id']} primaire")
             elif action == "reencrypt":
                 for category in options["category"] or crypto.AEAD_CATEGORIES:
@@ -65,11 +73,15 @@ class Command(BaseCommand):
                         n = rotation.reencrypt(
                             category, batch_size=options["batch_size"], progress=advance
                         )
+                    _audit("reencrypt", {"category": category, "values": n})
                     self.stdout.write(f"{category}: {n} valeurs rechiffrées")
             elif action == "disable":
                 rotation.key_disable(options["category"], options["key_id"])
+                _audit("disable", {"category": options["category"], "key_id": options["key_id"]})
                 self.stdout.write(f"{options['category']}: clé {options['key_id']} désactivée")
         except crypto.VaultError as exc:
+            raise CommandError(str(exc)) from None
+        except AuditUnavailable as exc:
             raise CommandError(str(exc)) from None
 
     def _list(self) -> None:
@@ -84,3 +96,19 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{category:9} {key.key_id:>11} {key.status:9} {mark:8} {used} valeurs"
                 )
+
+
+def _audit(operation: str, detail: dict[str, Any], *, optional: bool = False) -> None:
+    """Key operations go to the audit trail. `keys init` may run before the database exists:
+    then it is recorded nowhere but its output (optional=True)."""
+    from django.db import DatabaseError, connection
+
+    if optional:
+        try:
+            if "audit_event" not in connection.introspection.table_names():
+                return
+        except DatabaseError:
+            return
+    event_record(Actor.system(f"keys {operation}", Purpose.SECURITY), Action.KEY,
+                 resource_type="Keyset", resource_id=str(detail.get("category", "")),
+                 detail={"operation": operation, **detail})  # fmt: skip

@@ -1,0 +1,190 @@
+"""Recording events, and sealing them into the hash chain with signed checkpoints.
+
+Hot path: `event_record` is one INSERT (two with a search's results), in the caller's
+transaction for writes, committed before the caller returns for reads (log before reveal). When
+it fails, `AuditUnavailable` is raised and the caller reveals and changes nothing (fail closed).
+
+Sealing runs apart (`rempart audit sealer`): it takes the events not yet in the chain, in id
+order, links them (each digest covers the previous one), then signs a checkpoint of the head with
+the Ed25519 key and appends it to a file outside the database (and to syslog when configured).
+Requests never wait on the chain: they only insert. The unsealed window is bounded by the
+sealer's interval plus one batch (docs/ARCHITECTURE.md, "Audit trail").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from rempart.audit import sinks
+from rempart.audit.context import Actor
+from rempart.audit.models import Checkpoint, Event, EventPatient, Link, Outcome
+from rempart.vault import crypto
+from rempart.vault.keystore import get_signer
+
+SEAL_BATCH = 20_000
+_SEALER_LOCK = 0x52454D50  # "REMP": one sealer at a time (PostgreSQL advisory lock)
+
+
+class AuditUnavailable(Exception):
+    """The trail could not be written: the operation is refused and nothing is revealed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Journal d'audit indisponible : l'opération est refusée et aucune donnée n'est "
+            "communiquée."
+        )
+
+
+def event_record(
+    actor: Actor,
+    action: str,
+    *,
+    resource_type: str,
+    resource_id: str | uuid.UUID = "",
+    patient_id: uuid.UUID | None = None,
+    patients: Sequence[uuid.UUID] = (),
+    outcome: str = Outcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+) -> Event:
+    """Write one event (and the patients a search returned). Raises AuditUnavailable."""
+    detail = dict(detail or {})
+    if patients:
+        detail["results"] = [str(p) for p in patients]
+    event = Event(
+        at=timezone.now(),
+        user_id=actor.user_id,
+        username=actor.username[:150],
+        role=actor.role[:32],
+        establishment_id=actor.establishment_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id)[:64],
+        patient_id=patient_id,
+        purpose=actor.purpose,
+        outcome=outcome,
+        ip=actor.ip[:45],
+        request_id=actor.request_id[:64],
+        detail=detail,
+    )
+    try:
+        if patients or connection.in_atomic_block:
+            # A savepoint inside the caller's transaction (a write: the event commits with it);
+            # its own transaction for a search's two inserts.
+            with transaction.atomic():
+                event.save(force_insert=True)
+                EventPatient.objects.bulk_create(
+                    [EventPatient(event_id=event.id, patient_id=p) for p in patients]
+                )
+        else:
+            event.save(force_insert=True)  # autocommit: durable when this returns
+    except DatabaseError:
+        raise AuditUnavailable() from None
+    return event
+
+
+# --- the chain ------------------------------------------------------------------------------------
+
+
+def canonical(event: Event) -> bytes:
+    """The bytes the chain covers: every column, in a fixed form that survives a round trip."""
+    at = event.at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    values = [
+        1, event.id, at, event.user_id, event.username, event.role,
+        str(event.establishment_id) if event.establishment_id else None,
+        event.action, event.resource_type, event.resource_id,
+        str(event.patient_id) if event.patient_id else None,
+        event.purpose, event.outcome, event.ip, event.request_id, event.detail,
+    ]  # fmt: skip
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_payload(cp: Checkpoint | dict[str, Any]) -> bytes:
+    """What a checkpoint's signature covers."""
+    if isinstance(cp, Checkpoint):
+        fields = (cp.first_seq, cp.seq, bytes(cp.head).hex(), cp.watermark,
+                  cp.signed_at.astimezone(dt.UTC).isoformat(timespec="microseconds"))  # fmt: skip
+    else:
+        fields = (cp["first_seq"], cp["seq"], cp["head"], cp["watermark"], cp["signed_at"])
+    return "|".join(["rempart/audit-checkpoint/v1", *map(str, fields)]).encode()
+
+
+def checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as one line of the external file."""
+    return {
+        "seq": cp.seq,
+        "first_seq": cp.first_seq,
+        "head": bytes(cp.head).hex(),
+        "watermark": cp.watermark,
+        "signed_at": cp.signed_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "signature": bytes(cp.signature).hex(),
+    }
+
+
+@dataclass(frozen=True)
+class Sealed:
+    events: int
+    checkpoint: Checkpoint | None
+
+
+def _unlinked(after: int) -> Any:
+    linked = Link.objects.filter(event_id__gt=after).values("event_id")
+    return Event.objects.filter(id__gt=after).exclude(id__in=linked).order_by("id")
+
+
+def seal_pending(*, batch: int = SEAL_BATCH) -> Sealed:
+    """Link the events not yet in the chain (up to `batch`) and sign a checkpoint of the head."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEALER_LOCK])
+        last = Checkpoint.objects.order_by("-seq").first()
+        watermark = last.watermark if last is not None else 0
+        head = Link.objects.order_by("-seq").first()
+        seq = head.seq if head is not None else 0
+        digest = bytes(head.digest) if head is not None else crypto.CHAIN_GENESIS
+        pending = list(_unlinked(watermark)[:batch])
+        if not pending:
+            return Sealed(0, None)
+        first_seq = seq + 1
+        links = []
+        for event in pending:
+            seq += 1
+            digest = crypto.chain_digest(digest, canonical(event))
+            links.append(Link(seq=seq, event_id=event.id, digest=digest))
+        Link.objects.bulk_create(links)
+        gap = _unlinked(watermark).values_list("id", flat=True).first()
+        newest = Link.objects.aggregate(newest=Max("event_id"))["newest"]
+        checkpoint = Checkpoint(
+            seq=seq,
+            first_seq=first_seq,
+            head=digest,
+            watermark=gap - 1 if gap is not None else newest,
+            signed_at=timezone.now(),
+            signature=b"",
+        )
+        checkpoint.signature = get_signer().sign(checkpoint_payload(checkpoint))
+        checkpoint.save(force_insert=True)
+    sinks.publish(checkpoint_record(checkpoint), pending)
+    return Sealed(len(pending), checkpoint)
+
+
+def seal_all(*, batch: int = SEAL_BATCH) -> int:
+    """Seal until nothing is pending; returns how many events were linked."""
+    total = 0
+    while (sealed := seal_pending(batch=batch)).events:
+        total += sealed.events
+    sinks.sync_checkpoint_file()
+    return total
+
+
+def events_of(ids: Iterable[int]) -> list[Event]:
+    return list(Event.objects.filter(id__in=list(ids)).order_by("id"))
