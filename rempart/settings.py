@@ -175,6 +175,9 @@ REMPART_AUDIT_CHECKPOINT_FILE = Path(
 REMPART_AUDIT_SYSLOG = env_str("REMPART_AUDIT_SYSLOG", "")
 REMPART_AUDIT_SYSLOG_EVENTS = env_bool("REMPART_AUDIT_SYSLOG_EVENTS", False)
 REMPART_AUDIT_SEAL_INTERVAL = env_int("REMPART_AUDIT_SEAL_INTERVAL", 2)  # seconds
+# The longest a transaction may hold an audit event before committing it (seconds): the sealer
+# keeps looking that far back for late commits, and `verify` flags events sealed later than that.
+REMPART_AUDIT_MAX_TRANSACTION = env_int("REMPART_AUDIT_MAX_TRANSACTION", 300)
 # `rempart audit verify` warns when an event waits longer than this to be sealed.
 REMPART_AUDIT_UNSEALED_WARNING = env_int("REMPART_AUDIT_UNSEALED_WARNING", 300)
 # The PostgreSQL role the application logs in as, when it differs from the schema owner: the

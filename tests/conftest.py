@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from rempart.synth.bulk import bulk_load
 from rempart.synth.generator import Group
@@ -74,3 +77,18 @@ def private_vault(vault_dir: Path, tmp_path: Path) -> Iterator[Path]:
     point_vault_at(copy)
     yield copy
     point_vault_at(vault_dir)
+
+
+@pytest.fixture
+def scratch_database(db: None) -> Iterator[str]:
+    """A PostgreSQL database of its own: the import commits batch by batch, outside the test's
+    transaction."""
+    conf = connection.settings_dict
+    name = f"rempart_scratch_{uuid.uuid4().hex[:8]}"
+    host, port = conf["HOST"] or "127.0.0.1", conf["PORT"] or 5432
+    admin = f"postgresql://{conf['USER']}@{host}:{port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

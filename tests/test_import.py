@@ -62,6 +62,13 @@ def test_an_export_is_imported_with_its_faults_refused_and_explained(export, tmp
         line: REASON_OF_FAULT[fault] for line, fault in written.faulty.items()
     }
     assert rejects.stat().st_mode & 0o777 == 0o600
+    # Each committed batch left its audit event (job, lines, counts; no patient values).
+    from rempart.audit.models import Action, Event
+
+    batches = Event.objects.filter(action=Action.IMPORT, resource_id=str(summary.job_id))
+    assert batches.count() == -(-written.rows // 300)
+    assert sum(e.detail["imported"] for e in batches) == summary.imported
+    assert Event.objects.filter(resource_type="DuplicateCandidate").exists()
 
 
 def test_imported_patients_are_sealed_searchable_and_keep_their_ipp(export):

@@ -8,29 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
-import pytest
-from django.db import connection
 
 CLI = [sys.executable, "-m", "rempart.cli"]
-
-
-@pytest.fixture
-def scratch_database(db):
-    """A PostgreSQL database of its own: the import commits batch by batch, outside the test's
-    transaction."""
-    settings = connection.settings_dict
-    name = f"rempart_crash_{uuid.uuid4().hex[:8]}"
-    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
-    admin = f"postgresql://{settings['USER']}@{host}:{port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _job(url: str) -> tuple[int, str] | None:

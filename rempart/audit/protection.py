@@ -1,6 +1,7 @@
 """The audit tables are append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (PostgreSQL
 and SQLite), and on PostgreSQL the application's role is granted INSERT and SELECT only.
 
+The grants are (re)applied after every `migrate` (rempart.audit.apps), once every table exists.
 The schema owner could still drop the trigger: that is why checkpoints are signed with a key
 outside the database and copied outside it (see rempart.audit.sinks).
 """
@@ -21,7 +22,7 @@ END $$
 """
 
 
-def install(connection: Any, app_role: str = "") -> None:
+def install(connection: Any) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_PG_FUNCTION)
@@ -35,8 +36,6 @@ def install(connection: Any, app_role: str = "") -> None:
                     "FOR EACH STATEMENT EXECUTE FUNCTION rempart_audit_append_only()"
                 )
                 cursor.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
-            if app_role:
-                grant_app_role(connection, app_role)
         elif connection.vendor == "sqlite":
             for table in TABLES:
                 for op in ("UPDATE", "DELETE"):

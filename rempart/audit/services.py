@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -140,6 +141,20 @@ def _unlinked(after: int) -> Any:
     return Event.objects.filter(id__gt=after).exclude(id__in=linked).order_by("id")
 
 
+def _watermark(previous: int) -> int:
+    """The highest event id W such that every event <= W is in the chain and no transaction
+    still in flight can commit an event <= W. Ids come from a sequence in time order, and a
+    transaction holds an event at most REMPART_AUDIT_MAX_TRANSACTION seconds before committing,
+    so W stops below the first unsealed event and below the events of that last window."""
+    gap = _unlinked(previous).values_list("id", flat=True).first()
+    horizon = timezone.now() - dt.timedelta(seconds=settings.REMPART_AUDIT_MAX_TRANSACTION)
+    settled = (
+        Event.objects.filter(id__gt=previous, at__lt=horizon).aggregate(top=Max("id"))["top"]
+        or previous
+    )
+    return max(previous, min(settled, gap - 1) if gap is not None else settled)
+
+
 def seal_pending(*, batch: int = SEAL_BATCH) -> Sealed:
     """Link the events not yet in the chain (up to `batch`) and sign a checkpoint of the head."""
     with transaction.atomic():
@@ -161,13 +176,11 @@ def seal_pending(*, batch: int = SEAL_BATCH) -> Sealed:
             digest = crypto.chain_digest(digest, canonical(event))
             links.append(Link(seq=seq, event_id=event.id, digest=digest))
         Link.objects.bulk_create(links)
-        gap = _unlinked(watermark).values_list("id", flat=True).first()
-        newest = Link.objects.aggregate(newest=Max("event_id"))["newest"]
         checkpoint = Checkpoint(
             seq=seq,
             first_seq=first_seq,
             head=digest,
-            watermark=gap - 1 if gap is not None else newest,
+            watermark=_watermark(watermark),
             signed_at=timezone.now(),
             signature=b"",
         )

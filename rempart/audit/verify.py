@@ -79,6 +79,9 @@ def verify_trail(*, public_key: Path | None = None, checkpoint_file: Path | None
             )
 
     digest, expected = crypto.CHAIN_GENESIS, 1
+    ordered = sorted(checkpoints)
+    covering = 0  # index in `ordered` of the checkpoint that covers the current link
+    late = dt.timedelta(seconds=settings.REMPART_AUDIT_MAX_TRANSACTION)
     for link, event in _links_with_events():
         report.links += 1
         if link.seq != expected:
@@ -100,6 +103,16 @@ def verify_trail(*, public_key: Path | None = None, checkpoint_file: Path | None
                 "modifié, ou déplacé, après avoir été scellé."
             )
             break
+        while covering < len(ordered) and ordered[covering] < link.seq:
+            covering += 1
+        if covering > 0 and not report.problems:
+            before = checkpoints[ordered[covering - 1]]
+            if event.at < before.signed_at - late:
+                report.problems.append(
+                    f"l'événement n° {event.id}, daté du {_when(event.at)}, n'a été scellé "
+                    f"qu'après le point de contrôle du {_when(before.signed_at)} : il a été "
+                    "ajouté après coup."
+                )
         cp = checkpoints.get(link.seq)
         if cp is not None and bytes(cp.head) != digest:
             report.problems.append(

@@ -1,14 +1,13 @@
-"""The audit tables become append-only (trigger; grants on PostgreSQL). Tested in
+"""The audit tables become append-only (a trigger; the grants follow each migrate). Tested in
 tests/test_audit_storage.py, forwards and backwards."""
 
-from django.conf import settings
 from django.db import migrations
 
 
 def forwards(apps, schema_editor):
     from rempart.audit import protection
 
-    protection.install(schema_editor.connection, settings.REMPART_DB_APP_ROLE)
+    protection.install(schema_editor.connection)
 
 
 def backwards(apps, schema_editor):

@@ -23,7 +23,7 @@ from rempart.audit.services import event_record
 from rempart.lib.identifiers import validate_nir
 from rempart.lib.normalise import fold_email, fold_name, fold_phone
 from rempart.lib.phonetic import phonetic_code
-from rempart.patients.models import Patient
+from rempart.patients.models import Patient, PatientIdentifier
 from rempart.vault.fields import BlindIndexField
 
 
@@ -189,15 +189,17 @@ def _by_phonetic_name(name: str, birth_date: dt.date | None) -> list[Patient]:
     return _exact(candidates, keep)
 
 
-def patient_id_for_ipp(*, ipp: str, finess: str) -> uuid.UUID:
-    """The patient an establishment's IPP names (an id only: reading the record is audited)."""
-    from rempart.patients.models import PatientIdentifier
-
+def patient_id_for_ipp(*, actor: Actor, ipp: str, finess: str) -> uuid.UUID:
+    """The patient an establishment's IPP names (a wristband scan, a console command)."""
     found = (
         PatientIdentifier.objects.filter(ipp=ipp.strip(), establishment__finess=finess.strip())
         .values_list("patient_id", flat=True)
         .first()
     )
+    event_record(actor, Action.SEARCH, resource_type="Patient",
+                 patients=[found] if found else [],
+                 outcome=Outcome.SUCCESS if found else Outcome.NOT_FOUND,
+                 detail={"criteria": ["ipp"], "count": 1 if found else 0})  # fmt: skip
     if found is None:
         raise PatientNotFound()
     return found

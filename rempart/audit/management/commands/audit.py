@@ -82,7 +82,9 @@ class Command(BaseCommand):
         try:
             target: Any = options["patient"]
             if options["establishment"]:
-                target = patient_id_for_ipp(ipp=target, finess=options["establishment"])
+                target = patient_id_for_ipp(
+                    actor=actor, ipp=target, finess=options["establishment"]
+                )
             report = patient_access_report(actor=actor, patient_id=target)
         except PatientNotFound:
             raise CommandError("aucun patient ne correspond") from None

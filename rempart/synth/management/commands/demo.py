@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rempart.audit.services import seal_all, seal_pending
 from rempart.directory.models import Establishment
 from rempart.synth.accounts import create_demo_accounts, read_demo_accounts
 from rempart.synth.services import group_generate
 from rempart.vault import keystore
 from rempart.vault.crypto import VaultError
+
+
+def _sealer() -> None:
+    from django.db import DatabaseError, connection
+
+    while True:
+        try:
+            if not seal_pending().events:
+                time.sleep(settings.REMPART_AUDIT_SEAL_INTERVAL)
+        except DatabaseError:  # SQLite busy: try again at the next tick
+            connection.close()
+            time.sleep(settings.REMPART_AUDIT_SEAL_INTERVAL)
 
 
 class Command(BaseCommand):
@@ -39,8 +54,12 @@ class Command(BaseCommand):
             )
             group_generate(patients=options["patients"], seed=options["seed"], establishments=5)
             create_demo_accounts()
+        seal_all()
         self._print_accounts(options["addrport"])
         if not options["no_serve"]:
+            # In production the sealer is its own process (`rempart audit sealer`); the demo
+            # runs it beside the server.
+            threading.Thread(target=_sealer, name="audit-sealer", daemon=True).start()
             call_command(
                 "runserver", options["addrport"], use_reloader=False, insecure_serving=True
             )
