@@ -30,7 +30,9 @@ def test_the_demo_sets_up_keys_database_group_and_accounts(tmp_path: Path):
     verified = subprocess.run(check, env=env, capture_output=True, text=True, check=True)  # noqa: S603
     assert "Journal intègre" in verified.stdout
     assert (tmp_path / "audit" / "checkpoints.jsonl").stat().st_mode & 0o777 == 0o600
-    script = "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('UPDATE audit_event SET ip=1')"
+    script = (
+        "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('UPDATE audit_event SET ip=1')"
+    )
     tamper = [sys.executable, "-c", script, str(tmp_path / "rempart.sqlite3")]
     refused = subprocess.run(tamper, capture_output=True, text=True)  # noqa: S603
     assert "append-only" in refused.stderr
