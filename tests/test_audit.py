@@ -405,7 +405,7 @@ def test_a_backdated_event_sealed_later_is_detected(group, trail, settings):
     seal_all()
     forged = event_record(ACTOR, Action.READ, resource_type="Patient")
     _attack("UPDATE audit_event SET at = %s WHERE id = %s",
-            params=[timezone.now() - dt.timedelta(days=2), forged.id])  # fmt: skip
+            params=[timezone.now() - dt.timedelta(days=2), forged])  # fmt: skip
     seal_all()
     report = verify_trail()
     assert not report.ok and "ajouté après coup" in report.problems[0]

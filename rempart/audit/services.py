@@ -45,6 +45,21 @@ class AuditUnavailable(Exception):
         )
 
 
+_COLUMNS = (
+    "at", "user_id", "username", "role", "establishment_id", "action", "resource_type",
+    "resource_id", "patient_id", "purpose", "outcome", "ip", "request_id", "detail",
+)  # fmt: skip
+_VALUES = ", ".join(["%s"] * (len(_COLUMNS) - 1) + ["%s::jsonb"])
+_INSERT = f"INSERT INTO audit_event ({', '.join(_COLUMNS)}) VALUES ({_VALUES})"  # noqa: S608
+_INSERT_ONE = _INSERT + " RETURNING id"
+# A search's event and the patients it returned, in one statement (one round trip, one commit).
+_INSERT_WITH_PATIENTS = (
+    f"WITH e AS ({_INSERT} RETURNING id) "  # noqa: S608  # constant column names
+    "INSERT INTO audit_event_patient (event_id, patient_id) "
+    "SELECT e.id, p FROM e, unnest(%s::uuid[]) AS p RETURNING event_id"
+)
+
+
 def event_record(
     actor: Actor,
     action: str,
@@ -55,41 +70,45 @@ def event_record(
     patients: Sequence[uuid.UUID] = (),
     outcome: str = Outcome.SUCCESS,
     detail: dict[str, Any] | None = None,
-) -> Event:
-    """Write one event (and the patients a search returned). Raises AuditUnavailable."""
+) -> int:
+    """Write one event (and the patients a search returned); returns its id. Raises
+    AuditUnavailable, having written nothing, when the trail cannot be written."""
     detail = dict(detail or {})
     if patients:
         detail["results"] = [str(p) for p in patients]
-    event = Event(
-        at=timezone.now(),
-        user_id=actor.user_id,
-        username=actor.username[:150],
-        role=actor.role[:32],
-        establishment_id=actor.establishment_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=str(resource_id)[:64],
-        patient_id=patient_id,
-        purpose=actor.purpose,
-        outcome=outcome,
-        ip=actor.ip[:45],
-        request_id=actor.request_id[:64],
-        detail=detail,
-    )
+    values = [
+        timezone.now(), actor.user_id, actor.username[:150], actor.role[:32],
+        actor.establishment_id, action, resource_type, str(resource_id)[:64], patient_id,
+        actor.purpose, outcome, actor.ip[:45], actor.request_id[:64],
+    ]  # fmt: skip
     try:
-        if patients or connection.in_atomic_block:
-            # A savepoint inside the caller's transaction (a write: the event commits with it);
-            # its own transaction for a search's two inserts.
+        if connection.in_atomic_block:
+            # Inside the caller's transaction (a write): the event commits or rolls back with
+            # it; the savepoint keeps the caller's transaction usable to report the failure.
             with transaction.atomic():
-                event.save(force_insert=True)
-                EventPatient.objects.bulk_create(
-                    [EventPatient(event_id=event.id, patient_id=p) for p in patients]
-                )
-        else:
-            event.save(force_insert=True)  # autocommit: durable when this returns
+                return _insert(values, detail, patients)
+        return _insert(values, detail, patients)  # autocommit: durable when this returns
     except DatabaseError:
         raise AuditUnavailable() from None
-    return event
+
+
+def _insert(values: list[Any], detail: dict[str, Any], patients: Sequence[uuid.UUID]) -> int:
+    if connection.vendor != "postgresql":  # the embedded demo database
+        with transaction.atomic():
+            event = Event(**dict(zip(_COLUMNS, [*values, detail], strict=True)))
+            event.save(force_insert=True)
+            EventPatient.objects.bulk_create(
+                [EventPatient(event_id=event.id, patient_id=p) for p in patients]
+            )
+        return event.id
+    encoded = json.dumps(detail, separators=(",", ":"), ensure_ascii=False)
+    with connection.cursor() as wrapper, connection.wrap_database_errors:
+        cursor = wrapper.cursor  # psycopg's own: a prepared statement on the hot path
+        if patients:
+            cursor.execute(_INSERT_WITH_PATIENTS, [*values, encoded, list(patients)], prepare=True)
+        else:
+            cursor.execute(_INSERT_ONE, [*values, encoded], prepare=True)
+        return int(cursor.fetchone()[0])
 
 
 # --- the chain ------------------------------------------------------------------------------------
