@@ -83,6 +83,34 @@ def writer(count: int) -> float:
     return time.perf_counter() - started
 
 
+def floor(actor: Any, n: int = 3000) -> None:
+    """What one durable event costs at the database: the same prepared INSERT with and without
+    waiting for the WAL flush, next to a bare round trip."""
+    import psycopg
+
+    from rempart.audit.services import _INSERT_ONE
+
+    values = [dt.datetime.now(dt.UTC), 1, "bench", "physician", None, "read", "Patient", "x",
+              None, "care", "success", "10.0.0.1", "bench-request", "{}"]  # fmt: skip
+    print("\nfloor, psycopg alone (no Django):")
+    with psycopg.connect(URL, autocommit=True) as conn:
+        for label, setup_sql, sql, params in (
+            ("bare round trip (SELECT 1)", None, "SELECT 1", []),
+            ("event INSERT, synchronous_commit=off", "SET synchronous_commit = off", _INSERT_ONE,
+             values),
+            ("event INSERT, durable (default)", "SET synchronous_commit = on", _INSERT_ONE, values),
+        ):  # fmt: skip
+            if setup_sql:
+                conn.execute(setup_sql)
+            samples = []
+            for _ in range(n):
+                started = time.perf_counter()
+                conn.execute(sql, params, prepare=True).fetchone()
+                samples.append((time.perf_counter() - started) * 1000)
+            p50, p95, mean = percentiles(samples)
+            print(f"  {label:40} p50 {p50:.3f} ms  p95 {p95:.3f} ms  mean {mean:.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=100_000)
@@ -136,6 +164,8 @@ def main() -> None:
         print(f"  trail off: p50 {off[0]:.3f} ms  p95 {off[1]:.3f} ms  mean {off[2]:.3f} ms")
         print(f"  overhead : p50 {100 * (on[0] / off[0] - 1):+.1f} %  "
               f"mean {100 * (on[2] / off[2] - 1):+.1f} %")  # fmt: skip
+
+    floor(actor)
 
     from django.db import connections
 

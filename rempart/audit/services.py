@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
@@ -103,7 +104,9 @@ def _insert(values: list[Any], detail: dict[str, Any], patients: Sequence[uuid.U
         return event.id
     encoded = json.dumps(detail, separators=(",", ":"), ensure_ascii=False)
     with connection.cursor() as wrapper, connection.wrap_database_errors:
-        cursor = wrapper.cursor  # psycopg's own: a prepared statement on the hot path
+        # Server-side binding (Django's cursors bind on the client): a prepared statement,
+        # parsed and planned once per connection.
+        cursor = psycopg.Cursor(wrapper.cursor.connection)
         if patients:
             cursor.execute(_INSERT_WITH_PATIENTS, [*values, encoded, list(patients)], prepare=True)
         else:
