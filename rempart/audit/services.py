@@ -111,7 +111,10 @@ def _insert(values: list[Any], detail: dict[str, Any], patients: Sequence[uuid.U
             cursor.execute(_INSERT_WITH_PATIENTS, [*values, encoded, list(patients)], prepare=True)
         else:
             cursor.execute(_INSERT_ONE, [*values, encoded], prepare=True)
-        return int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+    if row is None:  # RETURNING always gives the row; a missing one would be a server fault
+        raise AuditUnavailable()
+    return int(row[0])
 
 
 # --- the chain ------------------------------------------------------------------------------------
