@@ -72,6 +72,8 @@ CACHES = {
 
 INSTALLED_APPS = [
     "django.contrib.auth",
+    "django_otp",
+    "axes",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -81,6 +83,7 @@ INSTALLED_APPS = [
     "rempart.directory",
     "rempart.patients",
     "rempart.care",
+    "rempart.access",
     "rempart.records",
     "rempart.imports",
     "rempart.synth",
@@ -183,6 +186,29 @@ REMPART_AUDIT_UNSEALED_WARNING = env_int("REMPART_AUDIT_UNSEALED_WARNING", 300)
 # The PostgreSQL role the application logs in as, when it differs from the schema owner: the
 # migrations grant it INSERT and SELECT only on the audit tables.
 REMPART_DB_APP_ROLE = env_str("REMPART_DB_APP_ROLE", "")
+# Access policy. A patient is in a user's care with a stay in the user's establishment (and
+# service, for clinical roles) planned to start within UPCOMING days, running, or ended less than
+# RECENT days ago; or when the user is their médecin traitant.
+REMPART_CARE_UPCOMING_DAYS = env_int("REMPART_CARE_UPCOMING_DAYS", 7)
+REMPART_CARE_RECENT_DAYS = env_int("REMPART_CARE_RECENT_DAYS", 30)
+REMPART_BREAK_GLASS_HOURS = env_int("REMPART_BREAK_GLASS_HOURS", 4)
+# Read budgets: distinct patients (and searches) per hour and per day, by role. Past the budget
+# the account must give its second factor again; past HARD_FACTOR x budget it is locked.
+REMPART_READ_BUDGETS = {
+    "physician": (80, 300), "nurse": (60, 240), "secretary": (60, 240),
+    "pharmacist": (80, 300), "dpo": (20, 60), "security_officer": (20, 60),
+    "auditor": (20, 60), "tech_admin": (0, 0),
+}  # fmt: skip
+REMPART_BUDGET_HARD_FACTOR = 1.5
+REMPART_STEP_UP_MINUTES = env_int("REMPART_STEP_UP_MINUTES", 60)
+REMPART_ALERT_WEBHOOK = env_str("REMPART_ALERT_WEBHOOK", "")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rempart@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend"
+)
+
 # Behind a reverse proxy that sets them: take the client address from X-Forwarded-For and the
 # request id from X-Request-ID. Off by default (anyone could forge them).
 REMPART_TRUST_PROXY_HEADERS = env_bool("REMPART_TRUST_PROXY_HEADERS", False)

@@ -18,7 +18,7 @@ from rempart.patients.models import DuplicateCandidate, Patient, PatientIdentifi
 from rempart.records.selectors.patients import patients_find_by_nir
 from rempart.synth.legacy import write_legacy_export
 
-ACTOR = Actor(username="tests", role="physician")
+ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
 TODAY = dt.date(2026, 11, 28)
 REASON_OF_FAULT = {

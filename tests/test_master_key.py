@@ -17,7 +17,7 @@ from rempart.records.services.patients import patient_create
 from rempart.vault import crypto, keystore
 from rempart.vault.crypto import MasterKeyError
 
-ACTOR = Actor(username="tests", role="physician")
+ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
 CLI = [sys.executable, "-m", "rempart.cli"]
 

@@ -18,7 +18,7 @@ from rempart.patients.validation import PatientData
 from rempart.records.services import care, directory
 from rempart.records.services.patients import patient_create
 
-ACTOR = Actor(username="tests", role="physician")
+ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
 
 def _nir(body: str) -> str:

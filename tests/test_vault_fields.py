@@ -16,7 +16,7 @@ from rempart.records.services.patients import patient_create
 from rempart.vault.crypto import DecryptionError
 from rempart.vault.fields import EncryptedField, SealedAttribute
 
-ACTOR = Actor(username="tests", role="physician")
+ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
 PATIENT_FIELDS = [n for n, a in vars(Patient).items() if isinstance(a, SealedAttribute)]
 SEALED_COLUMNS = [f.name for f in Patient._meta.concrete_fields if isinstance(f, EncryptedField)]

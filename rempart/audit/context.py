@@ -23,6 +23,12 @@ class Actor:
     purpose: str = Purpose.CARE
     ip: str = ""
     request_id: str = ""
+    # The user's scope, for the access policy (ids only): every establishment and service they
+    # work in, and their practitioner record.
+    establishments: tuple[uuid.UUID, ...] = ()
+    services: tuple[uuid.UUID, ...] = ()
+    practitioner_id: uuid.UUID | None = None
+    session_key: str = ""
 
     @classmethod
     def system(cls, command: str, purpose: str = Purpose.ADMINISTRATION) -> Actor:

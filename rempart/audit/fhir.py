@@ -35,6 +35,9 @@ _SUBTYPE = {  # action -> (type, subtype, FHIR action code)
     Action.LOGOUT: ((DCM, "110114", "User Authentication"), (DCM, "110123", "Logout"), "E"),
     Action.MFA: ((DCM, "110114", "User Authentication"), None, "E"),
     Action.BREAK_GLASS: ((DCM, "110113", "Security Alert"), None, "E"),
+    Action.LOCK: ((DCM, "110113", "Security Alert"), None, "E"),
+    Action.UNLOCK: ((DCM, "110113", "Security Alert"), None, "E"),
+    Action.REVIEW: ((DCM, "110101", "Audit Log Used"), None, "E"),
     Action.KEY: ((DCM, "110113", "Security Alert"), None, "E"),
     Action.AUDIT: ((DCM, "110101", "Audit Log Used"), None, "E"),
 }  # fmt: skip

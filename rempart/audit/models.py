@@ -24,6 +24,9 @@ class Action(models.TextChoices):
     LOGOUT = "logout", "Déconnexion"
     MFA = "mfa", "Second facteur"
     BREAK_GLASS = "break_glass", "Accès d'urgence"
+    LOCK = "lock", "Verrouillage du compte"
+    UNLOCK = "unlock", "Déverrouillage du compte"
+    REVIEW = "review", "Revue d'un accès d'urgence"
     KEY = "key", "Opération sur les clés"
     AUDIT = "audit", "Vérification du journal"
 

@@ -11,25 +11,36 @@ from rempart.directory.models import StaffMember
 UNKNOWN_ROLE = "unknown"
 
 
-def actor_for_user(user: Any, *, ip: str = "", request_id: str = "") -> Actor:
+def actor_for_user(
+    user: Any, *, ip: str = "", request_id: str = "", session_key: str = ""
+) -> Actor:
     """The actor for an authenticated user (or an anonymous one, for failed logins)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return Actor(username="anonyme", role=UNKNOWN_ROLE, ip=ip, request_id=request_id)
     staff = StaffMember.objects.filter(user=user).first()
-    establishment = staff.establishments.order_by("finess").first() if staff else None
+    places = (
+        tuple(staff.establishments.order_by("finess").values_list("id", flat=True)) if staff else ()
+    )
+    services = tuple(staff.services.values_list("id", flat=True)) if staff else ()
     return Actor(
         username=user.get_username(),
         role=staff.role if staff else UNKNOWN_ROLE,
         user_id=user.pk,
-        establishment_id=establishment.pk if establishment else None,
+        establishment_id=places[0] if places else None,
         ip=ip,
         request_id=request_id,
+        establishments=places,
+        services=services,
+        practitioner_id=staff.practitioner_id if staff else None,
+        session_key=session_key,
     )
 
 
 def actor_for_request(request: Any) -> Actor:
+    session = getattr(request, "session", None)
     return actor_for_user(
         getattr(request, "user", None),
         ip=getattr(request, "client_ip", ""),
         request_id=getattr(request, "request_id", ""),
+        session_key=(session.session_key or "") if session is not None else "",
     )

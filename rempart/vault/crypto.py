@@ -22,7 +22,7 @@ aead.register()
 prf.register()
 signature.register()
 
-AEAD_CATEGORIES = ("identity", "contact", "clinical")
+AEAD_CATEGORIES = ("identity", "contact", "clinical", "staff")  # staff: second-factor secrets
 SIGNING_CATEGORY = "audit-signing"  # Ed25519, signs the audit trail's checkpoints
 INDEX_CATEGORY = "index"
 ALL_CATEGORIES = (*AEAD_CATEGORIES, INDEX_CATEGORY)
@@ -204,6 +204,12 @@ class BlindIndexer:
             key = bytes(self._prf.compute(f"rempart/blind-index/v1/{index_name}".encode(), 32))
             hasher = self._keyed[index_name] = hashlib.blake2b(key=key, digest_size=8)
         return hasher
+
+    def tag(self, purpose: str, value: bytes) -> bytes:
+        """A full-length keyed tag (16 bytes) for membership tests that must never collide by
+        chance (canary patients), unlike the truncated blind indexes."""
+        key = bytes(self._prf.compute(f"rempart/tag/v1/{purpose}".encode(), 32))
+        return hashlib.blake2b(value, key=key, digest_size=16).digest()
 
     def digest(self, index_name: str, normalised: str, bits: int) -> int:
         """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int."""

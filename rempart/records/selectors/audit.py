@@ -15,7 +15,7 @@ from rempart.audit.models import Action, Event, EventPatient, Outcome, Purpose
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Role
 from rempart.patients.models import Patient
-from rempart.records.selectors.patients import PatientNotFound
+from rempart.records.selectors.patients import PatientNotFound, patient_open
 
 _ROLES = {**dict(Role.choices), SYSTEM_ROLE: "Système (traitement automatique)"}
 _ACTIONS = dict(Action.choices)
@@ -49,11 +49,14 @@ class AccessReport:
 
 def patient_access_report(*, actor: Actor, patient_id: uuid.UUID | str) -> AccessReport:
     """Every recorded access to the patient, oldest first (the request is itself recorded)."""
-    patient = Patient.objects.filter(pk=patient_id).first()
-    if patient is None:
-        event_record(actor, Action.REPORT, resource_type="AccessReport",
-                     resource_id=str(patient_id), outcome=Outcome.NOT_FOUND)  # fmt: skip
-        raise PatientNotFound()
+    if actor.role in (Role.DPO, SYSTEM_ROLE):  # the DPO answers patients' requests
+        patient = Patient.objects.filter(pk=patient_id).first()
+        if patient is None:
+            event_record(actor, Action.REPORT, resource_type="AccessReport",
+                         resource_id=str(patient_id), outcome=Outcome.NOT_FOUND)  # fmt: skip
+            raise PatientNotFound()
+    else:  # a clinician shows it from the chart of a patient in their care
+        patient, actor = patient_open(actor, patient_id, Action.REPORT)
     touched = EventPatient.objects.filter(patient_id=patient.pk).values("event_id")
     events = list(Event.objects.filter(Q(patient_id=patient.pk) | Q(id__in=touched)).order_by("id"))
     users = get_user_model().objects.in_bulk({e.user_id for e in events if e.user_id})

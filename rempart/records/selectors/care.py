@@ -7,26 +7,29 @@ from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.care.models import Prescription, Stay
 from rempart.patients.models import Patient
+from rempart.records.selectors.patients import patient_open
 
 
 def stays_for_patient(*, actor: Actor, patient: Patient) -> list[Stay]:
+    _, allowed = patient_open(actor, patient.pk, Action.READ)
     stays = list(
         Stay.objects.filter(patient=patient)
         .select_related("establishment", "service")
         .order_by("-planned_admission")
     )
-    event_record(actor, Action.READ, resource_type="Stay", patient_id=patient.pk,
+    event_record(allowed, Action.READ, resource_type="Stay", patient_id=patient.pk,
                  detail={"count": len(stays)})  # fmt: skip
     return stays
 
 
 def prescriptions_for_patient(*, actor: Actor, patient: Patient) -> list[Prescription]:
+    _, allowed = patient_open(actor, patient.pk, Action.READ)
     prescriptions = list(
         Prescription.objects.filter(patient=patient)
         .select_related("prescriber")
         .prefetch_related("lines")
         .order_by("-prescribed_at")
     )
-    event_record(actor, Action.READ, resource_type="Prescription", patient_id=patient.pk,
+    event_record(allowed, Action.READ, resource_type="Prescription", patient_id=patient.pk,
                  detail={"count": len(prescriptions)})  # fmt: skip
     return prescriptions

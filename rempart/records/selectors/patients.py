@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from rempart.access import policy
 from rempart.audit.context import Actor
 from rempart.audit.models import Action, Outcome
 from rempart.audit.services import event_record
@@ -64,23 +65,50 @@ def _matches_given_name(patient: Patient, folded: str) -> bool:
     return folded in {fold_name(g) for g in (patient.given_names or "").split(" ")}
 
 
-def patient_get(*, actor: Actor, patient_id: uuid.UUID | str) -> Patient:
+def patient_open(
+    actor: Actor, patient_id: uuid.UUID | str, action: str = Action.READ
+) -> tuple[Patient, Actor]:
+    """The patient if the actor may open the record (access policy), with the actor carrying the
+    purpose of the access; PatientNotFound for a missing patient and for one outside the actor's
+    care alike. The refusal is recorded; the caller records the access itself."""
     try:
-        patient = Patient.objects.get(pk=patient_id)
-    except (Patient.DoesNotExist, ValidationError, ValueError):
-        event_record(actor, Action.READ, resource_type="Patient", resource_id=str(patient_id),
-                     outcome=Outcome.NOT_FOUND)  # fmt: skip
+        patient = Patient.objects.filter(pk=patient_id).first()
+    except (ValidationError, ValueError):
+        patient = None
+    try:
+        allowed = policy.authorise_open(actor, patient_id, patient)
+    except policy.AccessDenied as exc:
+        if patient is None:
+            event_record(actor, action, resource_type="Patient",
+                         resource_id=str(patient_id)[:64], outcome=Outcome.NOT_FOUND)  # fmt: skip
+        else:
+            policy.refusal_recorded(actor, action, exc, resource_type="Patient",
+                                    resource_id=str(patient.pk), patient_id=patient.pk)  # fmt: skip
         raise PatientNotFound() from None
-    event_record(actor, Action.READ, resource_type="Patient", resource_id=patient.pk,
+    except (policy.StepUpRequired, policy.AccountLocked) as exc:
+        policy.refusal_recorded(actor, action, exc, resource_type="Patient",
+                                resource_id=str(patient_id)[:64],
+                                patient_id=patient.pk if patient else None)  # fmt: skip
+        raise
+    assert patient is not None  # noqa: S101  # authorise_open refuses a missing patient
+    return patient, allowed
+
+
+def patient_get(*, actor: Actor, patient_id: uuid.UUID | str) -> Patient:
+    patient, allowed = patient_open(actor, patient_id)
+    event_record(allowed, Action.READ, resource_type="Patient", resource_id=patient.pk,
                  patient_id=patient.pk)  # fmt: skip
     return patient
 
 
 def _search(actor: Actor, kinds: list[str], run: Callable[[], list[Patient]]) -> list[Patient]:
-    """Run a search and record it: the kinds of criteria, the outcome, the ids returned."""
+    """Run a search and record it: the kinds of criteria, the outcome, the ids returned. The
+    search and each patient it shows are charged to the actor's read budget first."""
     detail: dict[str, object] = {"criteria": kinds}
     try:
+        policy.authorise_search(actor)
         found = run()
+        policy.charge_search(actor, [p.pk for p in found])
     except SearchTooBroad:
         event_record(actor, Action.SEARCH, resource_type="Patient", outcome=Outcome.DENIED,
                      detail={**detail, "refused": "too_broad"})  # fmt: skip
@@ -88,6 +116,9 @@ def _search(actor: Actor, kinds: list[str], run: Callable[[], list[Patient]]) ->
     except ValidationError:
         event_record(actor, Action.SEARCH, resource_type="Patient", outcome=Outcome.FAILED,
                      detail={**detail, "refused": "invalid"})  # fmt: skip
+        raise
+    except (policy.AccessDenied, policy.StepUpRequired, policy.AccountLocked) as exc:
+        policy.refusal_recorded(actor, Action.SEARCH, exc, resource_type="Patient")
         raise
     event_record(actor, Action.SEARCH, resource_type="Patient", patients=[p.pk for p in found],
                  detail={**detail, "count": len(found)})  # fmt: skip
@@ -191,11 +222,17 @@ def _by_phonetic_name(name: str, birth_date: dt.date | None) -> list[Patient]:
 
 def patient_id_for_ipp(*, actor: Actor, ipp: str, finess: str) -> uuid.UUID:
     """The patient an establishment's IPP names (a wristband scan, a console command)."""
+    try:
+        policy.authorise_search(actor)
+    except (policy.AccessDenied, policy.AccountLocked) as exc:
+        policy.refusal_recorded(actor, Action.SEARCH, exc, resource_type="Patient")
+        raise
     found = (
         PatientIdentifier.objects.filter(ipp=ipp.strip(), establishment__finess=finess.strip())
         .values_list("patient_id", flat=True)
         .first()
     )
+    policy.charge_search(actor, [found] if found else [])
     event_record(actor, Action.SEARCH, resource_type="Patient",
                  patients=[found] if found else [],
                  outcome=Outcome.SUCCESS if found else Outcome.NOT_FOUND,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import asdict, dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from rempart.audit.context import Actor
+from rempart.access import policy
+from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.care.models import (
@@ -22,8 +24,9 @@ from rempart.care.models import (
     Stay,
     StayKind,
 )
-from rempart.directory.models import Practitioner, Service
+from rempart.directory.models import Practitioner, Role, Service
 from rempart.patients.models import Patient
+from rempart.records.selectors.patients import patient_open
 
 
 def stay_create(
@@ -38,6 +41,8 @@ def stay_create(
     discharged_at: dt.datetime | None = None,
     reason: str = "",
 ) -> Stay:
+    policy.authorise_role(actor, policy.READERS)
+    policy.authorise_establishment(actor, service.establishment_id)
     errors: dict[str, str] = {}
     if kind not in StayKind.values:
         errors["kind"] = "Type de séjour inconnu."
@@ -73,7 +78,14 @@ def _stay_event(actor: Actor, action: str, stay: Stay, change: str) -> None:
                  patient_id=stay.patient_id, detail={"change": change})  # fmt: skip
 
 
+def _authorise_stay(actor: Actor, stay: Stay) -> None:
+    policy.authorise_role(actor, policy.READERS)
+    policy.authorise_establishment(actor, stay.establishment_id)
+    patient_open(actor, stay.patient_id, Action.UPDATE)
+
+
 def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
+    _authorise_stay(actor, stay)
     at = at or timezone.now()
     if stay.admitted_at is not None:
         raise ValidationError("Le patient est déjà entré.", code="already_admitted")
@@ -85,6 +97,7 @@ def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> St
 
 
 def stay_discharge(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
+    _authorise_stay(actor, stay)
     at = at or timezone.now()
     if stay.admitted_at is None:
         raise ValidationError({"discharged_at": "Une sortie suppose une entrée."})
@@ -126,6 +139,21 @@ def _clean_line(line: LineData) -> LineData:
     return line
 
 
+def _authorise_prescriber(
+    actor: Actor, patient_id: uuid.UUID, prescriber: Practitioner | None
+) -> None:
+    """Prescriptions are written and signed by a physician for a patient in their care, as
+    themselves (the console's system actor excepted: imports and the generator)."""
+    policy.authorise_role(actor, {Role.PHYSICIAN})
+    if (
+        actor.role != SYSTEM_ROLE
+        and prescriber is not None
+        and prescriber.pk != actor.practitioner_id
+    ):
+        raise policy.AccessDenied()
+    patient_open(actor, patient_id, Action.UPDATE)
+
+
 def prescription_create(
     *,
     actor: Actor,
@@ -135,6 +163,7 @@ def prescription_create(
     lines: list[LineData] = (),  # type: ignore[assignment]  # an empty tuple is a fine default
     prescribed_at: dt.datetime | None = None,
 ) -> Prescription:
+    _authorise_prescriber(actor, patient.pk, prescriber)
     if stay is not None and stay.patient_id != patient.pk:
         raise ValidationError({"stay": "Ce séjour est celui d'un autre patient."})
     cleaned = [_clean_line(line) for line in lines]
@@ -159,6 +188,7 @@ def prescription_create(
 def prescription_line_add(
     *, actor: Actor, prescription: Prescription, line: LineData
 ) -> PrescriptionLine:
+    _authorise_prescriber(actor, prescription.patient_id, prescription.prescriber)
     cleaned = _clean_line(line)
     with transaction.atomic():
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
@@ -176,6 +206,7 @@ def prescription_line_add(
 def prescription_sign(
     *, actor: Actor, prescription: Prescription, at: dt.datetime | None = None
 ) -> Prescription:
+    _authorise_prescriber(actor, prescription.patient_id, prescription.prescriber)
     with transaction.atomic():
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
         if locked.status == PrescriptionStatus.SIGNED:

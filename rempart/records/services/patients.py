@@ -6,18 +6,23 @@ from dataclasses import fields
 
 from django.db import transaction
 
+from rempart.access import policy
 from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.validation import PatientData, clean_patient
+from rempart.records.selectors.patients import patient_open
 
 
 def patient_create(
     *, actor: Actor, data: PatientData, establishment: Establishment | None = None
 ) -> Patient:
     """A new patient (and their IPP in `establishment`), all or nothing."""
+    policy.authorise_role(actor, policy.READERS)
+    if establishment is not None:
+        policy.authorise_establishment(actor, establishment.pk)
     cleaned = clean_patient(data)
     with transaction.atomic():
         values = cleaned.as_model_values()
@@ -33,6 +38,8 @@ def patient_create(
 
 def patient_update(*, actor: Actor, patient: Patient, data: PatientData) -> Patient:
     """Replace the patient's identity and contact with `data` (validated as a whole)."""
+    policy.authorise_role(actor, policy.READERS)
+    patient_open(actor, patient.pk, Action.UPDATE)
     cleaned = clean_patient(data)
     values = cleaned.as_model_values()
     changed = [
@@ -55,6 +62,8 @@ def ipp_allocate(
     *, actor: Actor, patient: Patient, establishment: Establishment
 ) -> PatientIdentifier:
     """The patient's IPP in this establishment, made once: the next number of its counter."""
+    policy.authorise_role(actor, policy.READERS)
+    policy.authorise_establishment(actor, establishment.pk)
     with transaction.atomic():
         existing = PatientIdentifier.objects.filter(
             patient=patient, establishment=establishment

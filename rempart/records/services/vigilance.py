@@ -18,7 +18,8 @@ from typing import Any, cast
 
 from django.db import connection, connections
 
-from rempart.audit.context import Actor
+from rempart.access import policy
+from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.lib.normalise import fold_name
@@ -110,7 +111,10 @@ def duplicates_find(
 ) -> int:
     """Record every pair of patients that share an INS or traits (with at least one patient
     created after `since`, when given). Returns how many new candidates were recorded.
-    With `workers` (PostgreSQL), buckets are decrypted in that many forked processes."""
+    With `workers` (PostgreSQL), buckets are decrypted in that many forked processes. It opens
+    every identity that shares a bucket: console and imports only (the system actor)."""
+    if actor.role != SYSTEM_ROLE:
+        raise policy.AccessDenied()
     before = DuplicateCandidate.objects.count()
     tasks = (
         (check, buckets)

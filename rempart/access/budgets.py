@@ -1,0 +1,68 @@
+"""Read budgets: distinct patients (and searches) each user touched this hour and today, counted
+where every app process sees them: Redis when REDIS_URL is set, the database otherwise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from rempart.access.models import PatientSeen
+
+
+@dataclass(frozen=True)
+class Usage:
+    hour: int
+    day: int
+
+
+def _windows(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    local = timezone.localtime(now)
+    hour = local.replace(minute=0, second=0, microsecond=0)
+    return hour, hour.replace(hour=0)
+
+
+@lru_cache(maxsize=1)
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(str(settings.REDIS_URL))
+
+
+def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = None) -> Usage:
+    """Count `items` (patient ids, or a fresh id per search) as seen by the user; return how
+    many distinct items the user has touched this hour and today."""
+    now = now or timezone.now()
+    hour, day = _windows(now)
+    if settings.REDIS_URL:
+        hour_key = f"rempart:seen:{user_id}:{hour:%Y%m%d%H}"
+        day_key = f"rempart:seen:{user_id}:{day:%Y%m%d}"
+        pipe = _redis().pipeline()
+        if items:
+            members = [str(i) for i in items]
+            pipe.sadd(hour_key, *members).expire(hour_key, 7200)
+            pipe.sadd(day_key, *members).expire(day_key, 172800)
+        pipe.scard(hour_key).scard(day_key)
+        *_, hour_count, day_count = pipe.execute()
+        return Usage(int(hour_count), int(day_count))
+    if items:
+        PatientSeen.objects.bulk_create(
+            [PatientSeen(user_id=user_id, patient_id=i, hour=hour, seen_at=now) for i in items],
+            ignore_conflicts=True,
+        )
+    mine = PatientSeen.objects.filter(user_id=user_id)
+    return Usage(
+        hour=mine.filter(hour=hour).count(),
+        day=mine.filter(hour__gte=day).values("patient_id").distinct().count(),
+    )
+
+
+def limits(role: str) -> tuple[int, int]:
+    hour, day = settings.REMPART_READ_BUDGETS.get(role, (0, 0))
+    return int(hour), int(day)

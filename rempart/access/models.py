@@ -1,0 +1,210 @@
+"""Who may see which patient beyond the care relationship, and what stops a scraper:
+break-the-glass declarations, account locks, read budgets, canary marks, security alerts, and the
+second factor (TOTP) with its secret sealed by the vault."""
+
+from __future__ import annotations
+
+import time
+from base64 import b32encode
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.db import models
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.oath import TOTP
+
+from rempart.lib.ids import new_id
+from rempart.vault.fields import EncryptedTextField
+
+
+class BreakGlassReason(models.TextChoices):
+    EMERGENCY = "emergency", "Urgence vitale"
+    ON_CALL = "on_call", "Garde ou astreinte, patient non rattaché"
+    TRANSFER = "transfer", "Transfert en cours depuis un autre service"
+    CONTINUITY = "continuity", "Continuité des soins (remplacement d'un confrère)"
+    OTHER = "other", "Autre (préciser)"
+
+
+class Review(models.TextChoices):
+    PENDING = "pending", "À examiner"
+    JUSTIFIED = "justified", "Justifié"
+    UNJUSTIFIED = "unjustified", "Injustifié"
+
+
+class BreakGlass(models.Model):
+    """An emergency access outside the care relationship: one user, one patient, a few hours."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    patient_id = models.UUIDField(db_index=True)
+    reason = models.CharField(max_length=20, choices=BreakGlassReason.choices)
+    # Free text may hold clinical detail: sealed like a stay reason.
+    justification = EncryptedTextField(category="clinical")
+    declared_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    review = models.CharField(max_length=12, choices=Review.choices, default=Review.PENDING)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = EncryptedTextField(category="clinical")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "patient_id", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"bris de glace {self.id}"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Information"
+    WARNING = "warning", "Avertissement"
+    CRITICAL = "critical", "Critique"
+
+
+class AlertKind(models.TextChoices):
+    BREAK_GLASS = "break_glass", "Bris de glace"
+    BUDGET = "budget", "Budget de lecture dépassé"
+    CANARY = "canary", "Dossier leurre ouvert"
+    LOCK = "lock", "Compte verrouillé"
+    LOGIN = "login", "Connexion"
+
+
+class Alert(models.Model):
+    """A security alert. Its message names accounts and ids, never patient data."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    kind = models.CharField(max_length=12, choices=AlertKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patient_id = models.UUIDField(null=True, blank=True)
+    message = models.TextField()
+    audience = models.CharField(max_length=20)  # "dpo" or "security_officer"
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"alerte {self.id} ({self.severity})"
+
+
+class AccountLock(models.Model):
+    """A locked account: no login, no request, until the security officer lifts it with a reason."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_locks"
+    )
+    reason = models.CharField(max_length=200)
+    locked_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lift_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "lifted_at"])]
+
+    def __str__(self) -> str:
+        return f"verrou {self.id}"
+
+
+class StepUp(models.Model):
+    """The user gave their second factor again (past their read budget)."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"step-up {self.id}"
+
+
+class PatientSeen(models.Model):
+    """The read-budget ledger (database backend): each patient a user saw, once per hour."""
+
+    id = models.BigAutoField(primary_key=True)
+    user_id = models.IntegerField()
+    patient_id = models.UUIDField()
+    hour = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "patient_id", "hour"], name="seen_once")
+        ]
+        indexes = [models.Index(fields=["user_id", "seen_at"])]
+
+    def __str__(self) -> str:
+        return f"vu {self.patient_id}"
+
+
+class CanaryMark(models.Model):
+    """A canary patient, named by a keyed tag of its id: the table alone does not say which of
+    the stored patients are canaries (the key is outside the database)."""
+
+    tag = models.BinaryField(primary_key=True)
+    establishment_id = models.UUIDField()
+
+    def __str__(self) -> str:
+        return "leurre"
+
+
+class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
+    """django-otp's TOTP device with its secret sealed by the vault (category `staff`), never
+    stored as plain hex. Replays are refused: a code is accepted once (`last_t`)."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    secret = EncryptedTextField(category="staff")  # hex, 20 random bytes
+    step = models.PositiveSmallIntegerField(default=30)
+    digits = models.PositiveSmallIntegerField(default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    last_t = models.BigIntegerField(default=-1)
+
+    class Meta(Device.Meta):
+        verbose_name = "appareil TOTP"
+
+    @property
+    def bin_key(self) -> bytes:
+        return bytes.fromhex(self.secret or "")
+
+    def totp(self, at: float | None = None) -> TOTP:
+        totp = TOTP(self.bin_key, self.step, 0, self.digits, 0)
+        totp.time = time.time() if at is None else at
+        return totp
+
+    def verify_token(self, token: Any) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        try:
+            code = int(str(token).strip())
+        except ValueError:
+            code = -1
+        totp = self.totp()
+        verified = code >= 0 and totp.verify(code, self.tolerance, self.last_t + 1)
+        if verified:
+            self.last_t = totp.t()
+            self.throttle_reset(commit=False)
+            self.set_last_used_timestamp(commit=False)
+            self.save()
+        else:
+            self.throttle_increment(commit=True)
+        return bool(verified)
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    @property
+    def config_url(self) -> str:
+        label = quote(f"Rempart:{self.user.get_username()}")
+        secret = b32encode(self.bin_key).decode()
+        query = urlencode({"secret": secret, "issuer": "Rempart", "digits": self.digits,
+                           "period": self.step, "algorithm": "SHA1"})  # fmt: skip
+        return f"otpauth://totp/{label}?{query}"

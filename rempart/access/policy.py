@@ -1,0 +1,232 @@
+"""The one access helper every patient selector and service goes through.
+
+A user sees a patient when the patient is in their care (a current, upcoming or recent stay in
+one of their establishments, and services for clinical roles; or they are the médecin traitant),
+or under a break-the-glass declaration still running. Every open and every search is charged to
+the user's read budget first; canary patients lock the account at the first opening. Callers
+turn AccessDenied into the same "not found" they give for a missing patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from rempart.access import budgets
+from rempart.access.alerts import alert_raise
+from rempart.access.models import (
+    AccountLock,
+    AlertKind,
+    BreakGlass,
+    CanaryMark,
+    Severity,
+    StepUp,
+)
+from rempart.audit.context import SYSTEM_ROLE, Actor
+from rempart.audit.models import Action, Outcome, Purpose
+from rempart.audit.services import event_record
+from rempart.care.models import Stay
+from rempart.directory.models import Role
+from rempart.lib.ids import new_id
+from rempart.patients.models import Patient
+from rempart.vault.keystore import get_vault
+
+CLINICAL = frozenset({Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST})
+READERS = CLINICAL | {Role.SECRETARY}
+
+
+class AccessDenied(Exception):
+    """Outside the user's care relationship (shown to the user as "not found")."""
+
+
+class StepUpRequired(Exception):
+    """Past the read budget: the second factor must be given again before anything is shown."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Budget de consultation atteint : confirmez votre identité avec votre second facteur."
+        )
+
+
+class AccountLocked(Exception):
+    """The account is locked; only the security officer can lift it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Compte verrouillé par mesure de sécurité : contactez le responsable sécurité."
+        )
+
+
+# --- locks ----------------------------------------------------------------------------------------
+
+
+def is_locked(user_id: int | None) -> bool:
+    return (
+        user_id is not None and AccountLock.objects.filter(user_id=user_id, lifted_at=None).exists()
+    )
+
+
+def account_lock(
+    actor: Actor, *, reason: str, kind: str, severity: str, patient_id: uuid.UUID | None = None
+) -> None:
+    """Lock the actor's account (once), tell the security officer, record it."""
+    if actor.user_id is None or is_locked(actor.user_id):
+        return
+    AccountLock.objects.create(user_id=actor.user_id, reason=reason[:200], locked_at=timezone.now())
+    event_record(actor.for_purpose(Purpose.SECURITY), Action.LOCK, resource_type="User",
+                 resource_id=str(actor.user_id), patient_id=patient_id,
+                 detail={"reason": kind})  # fmt: skip
+    message = f"Compte {actor.username} ({actor.role}) verrouillé : {reason}"
+    alert_raise(severity=severity, kind=kind, audience=Role.SECURITY_OFFICER,
+                user_id=actor.user_id, patient_id=patient_id, message=message)  # fmt: skip
+
+
+# --- canaries -------------------------------------------------------------------------------------
+
+
+def canary_tag(patient_id: uuid.UUID) -> bytes:
+    return get_vault().indexer.tag("canary", patient_id.bytes)
+
+
+def is_canary(patient_id: uuid.UUID) -> bool:
+    return CanaryMark.objects.filter(tag=canary_tag(patient_id)).exists()
+
+
+# --- budgets --------------------------------------------------------------------------------------
+
+
+def stepped_up(user_id: int) -> bool:
+    since = timezone.now() - dt.timedelta(minutes=settings.REMPART_STEP_UP_MINUTES)
+    return StepUp.objects.filter(user_id=user_id, at__gte=since).exists()
+
+
+def charge(actor: Actor, items: Sequence[uuid.UUID]) -> None:
+    """Count `items` against the actor's budget: past it, ask for the second factor again;
+    past the hard limit, lock the account."""
+    if actor.role == SYSTEM_ROLE or actor.user_id is None:
+        return
+    usage = budgets.touch(actor.user_id, items)
+    hour, day = budgets.limits(actor.role)
+    factor = settings.REMPART_BUDGET_HARD_FACTOR
+    if usage.hour > hour * factor or usage.day > day * factor:
+        reason = f"budget de lecture dépassé ({usage.hour} cette heure, {usage.day} aujourd'hui)"
+        account_lock(actor, reason=reason, kind=AlertKind.BUDGET, severity=Severity.CRITICAL)
+        raise AccountLocked()
+    if (usage.hour > hour or usage.day > day) and not stepped_up(actor.user_id):
+        raise StepUpRequired()
+
+
+# --- the care relationship ------------------------------------------------------------------------
+
+
+def _in_care(actor: Actor, patient: Patient) -> bool:
+    now = timezone.now()
+    upcoming = now + dt.timedelta(days=settings.REMPART_CARE_UPCOMING_DAYS)
+    recent = now - dt.timedelta(days=settings.REMPART_CARE_RECENT_DAYS)
+    stays = Stay.objects.filter(patient_id=patient.pk, establishment_id__in=actor.establishments)
+    if actor.role in CLINICAL and actor.services:
+        stays = stays.filter(service_id__in=actor.services)
+    current = Q(admitted_at__isnull=False, discharged_at__isnull=True)
+    planned = Q(admitted_at__isnull=True, planned_admission__range=(recent, upcoming))
+    if stays.filter(current | planned | Q(discharged_at__gte=recent)).exists():
+        return True
+    return actor.practitioner_id is not None and patient.gp_id == actor.practitioner_id
+
+
+def _break_glass(actor: Actor, patient_id: uuid.UUID) -> BreakGlass | None:
+    if actor.user_id is None:
+        return None
+    running = BreakGlass.objects.filter(
+        user_id=actor.user_id, patient_id=patient_id, expires_at__gt=timezone.now()
+    )
+    return running.order_by("-expires_at").first()
+
+
+def _parse(patient_id: uuid.UUID | str) -> uuid.UUID | None:
+    if isinstance(patient_id, uuid.UUID):
+        return patient_id
+    try:
+        return uuid.UUID(str(patient_id))
+    except ValueError:
+        return None
+
+
+def authorise_open(actor: Actor, patient_id: uuid.UUID | str, patient: Patient | None) -> Actor:
+    """May the actor open this patient's record? Returns the actor with the purpose the access
+    is made for (care, break-the-glass); raises AccessDenied, StepUpRequired or AccountLocked.
+    `patient` is None when no such patient exists: refused the same way as one outside care."""
+    if actor.role == SYSTEM_ROLE:
+        if patient is None:
+            raise AccessDenied()
+        return actor
+    if actor.user_id is None or actor.role not in READERS:
+        raise AccessDenied()
+    if is_locked(actor.user_id):
+        raise AccountLocked()
+    parsed = _parse(patient_id)
+    if patient is not None and is_canary(patient.pk):
+        account_lock(actor, reason="ouverture d'un dossier leurre", kind=AlertKind.CANARY,
+                     severity=Severity.CRITICAL, patient_id=patient.pk)  # fmt: skip
+        raise AccountLocked()
+    charge(actor, [parsed or new_id()])  # forged ids are charged too: probing costs budget
+    if patient is None:
+        raise AccessDenied()
+    if _in_care(actor, patient):
+        return actor
+    if _break_glass(actor, patient.pk) is not None:
+        return actor.for_purpose(Purpose.BREAK_GLASS)
+    raise AccessDenied()
+
+
+def authorise_role(actor: Actor, roles: frozenset[str] | set[str]) -> None:
+    """Writes: the actor's role must be one of `roles` (the console's system actor always is),
+    and the account not locked."""
+    if actor.role == SYSTEM_ROLE:
+        return
+    if actor.user_id is None or actor.role not in roles:
+        raise AccessDenied()
+    if is_locked(actor.user_id):
+        raise AccountLocked()
+
+
+def authorise_establishment(actor: Actor, establishment_id: uuid.UUID) -> None:
+    if actor.role != SYSTEM_ROLE and establishment_id not in actor.establishments:
+        raise AccessDenied()
+
+
+def authorise_search(actor: Actor) -> None:
+    """Searches are for the roles that admit and treat patients, accounts not locked."""
+    if actor.role == SYSTEM_ROLE:
+        return
+    if actor.user_id is None or actor.role not in READERS:
+        raise AccessDenied()
+    if is_locked(actor.user_id):
+        raise AccountLocked()
+
+
+def charge_search(actor: Actor, found: Sequence[uuid.UUID]) -> None:
+    """A search costs one unit, plus one per patient it shows (canaries in results do not lock:
+    only opening one does)."""
+    charge(actor, [new_id(), *found])
+
+
+def refusal_recorded(
+    actor: Actor,
+    action: str,
+    exc: Exception,
+    *,
+    resource_type: str,
+    resource_id: str = "",
+    patient_id: uuid.UUID | None = None,
+) -> None:
+    """The audit event of a refused access (the reason is internal; the user sees less)."""
+    reason = {AccessDenied: "outside_care", StepUpRequired: "step_up",
+              AccountLocked: "locked"}.get(type(exc), "refused")  # fmt: skip
+    event_record(actor, action, resource_type=resource_type, resource_id=resource_id[:64],
+                 patient_id=patient_id, outcome=Outcome.DENIED,
+                 detail={"refused": reason})  # fmt: skip
