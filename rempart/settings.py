@@ -201,6 +201,7 @@ REMPART_READ_BUDGETS = {
 }  # fmt: skip
 REMPART_BUDGET_HARD_FACTOR = 1.5
 REMPART_STEP_UP_MINUTES = env_int("REMPART_STEP_UP_MINUTES", 60)
+REMPART_STEP_UP_FAILURES = 3  # wrong codes in a row at the step-up before the account locks
 REMPART_ALERT_WEBHOOK = env_str("REMPART_ALERT_WEBHOOK", "")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rempart@localhost")
 EMAIL_BACKEND = (

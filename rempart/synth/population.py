@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -490,3 +490,12 @@ def generate_group(
         group.prescriptions.extend(chunk.prescriptions)
         group.ipps.extend(number_ipps(chunk.visits, counters))
     return group
+
+
+def canary_identities(*, count: int, seed: int, today: dt.date | None = None) -> list[PatientData]:
+    """Identities drawn exactly like the group's (same names, ages, places, NIRs), for canary
+    patients: nothing in them tells them apart. No médecin traitant: they are in nobody's care."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    d = build_directory(seed=seed, patients=count, today=today, clinics=1, health_centres=0,
+                        nursing_homes=0)  # fmt: skip
+    return [replace(p.data, gp_id=None) for p in make_chunk(d, 0, with_care=False).patients]

@@ -1,0 +1,208 @@
+"""Writes of the access floor: break-the-glass and its review, step-up, locks lifted, second
+factor enrolment, canary patients planted. Each one is recorded in the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from rempart.access import policy
+from rempart.access.alerts import alert_raise
+from rempart.access.models import (
+    AccountLock,
+    AlertKind,
+    BreakGlass,
+    BreakGlassReason,
+    CanaryMark,
+    Review,
+    SealedTOTPDevice,
+    Severity,
+    StepUp,
+)
+from rempart.audit.context import SYSTEM_ROLE, Actor
+from rempart.audit.models import Action, Outcome, Purpose
+from rempart.audit.services import event_record
+from rempart.directory.models import Role
+from rempart.patients.models import Patient
+
+MIN_JUSTIFICATION = 15
+
+
+def break_glass_declare(
+    *, actor: Actor, patient_id: uuid.UUID, reason: str, justification: str
+) -> BreakGlass:
+    """An emergency access to one patient outside the care relationship, for a few hours:
+    recorded, alerted to the DPO, queued for review."""
+    policy.authorise_role(actor, policy.READERS)
+    errors = {}
+    if reason not in BreakGlassReason.values:
+        errors["reason"] = "Choisissez un motif dans la liste."
+    if len(justification.strip()) < MIN_JUSTIFICATION:
+        errors["justification"] = (
+            f"Expliquez la situation en quelques mots (au moins {MIN_JUSTIFICATION} caractères)."
+        )
+    if errors:
+        raise ValidationError(errors)
+    if not Patient.objects.filter(pk=patient_id).exists():
+        raise policy.AccessDenied()
+    if policy.is_canary(patient_id):  # a leurre cannot be reached by declaring an emergency
+        policy.account_lock(actor, reason="bris de glace sur un dossier leurre",
+                            kind=AlertKind.CANARY, severity=Severity.CRITICAL,
+                            patient_id=patient_id)  # fmt: skip
+        raise policy.AccountLocked()
+    assert actor.user_id is not None  # noqa: S101  # authorise_role refuses anonymous actors
+    now, hours = timezone.now(), settings.REMPART_BREAK_GLASS_HOURS
+    with transaction.atomic():
+        declared = BreakGlass(user_id=actor.user_id, patient_id=patient_id, reason=reason,
+                              justification=justification.strip(), declared_at=now,
+                              expires_at=now + dt.timedelta(hours=hours))  # fmt: skip
+        declared.save(force_insert=True)
+        event_record(actor.for_purpose(Purpose.BREAK_GLASS), Action.BREAK_GLASS,
+                     resource_type="BreakGlass", resource_id=declared.pk, patient_id=patient_id,
+                     detail={"reason": reason, "hours": hours})  # fmt: skip
+    alert_raise(severity=Severity.WARNING, kind=AlertKind.BREAK_GLASS, audience=Role.DPO,
+                user_id=actor.user_id, patient_id=patient_id,
+                message=f"Bris de glace par {actor.username} ({actor.role}) : "
+                        f"{BreakGlassReason(reason).label}. À examiner.")  # fmt: skip
+    return declared
+
+
+def break_glass_review(*, actor: Actor, declared: BreakGlass, verdict: str, note: str) -> None:
+    """The DPO marks a break-the-glass justified or not, with a note."""
+    policy.authorise_role(actor, {Role.DPO})
+    if verdict not in (Review.JUSTIFIED, Review.UNJUSTIFIED):
+        raise ValidationError({"verdict": "Justifié ou injustifié."})
+    if not note.strip():
+        raise ValidationError({"note": "Une note motive la décision."})
+    with transaction.atomic():
+        locked = BreakGlass.objects.select_for_update().get(pk=declared.pk)
+        if locked.review != Review.PENDING:
+            raise ValidationError("Cet accès a déjà été examiné.", code="reviewed")
+        locked.review, locked.review_note = verdict, note.strip()
+        locked.reviewed_by_id, locked.reviewed_at = actor.user_id, timezone.now()
+        locked.save(update_fields=["review", "review_note", "reviewed_by", "reviewed_at"])
+        event_record(actor.for_purpose(Purpose.SECURITY), Action.REVIEW,
+                     resource_type="BreakGlass", resource_id=locked.pk,
+                     detail={"verdict": verdict})  # fmt: skip
+
+
+def step_up(*, actor: Actor, device: SealedTOTPDevice, code: str) -> bool:
+    """The second factor given again past the budget. Three wrong codes in a row lock."""
+    ok = device.verify_token(code)
+    event_record(actor.for_purpose(Purpose.SECURITY), Action.MFA, resource_type="User",
+                 resource_id=str(actor.user_id), outcome=Outcome.SUCCESS if ok else Outcome.DENIED,
+                 detail={"step": "step_up"})  # fmt: skip
+    if ok:
+        StepUp.objects.create(user_id=device.user_id, at=timezone.now())
+    elif device.throttling_failure_count >= settings.REMPART_STEP_UP_FAILURES:
+        policy.account_lock(actor, reason="second facteur refusé à répétition",
+                            kind=AlertKind.LOCK, severity=Severity.CRITICAL)  # fmt: skip
+    return ok
+
+
+def account_unlock(*, actor: Actor, user_id: int, reason: str) -> int:
+    """The security officer lifts a lock, with a reason. Returns how many locks were lifted."""
+    policy.authorise_role(actor, {Role.SECURITY_OFFICER})
+    if len(reason.strip()) < MIN_JUSTIFICATION:
+        raise ValidationError({"reason": "Motivez le déverrouillage (au moins 15 caractères)."})
+    with transaction.atomic():
+        lifted = AccountLock.objects.filter(user_id=user_id, lifted_at=None).update(
+            lifted_at=timezone.now(), lifted_by_id=actor.user_id, lift_reason=reason.strip()[:200]
+        )
+        event_record(actor.for_purpose(Purpose.SECURITY), Action.UNLOCK, resource_type="User",
+                     resource_id=str(user_id), detail={"locks": lifted})  # fmt: skip
+    from axes.handlers.proxy import AxesProxyHandler  # the password lockout goes too
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is not None:
+        AxesProxyHandler.reset_attempts(username=user.get_username())
+    return lifted
+
+
+# --- second factor ------------------------------------------------------------------------------
+
+
+def totp_device_create(*, actor: Actor, user_id: int) -> SealedTOTPDevice:
+    """A new, unconfirmed device with a fresh secret (sealed): the enrolment page shows its QR
+    code, and the first good code confirms it."""
+    SealedTOTPDevice.objects.filter(user_id=user_id, confirmed=False).delete()
+    device = SealedTOTPDevice(user_id=user_id, name="TOTP", confirmed=False,
+                              secret=secrets.token_hex(20))  # fmt: skip
+    device.save(force_insert=True)
+    return device
+
+
+def totp_device_confirm(*, actor: Actor, device: SealedTOTPDevice, code: str) -> bool:
+    ok = device.verify_token(code)
+    if ok:
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        SealedTOTPDevice.objects.filter(user_id=device.user_id).exclude(pk=device.pk).delete()
+    event_record(actor.for_purpose(Purpose.SECURITY), Action.MFA, resource_type="User",
+                 resource_id=str(device.user_id),
+                 outcome=Outcome.SUCCESS if ok else Outcome.DENIED,
+                 detail={"step": "enrolment"})  # fmt: skip
+    return ok
+
+
+# --- canaries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planted:
+    establishment_id: uuid.UUID
+    patient_ids: list[uuid.UUID]
+
+
+def canaries_plant(*, actor: Actor, per_establishment: int, seed: int) -> list[Planted]:
+    """Fake patients, made by the same generator as the synthetic group, sealed like any other,
+    with an IPP in their establishment and no stay: in nobody's care. Only a keyed tag of their
+    ids marks them (the key is outside the database)."""
+    if actor.role != SYSTEM_ROLE:
+        raise policy.AccessDenied()
+    from rempart.directory.models import Establishment
+    from rempart.patients.models import IppCounter, PatientIdentifier
+    from rempart.synth.population import canary_identities
+
+    planted = []
+    with transaction.atomic():
+        for place in Establishment.objects.order_by("finess"):
+            ids = []
+            mixed = seed * 100_003 + place.pk.int % 9973
+            for data in canary_identities(count=per_establishment, seed=mixed):
+                patient = Patient(**data.as_model_values())
+                patient.save(force_insert=True)
+                # Stamped like a patient of the group, not like a later addition.
+                twin = (
+                    Patient.objects.exclude(pk=patient.pk)
+                    .order_by("?")
+                    .values_list("created_at", "updated_at")
+                    .first()
+                )
+                if twin is not None:
+                    Patient.objects.filter(pk=patient.pk).update(created_at=twin[0],
+                                                                 updated_at=twin[1])  # fmt: skip
+                counter, _ = IppCounter.objects.select_for_update().get_or_create(
+                    establishment=place
+                )
+                counter.last_value += 1
+                counter.save(update_fields=["last_value"])
+                PatientIdentifier.objects.create(patient=patient, establishment=place,
+                                                 ipp=f"{counter.last_value:010d}")  # fmt: skip
+                CanaryMark.objects.create(tag=policy.canary_tag(patient.pk),
+                                          establishment_id=place.pk)  # fmt: skip
+                ids.append(patient.pk)
+            planted.append(Planted(place.pk, ids))
+        event_record(actor.for_purpose(Purpose.SECURITY), Action.CREATE,
+                     resource_type="Canary",
+                     detail={"establishments": len(planted),
+                             "per_establishment": per_establishment})  # fmt: skip
+    return planted
