@@ -96,10 +96,45 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "rempart.web.middleware.RequestContextMiddleware",
+    "rempart.web.middleware.SecondFactorMiddleware",
+    "rempart.web.middleware.AccessErrorsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Password failures lock the account name for a while (django-axes); the security officer can
+# lift it early (`rempart.access.services.account_unlock`).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "rempart.web.auth.LockAwareBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "web/locked.html"
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = 0
+
+# Content Security Policy with nonces: no inline script or style without the page's nonce.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "rempart.urls"
 WSGI_APPLICATION = "rempart.wsgi.application"
@@ -113,6 +148,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "rempart.web.context.session",
             ]
         },
     }
@@ -131,6 +167,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
+OTP_LOGIN_URL = "otp-verify"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 15 * 60)
@@ -163,6 +200,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs each attempt; the audit trail already records them.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # Patient searches decrypt their candidates; past this many the criteria are too broad.

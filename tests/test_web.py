@@ -14,13 +14,14 @@ def test_the_home_page_sends_an_anonymous_visitor_to_login(client, db):
     assert response["Location"].startswith("/connexion/")
 
 
-def test_a_staff_member_logs_in_with_the_password(client, db):
+def test_the_password_alone_leads_to_the_second_factor_not_to_the_pages(client, db):
     staff_create(username="secretaire.test", password=PASSWORD, role=Role.SECRETARY)
     page = client.get("/connexion/")
     assert "Identifiant" in page.content.decode()
     response = client.post("/connexion/", {"username": "secretaire.test", "password": PASSWORD})
     assert response.status_code == 302
-    assert "Bonjour secretaire.test" in client.get("/").content.decode()
+    assert client.get("/")["Location"] == "/connexion/second-facteur/"
+    assert client.get("/patients/")["Location"] == "/connexion/second-facteur/"
 
 
 def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(client, db):

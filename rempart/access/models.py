@@ -4,6 +4,7 @@ second factor (TOTP) with its secret sealed by the vault."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from base64 import b32encode
 from typing import Any
@@ -156,11 +157,17 @@ class CanaryMark(models.Model):
         return "leurre"
 
 
+def _random_id() -> int:
+    return secrets.randbits(62) + 1
+
+
 class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     """django-otp's TOTP device with its secret sealed by the vault (category `staff`), never
     stored as plain hex. Replays are refused: a code is accepted once (`last_t`)."""
 
-    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    # django-otp names devices "<model>/<integer id>": an integer made here, not by the database,
+    # so the secret can be sealed (bound to the row id) before the INSERT.
+    id = models.BigIntegerField(primary_key=True, default=_random_id, editable=False)
     secret = EncryptedTextField(category="staff")  # hex, 20 random bytes
     step = models.PositiveSmallIntegerField(default=30)
     digits = models.PositiveSmallIntegerField(default=6)

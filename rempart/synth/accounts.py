@@ -7,10 +7,11 @@ The passwords are written once to REMPART_DATA_DIR/demo-accounts.txt (mode 0600)
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
 from rempart.records.services.directory import staff_create
@@ -23,6 +24,7 @@ class DemoAccount:
     password: str
     role: str
     scope: str
+    totp_secret: str = ""  # base32, for an authenticator app (or `rempart totp_code USER`)
 
 
 def accounts_file() -> Path:
@@ -92,13 +94,29 @@ def create_demo_accounts() -> list[DemoAccount]:
     add("rssi", Role.SECURITY_OFFICER, "tout le groupe", everything, [])
     add("auditeur", Role.AUDITOR, "tout le groupe", everything, [])
     add("admin.technique", Role.TECH_ADMIN, "exploitation, sans accès aux patients", [], [])
+    accounts = [replace(a, totp_secret=_second_factor(a.username)) for a in accounts]
     path = accounts_file()
     path.touch(mode=0o600)
     path.write_text(
-        "".join(f"{a.username}\t{a.password}\t{a.role}\t{a.scope}\n" for a in accounts),
+        "".join(
+            f"{a.username}\t{a.password}\t{a.role}\t{a.scope}\t{a.totp_secret}\n" for a in accounts
+        ),
         encoding="utf-8",
     )
     return accounts
+
+
+def _second_factor(username: str) -> str:
+    """A confirmed TOTP device for a demo account; its secret in base32 for the printout."""
+    from base64 import b32encode
+
+    from rempart.access.models import SealedTOTPDevice
+
+    user = get_user_model().objects.get(username=username)
+    device = SealedTOTPDevice(user=user, name="TOTP", confirmed=True,
+                              secret=secrets.token_hex(20))  # fmt: skip
+    device.save(force_insert=True)
+    return b32encode(device.bin_key).decode()
 
 
 def read_demo_accounts() -> list[DemoAccount]:
@@ -106,4 +124,4 @@ def read_demo_accounts() -> list[DemoAccount]:
     if not path.exists():
         return []
     rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [DemoAccount(*row) for row in rows if len(row) == 4]
+    return [DemoAccount(*row) for row in rows if len(row) in (4, 5)]

@@ -122,19 +122,23 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
 
     # --- sealing ----------------------------------------------------------------------------------
 
-    def associated_data(self, row_id: uuid.UUID) -> bytes:
+    def associated_data(self, row_id: uuid.UUID | int) -> bytes:
+        """Binds a value to its table, column and row (a UUID, or an integer id made in the
+        application before the INSERT)."""
         prefix = self.__dict__.get("_ad_prefix")
         if prefix is None:
             table_column = f"{self.model._meta.db_table}.{self.column}".encode()
             prefix = self.__dict__["_ad_prefix"] = b"|".join((AD_VERSION, table_column, b""))
-        return prefix + row_id.bytes
+        if isinstance(row_id, uuid.UUID):
+            return prefix + row_id.bytes
+        return prefix + int(row_id).to_bytes(8, "big", signed=True)
 
-    def seal_value(self, row_id: uuid.UUID, value: Any) -> bytes:
+    def seal_value(self, row_id: uuid.UUID | int, value: Any) -> bytes:
         return get_vault().cipher.seal(
             self.category, self.encode(value), self.associated_data(row_id)
         )
 
-    def open_value(self, row_id: uuid.UUID, ciphertext: bytes) -> Any:
+    def open_value(self, row_id: uuid.UUID | int, ciphertext: bytes) -> Any:
         return self.decode(
             get_vault().cipher.open(self.category, ciphertext, self.associated_data(row_id))
         )

@@ -31,3 +31,66 @@ class RequestContextMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+
+# Pages a logged-in user may reach before giving the second factor.
+_BEFORE_SECOND_FACTOR = ("/connexion/", "/deconnexion/", "/static/")
+
+
+class SecondFactorMiddleware:
+    """Every page needs the second factor (TOTP) once the password is given; accounts locked
+    by the access policy are logged out at their next request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.contrib.auth import logout
+        from django.shortcuts import redirect, render
+
+        from rempart.access.policy import is_locked
+
+        user = request.user
+        if user.is_authenticated:
+            if is_locked(user.pk):
+                logout(request)
+                return render(request, "web/locked.html", status=403)
+            verified = getattr(user, "is_verified", lambda: False)()
+            if not verified and not request.path.startswith(_BEFORE_SECOND_FACTOR):
+                return redirect("otp-verify")
+        return self.get_response(request)
+
+
+class AccessErrorsMiddleware:
+    """The access policy's refusals as pages: step-up, locked, not found, trail unavailable."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        from urllib.parse import urlencode
+
+        from django.contrib.auth import logout
+        from django.shortcuts import redirect, render
+        from django.urls import reverse
+
+        from rempart.access.policy import AccessDenied, AccountLocked, StepUpRequired
+        from rempart.audit.services import AuditUnavailable
+        from rempart.records.selectors.patients import PatientNotFound
+
+        if isinstance(exc, StepUpRequired):
+            target = reverse("step-up") + "?" + urlencode({"next": request.get_full_path()})
+            return redirect(target)
+        if isinstance(exc, AccountLocked):
+            logout(request)
+            return render(request, "web/locked.html", status=403)
+        if isinstance(exc, PatientNotFound):
+            return render(request, "web/not_found.html", status=404)
+        if isinstance(exc, AccessDenied):
+            return render(request, "web/forbidden.html", status=403)
+        if isinstance(exc, AuditUnavailable):
+            return render(request, "web/unavailable.html", status=503)
+        return None

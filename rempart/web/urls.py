@@ -6,5 +6,14 @@ from rempart.web import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("connexion/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
+    path("connexion/second-facteur/", views.otp_verify, name="otp-verify"),
+    path("connexion/enrolement/", views.otp_enrol, name="otp-enrol"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
+    path("confirmer/", views.step_up, name="step-up"),
+    path("patients/", views.patient_search, name="patient-search"),
+    path("patients/<uuid:patient_id>/", views.patient_chart, name="patient-chart"),
+    path("patients/<uuid:patient_id>/bris-de-glace/", views.break_glass, name="break-glass"),
+    path("patients/<uuid:patient_id>/acces/", views.access_report, name="access-report"),
+    path("dpo/", views.dpo_queue, name="dpo-queue"),
+    path("securite/", views.security_page, name="security"),
 ]

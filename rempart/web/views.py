@@ -1,12 +1,286 @@
-"""Pages. Thin: each validates input, calls one selector or service, renders."""
+"""Pages. Thin: each validates input, calls one selector or service, renders.
+
+Refusals of the access policy (step-up, lock, not found, trail unavailable) are turned into pages
+by rempart.web.middleware.AccessErrorsMiddleware.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+import segno
+from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+from django_otp import login as otp_login
+
+from rempart.access import services as access
+from rempart.access.models import (
+    AccountLock,
+    Alert,
+    BreakGlass,
+    BreakGlassReason,
+    Review,
+    SealedTOTPDevice,
+)
+from rempart.access.policy import READERS, AccessDenied
+from rempart.audit.models import Action, Outcome, Purpose
+from rempart.audit.services import event_record
+from rempart.directory.models import Role
+from rempart.records.actors import actor_for_request
+from rempart.records.reports import access_report_pdf
+from rempart.records.selectors import patients as sel
+from rempart.records.selectors.audit import patient_access_report
+from rempart.records.selectors.care import prescriptions_for_patient, stays_for_patient
+
+LOGIN_OTP_FAILURES = 5
+
+
+def _role(request: HttpRequest) -> str:
+    staff = getattr(request.user, "staff", None)
+    return staff.role if staff is not None else ""
+
+
+def _require(request: HttpRequest, *roles: str) -> None:
+    if _role(request) not in roles:
+        raise AccessDenied()
+
+
+def _next(request: HttpRequest, fallback: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or fallback
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/home.html")
+    return render(request, "web/home.html", {"role": _role(request), "readers": READERS})
+
+
+# --- second factor --------------------------------------------------------------------------------
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(label="Code à 6 chiffres", max_length=8, strip=True,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
+                                                         "inputmode": "numeric"}))  # fmt: skip
+
+
+def _confirmed_device(user: Any) -> SealedTOTPDevice | None:
+    device: SealedTOTPDevice | None = SealedTOTPDevice.objects.filter(
+        user=user, confirmed=True
+    ).first()
+    return device
+
+
+@require_http_methods(["GET", "POST"])
+def otp_verify(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    device = _confirmed_device(request.user)
+    if device is None:
+        return redirect("otp-enrol")
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        actor = actor_for_request(request).for_purpose(Purpose.SECURITY)
+        if device.verify_token(form.cleaned_data["code"]):
+            otp_login(request, device)
+            event_record(actor, Action.MFA, resource_type="User", resource_id=str(request.user.pk),
+                         detail={"step": "login"})  # fmt: skip
+            return redirect(_next(request))
+        event_record(actor, Action.MFA, resource_type="User", resource_id=str(request.user.pk),
+                     outcome=Outcome.DENIED, detail={"step": "login"})  # fmt: skip
+        device.refresh_from_db()
+        if device.throttling_failure_count >= LOGIN_OTP_FAILURES:
+            from rempart.access.models import AlertKind, Severity
+            from rempart.access.policy import account_lock
+
+            account_lock(actor, reason="codes du second facteur refusés à répétition",
+                         kind=AlertKind.LOGIN, severity=Severity.WARNING)  # fmt: skip
+        error = "Code refusé (déjà utilisé, expiré ou erroné). Attendez le suivant."
+    return render(request, "web/otp_verify.html", {"form": form, "error": error})
+
+
+@require_http_methods(["GET", "POST"])
+def otp_enrol(request: HttpRequest) -> HttpResponse:
+    """First login: the authenticator app scans a QR code, then gives its first code."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if _confirmed_device(request.user) is not None:
+        return redirect("otp-verify")
+    actor = actor_for_request(request)
+    device = SealedTOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    if device is None:
+        device = access.totp_device_create(actor=actor, user_id=request.user.pk)
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        if access.totp_device_confirm(actor=actor, device=device, code=form.cleaned_data["code"]):
+            otp_login(request, device)
+            return redirect("home")
+        error = "Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché."
+    qr = segno.make(device.config_url, error="m").svg_inline(scale=4)
+    return render(request, "web/otp_enrol.html", {"form": form, "qr": qr, "error": error})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def step_up(request: HttpRequest) -> HttpResponse:
+    device = _confirmed_device(request.user)
+    if device is None:
+        return redirect("otp-enrol")
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        actor = actor_for_request(request)
+        if access.step_up(actor=actor, device=device, code=form.cleaned_data["code"]):
+            return redirect(_next(request))
+        error = "Code refusé. Après trois refus, le compte est verrouillé."
+    return render(request, "web/step_up.html", {"form": form, "error": error,
+                                                "next": _next(request)})  # fmt: skip
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+
+class SearchForm(forms.Form):
+    name = forms.CharField(label="Nom (de naissance ou d'usage)", required=False, max_length=100)
+    birth_date = forms.DateField(label="Date de naissance", required=False,
+                                 widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
+    nir = forms.CharField(label="Matricule INS (NIR)", required=False, max_length=25)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("nir") and not (data.get("name") and data.get("birth_date")):
+            raise ValidationError("Saisissez le nom et la date de naissance, ou le matricule INS.")
+        return data
+
+
+@login_required
+def patient_search(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET or None)
+    found = None
+    if request.GET and form.is_valid():
+        actor = actor_for_request(request)
+        data = form.cleaned_data
+        try:
+            if data.get("nir"):
+                found = sel.patients_find_by_nir(actor=actor, nir=data["nir"])
+            else:
+                found = sel.patients_find_by_name_and_birth_date(
+                    actor=actor, name=data["name"], birth_date=data["birth_date"]
+                )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return render(request, "web/search.html", {"form": form, "found": found})
+
+
+@login_required
+def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    actor = actor_for_request(request)
+    patient = sel.patient_get(actor=actor, patient_id=patient_id)
+    context = {
+        "patient": patient,
+        "stays": stays_for_patient(actor=actor, patient=patient),
+        "prescriptions": prescriptions_for_patient(actor=actor, patient=patient),
+    }
+    return render(request, "web/chart.html", context)
+
+
+class BreakGlassForm(forms.Form):
+    reason = forms.ChoiceField(label="Motif", choices=BreakGlassReason.choices)
+    justification = forms.CharField(label="Situation (au moins 15 caractères)", max_length=1000,
+                                    widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def break_glass(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    form = BreakGlassForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            access.break_glass_declare(
+                actor=actor_for_request(request), patient_id=patient_id,
+                reason=form.cleaned_data["reason"],
+                justification=form.cleaned_data["justification"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except AccessDenied:
+            raise sel.PatientNotFound() from None
+        else:
+            return redirect("patient-chart", patient_id=patient_id)
+    return render(request, "web/break_glass.html", {"form": form, "patient_id": patient_id})
+
+
+@login_required
+def access_report(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    report = patient_access_report(actor=actor_for_request(request), patient_id=patient_id)
+    if request.GET.get("format") == "pdf":
+        response = HttpResponse(access_report_pdf(report), content_type="application/pdf")
+        response["Content-Disposition"] = 'attachment; filename="releve-des-acces.pdf"'
+        return response
+    return render(request, "web/access_report.html", {"report": report, "patient_id": patient_id})
+
+
+# --- officers -----------------------------------------------------------------------------------
+
+
+class ReviewForm(forms.Form):
+    verdict = forms.ChoiceField(choices=[(Review.JUSTIFIED, "Justifié"),
+                                         (Review.UNJUSTIFIED, "Injustifié")])  # fmt: skip
+    note = forms.CharField(label="Note", max_length=500)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dpo_queue(request: HttpRequest) -> HttpResponse:
+    _require(request, Role.DPO)
+    if request.method == "POST":
+        form = ReviewForm(request.POST)
+        try:
+            declared = BreakGlass.objects.filter(pk=uuid.UUID(request.POST.get("id", ""))).first()
+        except ValueError:
+            declared = None
+        if form.is_valid() and declared is not None:
+            access.break_glass_review(actor=actor_for_request(request), declared=declared,
+                                      verdict=form.cleaned_data["verdict"],
+                                      note=form.cleaned_data["note"])  # fmt: skip
+        return redirect("dpo-queue")
+    pending = BreakGlass.objects.filter(review=Review.PENDING).select_related("user")
+    alerts = Alert.objects.filter(audience=Role.DPO).order_by("-created_at")[:50]
+    return render(request, "web/dpo_queue.html", {"pending": pending, "alerts": alerts,
+                                                  "form": ReviewForm()})  # fmt: skip
+
+
+class UnlockForm(forms.Form):
+    user_id = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(label="Motif du déverrouillage", max_length=200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def security_page(request: HttpRequest) -> HttpResponse:
+    _require(request, Role.SECURITY_OFFICER)
+    error = ""
+    if request.method == "POST":
+        form = UnlockForm(request.POST)
+        if form.is_valid():
+            try:
+                access.account_unlock(actor=actor_for_request(request),
+                                      user_id=form.cleaned_data["user_id"],
+                                      reason=form.cleaned_data["reason"])  # fmt: skip
+                return redirect("security")
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+    locks = AccountLock.objects.filter(lifted_at=None).select_related("user")
+    alerts = Alert.objects.filter(audience=Role.SECURITY_OFFICER).order_by("-created_at")[:50]
+    return render(request, "web/security.html", {"locks": locks, "alerts": alerts,
+                                                 "error": error})  # fmt: skip

@@ -71,8 +71,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {account.username:28} {account.password:28} {account.role} — {account.scope}"
             )
+            if account.totp_secret:
+                self.stdout.write(f"  {'':28} second facteur (TOTP) : {account.totp_secret}")
         self.stdout.write(
-            "Connexion : identifiant et mot de passe ci-dessus (données synthétiques)."
+            "Connexion : identifiant et mot de passe, puis le code à 6 chiffres du second facteur "
+            "(données synthétiques). Ajoutez la clé TOTP du compte dans une application "
+            "d'authentification, ou affichez le code courant avec "
+            "`REMPART_ENV=demo .venv/bin/rempart totp_code IDENTIFIANT`."
         )
         self.stdout.write(f"Données et clés : {settings.REMPART_DATA_DIR} (jamais dans le dépôt)")
         self.stdout.write("")

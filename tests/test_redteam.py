@@ -1,0 +1,273 @@
+"""Red team, through HTTP with real sessions: a stolen medical-secretary account walks patient ids
+and enumerates the search; forged ids, another establishment's ids, an expired break-the-glass,
+a replayed second-factor code and a tampered session are refused with a clear message and
+recorded. Also: the login with its second factor, lockout, security headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import get_resolver
+from django.utils import timezone
+
+from rempart.access.models import AccountLock, Alert, BreakGlass, SealedTOTPDevice
+from rempart.access.services import account_unlock, totp_device_create
+from rempart.audit.context import Actor
+from rempart.audit.models import Event
+from rempart.care.models import Stay
+from rempart.directory.models import Establishment, Role
+from rempart.patients.models import Patient
+from rempart.records.actors import actor_for_user
+from rempart.records.services.directory import staff_create
+
+PASSWORD = "Un-mot-de-passe-long-42"
+SYSTEM = Actor.system("tests")
+
+
+def _staff(username: str, role: Role, place: Establishment | None) -> Any:
+    places = [place] if place else []
+    return staff_create(username=username, password=PASSWORD, role=role,
+                        establishments=places).user  # fmt: skip
+
+
+def _device(user: Any) -> SealedTOTPDevice:
+    device = totp_device_create(actor=SYSTEM, user_id=user.pk)
+    device.confirmed = True
+    device.save()
+    return device
+
+
+def _code(device: SealedTOTPDevice) -> str:
+    device.refresh_from_db()
+    step = max(int(timezone.now().timestamp()) // 30, device.last_t + 1)
+    return f"{device.totp(step * 30 + 1).token():06d}"
+
+
+def _login(client: Client, user: Any, device: SealedTOTPDevice) -> None:
+    response = client.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    assert response.status_code == 302
+    response = client.post("/connexion/second-facteur/", {"code": _code(device)})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+@pytest.fixture
+def here(group) -> Establishment:
+    return Establishment.objects.order_by("finess").first()
+
+
+@pytest.fixture
+def secretary(here) -> tuple[Any, SealedTOTPDevice]:
+    user = _staff("sec.volee", Role.SECRETARY, here)
+    return user, _device(user)
+
+
+def _in_care_of(place: Establishment) -> list[uuid.UUID]:
+    now = timezone.now()
+    recent = now - dt.timedelta(days=30)
+    stays = Stay.objects.filter(
+        establishment=place, discharged_at__gte=recent
+    ) | Stay.objects.filter(
+        establishment=place, admitted_at__isnull=False, discharged_at__isnull=True
+    )
+    return list(dict.fromkeys(stays.values_list("patient_id", flat=True)))
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+def test_the_first_login_enrols_the_second_factor_with_a_qr_code(here, client):
+    user = _staff("nouvelle.recrue", Role.NURSE, here)
+    client.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    assert client.get("/")["Location"] == "/connexion/second-facteur/"
+    assert client.get("/connexion/second-facteur/")["Location"] == "/connexion/enrolement/"
+    page = client.get("/connexion/enrolement/").content.decode()
+    assert "<svg" in page and "Activer" in page
+    device = SealedTOTPDevice.objects.get(user=user, confirmed=False)
+    assert client.post("/connexion/enrolement/", {"code": "000000"}).status_code == 200
+    # django-otp makes the next try wait 2^failures seconds; the test does not wait.
+    SealedTOTPDevice.objects.filter(pk=device.pk).update(
+        throttling_failure_timestamp=None, throttling_failure_count=0
+    )
+    response = client.post("/connexion/enrolement/", {"code": _code(device)})
+    assert response["Location"] == "/"
+    assert "Bonjour nouvelle.recrue" in client.get("/").content.decode()
+
+
+def test_a_replayed_code_is_refused_clearly_and_recorded(secretary, client):
+    user, device = secretary
+    code = _code(device)
+    client.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    assert client.post("/connexion/second-facteur/", {"code": code}).status_code == 302
+    other = Client()
+    other.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    page = other.post("/connexion/second-facteur/", {"code": code})
+    assert page.status_code == 200 and "Code refusé (déjà utilisé" in page.content.decode()
+    assert other.get("/patients/")["Location"] == "/connexion/second-facteur/"
+    outcomes = list(Event.objects.filter(action="mfa", username=user.username)
+                    .values_list("outcome", flat=True).order_by("id"))  # fmt: skip
+    assert outcomes == ["success", "denied"]
+
+
+def test_repeated_wrong_passwords_lock_the_name_until_the_security_officer_lifts_it(
+    secretary, here, client
+):
+    user, _ = secretary
+    for _ in range(5):
+        client.post("/connexion/", {"username": user.username, "password": "mauvais"})
+    locked = client.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    assert locked.status_code == 429 and "Compte verrouillé" in locked.content.decode()
+    officer = _staff("rssi.test", Role.SECURITY_OFFICER, None)
+    account_unlock(actor=actor_for_user(officer), user_id=user.pk,
+                   reason="Mot de passe oublié, identité vérifiée")  # fmt: skip
+    assert client.post("/connexion/", {"username": user.username,
+                                       "password": PASSWORD}).status_code == 302  # fmt: skip
+
+
+def test_a_tampered_session_is_refused(secretary, client):
+    user, device = secretary
+    _login(client, user, device)
+    key = client.cookies["sessionid"].value
+    client.cookies["sessionid"] = key[:-4] + ("aaaa" if not key.endswith("aaaa") else "bbbb")
+    response = client.get("/patients/")
+    assert response.status_code == 302 and response["Location"].startswith("/connexion/")
+
+
+def test_pages_carry_a_csp_with_a_nonce_and_refuse_framing(secretary, client):
+    user, device = secretary
+    _login(client, user, device)
+    response = client.get("/")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in csp and "frame-ancestors 'none'" in csp
+    assert response["X-Frame-Options"] == "DENY"
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    assert f'<script nonce="{nonce}">' in response.content.decode()
+
+
+# --- every patient URL, with an outsider --------------------------------------------------------
+
+
+def _patient_urls() -> list[str]:
+    found = []
+    for pattern in get_resolver().url_patterns[0].url_patterns:
+        route = str(pattern.pattern)
+        if "<uuid:patient_id>" in route:
+            found.append(route)
+    return found
+
+
+def test_every_patient_url_refuses_an_outsider_as_not_found(here, client):
+    there = Establishment.objects.order_by("finess")[1]
+    patient_id = _in_care_of(here)[0]
+    outsider = _staff("infirmiere.ailleurs", Role.NURSE, there)
+    _login(client, outsider, _device(outsider))
+    routes = _patient_urls()
+    assert len(routes) >= 3
+    for route in routes:
+        url = "/" + route.replace("<uuid:patient_id>", str(patient_id))
+        response = client.get(url)
+        if "bris-de-glace" in route:  # the form to declare an emergency shows no patient data
+            assert response.status_code == 200 and b"Motif" in response.content
+            continue
+        assert response.status_code == 404, url
+        assert (
+            "Ce dossier n'existe pas ou n'est pas dans votre périmètre" in response.content.decode()
+        )
+    patient = Patient.objects.get(pk=patient_id)
+    assert patient.birth_name not in client.get(f"/patients/{patient_id}/").content.decode()
+
+
+def test_forged_ids_and_an_expired_break_the_glass_are_refused_and_recorded(
+    secretary, here, client
+):
+    user, device = secretary
+    _login(client, user, device)
+    assert client.get("/patients/not-a-uuid/").status_code == 404
+    assert client.get(f"/patients/{uuid.uuid4()}/").status_code == 404
+    there = Establishment.objects.order_by("finess")[1]
+    theirs = next(p for p in _in_care_of(there) if p not in set(_in_care_of(here)))
+    assert client.get(f"/patients/{theirs}/").status_code == 404
+    declaration = {"reason": "emergency",
+                   "justification": "Patiente transférée cette nuit sans dossier"}  # fmt: skip
+    response = client.post(f"/patients/{theirs}/bris-de-glace/", declaration)
+    assert response.status_code == 302
+    assert client.get(f"/patients/{theirs}/").status_code == 200
+    BreakGlass.objects.filter(user=user).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    assert client.get(f"/patients/{theirs}/").status_code == 404
+    refused = Event.objects.filter(username=user.username, outcome__in=["denied", "not_found"])
+    assert refused.count() >= 3
+
+
+# --- the scraper --------------------------------------------------------------------------------
+
+
+def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
+    secretary, here, client, settings
+):
+    user, device = secretary
+    budget_hour, _ = settings.REMPART_READ_BUDGETS["secretary"]
+    _login(client, user, device)
+    mine = _in_care_of(here)
+    others = list(Patient.objects.exclude(pk__in=mine).values_list("id", flat=True)[:200])
+    walk = [pid for pair in zip(mine, others, strict=False) for pid in pair] + others
+    seen: set[uuid.UUID] = set()
+    requests = 0
+    for pid in walk:
+        response = client.get(f"/patients/{pid}/")
+        requests += 1
+        if response.status_code == 200:
+            seen.add(pid)
+        elif response.status_code == 302 and "/confirmer/" in response["Location"]:
+            continue  # asked for the second factor again: the scraper does not have it
+        elif response.status_code == 403:
+            assert "Compte verrouillé" in response.content.decode()
+            break
+    else:
+        pytest.fail("the scraper was never locked")
+    assert len(seen) <= budget_hour
+    assert AccountLock.objects.filter(user=user, lifted_at=None).exists()
+    alert = Alert.objects.get(kind="budget", user=user)
+    assert alert.severity == "critical" and alert.audience == "security_officer"
+    assert client.get("/patients/").status_code == 302  # logged out
+    print(f"\nscraper: {requests} requests, {len(seen)} charts seen (budget {budget_hour}/h)")
+
+
+def test_a_scraper_enumerating_the_search_is_locked_too(secretary, group, client, settings):
+    user, device = secretary
+    budget_hour, _ = settings.REMPART_READ_BUDGETS["secretary"]
+    _login(client, user, device)
+    seen: set[str] = set()
+    for record in group.patients:
+        if not record.data.nir:
+            continue
+        response = client.get("/patients/", {"nir": record.data.nir})
+        if response.status_code == 403:
+            break
+        if response.status_code == 200:
+            seen.update(re.findall(r'href="/patients/([0-9a-f-]{36})/"', response.content.decode()))
+    else:
+        pytest.fail("the search scraper was never locked")
+    assert len(seen) <= budget_hour
+    assert AccountLock.objects.filter(user=user, lifted_at=None).exists()
+
+
+def test_when_the_trail_cannot_be_written_no_chart_is_shown(secretary, here, client):
+    from django.db import connection
+
+    user, device = secretary
+    _login(client, user, device)
+    patient_id = _in_care_of(here)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_event RENAME TO audit_event_away")
+    try:
+        response = client.get(f"/patients/{patient_id}/")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audit_event_away RENAME TO audit_event")
+    assert response.status_code == 503
+    birth_name = Patient.objects.get(pk=patient_id).birth_name
+    assert birth_name not in response.content.decode()
