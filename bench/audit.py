@@ -83,6 +83,69 @@ def writer(count: int) -> float:
     return time.perf_counter() - started
 
 
+def http_paths(n: int) -> None:
+    """The same comparison for whole requests (Django's test client, in process: session,
+    second factor, access policy, template), as a secretary of the first establishment."""
+    from django.conf import settings
+    from django.test import Client
+
+    from rempart.access.services import totp_device_create
+    from rempart.audit.context import Actor
+    from rempart.care.models import Stay
+    from rempart.directory.models import Establishment, Role
+    from rempart.patients.models import Patient
+    from rempart.records.selectors import care, patients
+    from rempart.records.services.directory import staff_create
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (10**9, 10**9)}
+    here = Establishment.objects.order_by("finess").first()
+    user = staff_create(username="bench.secretaire", password="Bench-mot-de-passe-42",  # noqa: S106
+                        role=Role.SECRETARY, establishments=[here]).user  # fmt: skip
+    device = totp_device_create(actor=Actor.system("bench"), user_id=user.pk)
+    device.confirmed = True
+    device.save()
+    client = Client()
+    client.post("/connexion/", {"username": user.username, "password": "Bench-mot-de-passe-42"})
+    client.post("/connexion/second-facteur/", {"code": f"{device.totp().token():06d}"})
+    in_care = list(
+        Stay.objects.filter(
+            establishment=here, admitted_at__isnull=False, discharged_at=None
+        ).values_list("patient_id", flat=True)[:n]
+    )
+    probes = [(p.birth_name, p.birth_date) for p in Patient.objects.filter(id__in=in_care[:1000])]
+    assert client.get(f"/patients/{in_care[0]}/").status_code == 200
+
+    def chart(pid: Any) -> None:
+        assert client.get(f"/patients/{pid}/").status_code == 200
+
+    def search(probe: tuple[str, dt.date]) -> None:
+        query = {"name": probe[0], "birth_date": probe[1].isoformat()}
+        assert client.get("/patients/", query).status_code == 200
+
+    def trail_off(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+        originals = (care.event_record, patients.event_record)
+
+        def run(arg: Any) -> None:
+            care.event_record = patients.event_record = lambda *a, **k: 0  # type: ignore[assignment]
+            try:
+                fn(arg)
+            finally:
+                care.event_record, patients.event_record = originals
+
+        return run
+
+    for label, fn, argv in (("HTTP chart page (GET /patients/<id>/)", chart, in_care),
+                            ("HTTP search page (name + birth date)", search, probes)):  # fmt: skip
+        timings = interleaved(fn, trail_off(fn), argv)
+        on, off = percentiles(timings["on"]), percentiles(timings["off"])
+        print(f"\n{label}, {len(argv)} requests per path")
+        print(f"  trail on : p50 {on[0]:.3f} ms  p95 {on[1]:.3f} ms  mean {on[2]:.3f} ms")
+        print(f"  trail off: p50 {off[0]:.3f} ms  p95 {off[1]:.3f} ms  mean {off[2]:.3f} ms")
+        print(f"  overhead : p50 {100 * (on[0] / off[0] - 1):+.1f} %  "
+              f"mean {100 * (on[2] / off[2] - 1):+.1f} %")  # fmt: skip
+
+
 def floor(actor: Any, n: int = 3000) -> None:
     """What one durable event costs at the database: the same prepared INSERT with and without
     waiting for the WAL flush, next to a bare round trip."""
@@ -127,7 +190,9 @@ def main() -> None:
     from rempart.patients.models import Patient
     from rempart.records.selectors import patients as sel
 
-    actor = Actor(username="bench", role="physician", ip="10.0.0.1", request_id="bench-request")
+    # The console's actor: the selectors' own cost, without the care check (the HTTP section
+    # below has it all).
+    actor = Actor(username="bench", role="system", ip="10.0.0.1", request_id="bench-request")
     ids = list(Patient.objects.values_list("id", flat=True))
     sample = random.Random(5).sample(ids, args.reads)  # sampling, not security
     probes = [(p.birth_name, p.birth_date) for p in Patient.objects.filter(id__in=sample[:1000])]
@@ -165,6 +230,7 @@ def main() -> None:
         print(f"  overhead : p50 {100 * (on[0] / off[0] - 1):+.1f} %  "
               f"mean {100 * (on[2] / off[2] - 1):+.1f} %")  # fmt: skip
 
+    http_paths(args.reads)
     floor(actor)
 
     from django.db import connections

@@ -109,6 +109,8 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
             finess=p.identifiers.first().establishment.finess), Action.SEARCH, True),
     "stays_for_patient": (lambda p, g: care_selectors.stays_for_patient(actor=ACTOR, patient=p),
                           Action.READ, True),
+    "patient_chart": (lambda p, g: care_selectors.patient_chart(actor=ACTOR, patient_id=p.pk),
+                      Action.READ, True),
     "prescriptions_for_patient": (
         lambda p, g: care_selectors.prescriptions_for_patient(actor=ACTOR, patient=p),
         Action.READ, True),

@@ -34,9 +34,9 @@ from rempart.audit.services import event_record
 from rempart.directory.models import Role
 from rempart.records.actors import actor_for_request
 from rempart.records.reports import access_report_pdf
+from rempart.records.selectors import care as care_selectors
 from rempart.records.selectors import patients as sel
 from rempart.records.selectors.audit import patient_access_report
-from rempart.records.selectors.care import prescriptions_for_patient, stays_for_patient
 
 LOGIN_OTP_FAILURES = 5
 
@@ -184,13 +184,9 @@ def patient_search(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
-    actor = actor_for_request(request)
-    patient = sel.patient_get(actor=actor, patient_id=patient_id)
-    context = {
-        "patient": patient,
-        "stays": stays_for_patient(actor=actor, patient=patient),
-        "prescriptions": prescriptions_for_patient(actor=actor, patient=patient),
-    }
+    chart = care_selectors.patient_chart(actor=actor_for_request(request), patient_id=patient_id)
+    context = {"patient": chart.patient, "stays": chart.stays,
+               "prescriptions": chart.prescriptions}  # fmt: skip
     return render(request, "web/chart.html", context)
 
 
