@@ -15,6 +15,8 @@ def test_the_demo_sets_up_keys_database_group_and_accounts(tmp_path: Path):
     cmd = [sys.executable, "-m", "rempart.cli", "demo", "--no-serve", "--patients", "200"]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)  # noqa: S603
     assert "secretaire.lilas" in first.stdout and "dpo" in first.stdout
+    assert "second facteur (TOTP)" in first.stdout and "rempart totp_code" in first.stdout
+    assert "dossiers leurres" in first.stdout
     assert (tmp_path / "master.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "demo-accounts.txt").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "rempart.sqlite3").exists()
@@ -24,6 +26,11 @@ def test_the_demo_sets_up_keys_database_group_and_accounts(tmp_path: Path):
         line.split()[1] for line in first.stdout.splitlines() if "medecin.lilas" in line
     )
     assert password in second.stdout
+    # The printed second factor works: `rempart totp_code` gives the account's current code.
+    env["REMPART_ENV"] = "demo"
+    totp = [sys.executable, "-m", "rempart.cli", "totp_code", "secretaire.lilas"]
+    code = subprocess.run(totp, env=env, capture_output=True, text=True, check=True)  # noqa: S603
+    assert code.stdout.strip().isdigit() and len(code.stdout.strip()) == 6
     # The demo's trail is sealed and verifies on SQLite too (triggers included).
     check = [sys.executable, "-m", "rempart.cli", "audit", "verify"]
     env["REMPART_ENV"] = "demo"

@@ -54,6 +54,7 @@ class Command(BaseCommand):
             )
             group_generate(patients=options["patients"], seed=options["seed"], establishments=5)
             create_demo_accounts()
+            call_command("canaries", "plant", "--per-establishment", "3", verbosity=0)
         seal_all()
         self._print_accounts(options["addrport"])
         if not options["no_serve"]:
