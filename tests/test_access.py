@@ -295,3 +295,36 @@ def _data(p: Patient) -> Any:
     fields = PatientData.__dataclass_fields__
     return PatientData(**{k: getattr(p, k) or "" for k in fields if k not in ("extra", "gp_id")},
                        gp_id=p.gp_id)  # fmt: skip
+
+
+def test_alerts_reach_a_webhook(world, settings):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    settings.REMPART_ALERT_WEBHOOK = f"http://127.0.0.1:{server.server_port}/alertes"
+    try:
+        access.break_glass_declare(actor=world.actor("outsider"), patient_id=world.patient.pk,
+                                   reason="on_call",
+                                   justification="Garde de nuit, patient sans médecin")  # fmt: skip
+        thread.join(timeout=5)
+    finally:
+        server.server_close()
+    assert len(received) == 1
+    assert received[0]["kind"] == "break_glass" and received[0]["audience"] == "dpo"
+    assert "Garde" not in json.dumps(received)

@@ -28,9 +28,28 @@ class RequestContextMiddleware:
             forwarded = request.headers.get("X-Forwarded-For", "")
             address = forwarded.split(",")[0].strip() or address
         request.client_ip = address[:45]  # type: ignore[attr-defined]
+        self._note_invalid_session(request)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+    @staticmethod
+    def _note_invalid_session(request: HttpRequest) -> None:
+        """A session cookie the server does not know (tampered, forged, or expired) is
+        recorded: the request goes on as anonymous."""
+        if not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+            return
+        request.session.get("_auth_user_id")  # loads the session; an unknown key is dropped
+        if request.session.session_key is not None:
+            return
+        from rempart.audit.context import Actor
+        from rempart.audit.models import Action, Outcome, Purpose
+        from rempart.audit.services import event_record
+
+        actor = Actor(username="anonyme", role="unknown", purpose=Purpose.SECURITY,
+                      ip=request.client_ip, request_id=request.request_id)  # type: ignore[attr-defined]  # fmt: skip
+        event_record(actor, Action.LOGIN_FAILED, resource_type="Session", outcome=Outcome.DENIED,
+                     detail={"reason": "unknown_session"})  # fmt: skip
 
 
 # Pages a logged-in user may reach before giving the second factor.
