@@ -289,3 +289,49 @@ def test_when_the_trail_cannot_be_written_no_chart_is_shown(secretary, here, cli
     assert response.status_code == 503
     birth_name = Patient.objects.get(pk=patient_id).birth_name
     assert birth_name not in response.content.decode()
+
+
+# --- the officers' pages ------------------------------------------------------------------------
+
+
+def test_the_dpo_reviews_a_break_the_glass_and_the_security_officer_unlocks(
+    secretary, here, client
+):
+    from rempart.access.models import Review
+    from rempart.access.policy import account_lock
+
+    user, device = secretary
+    there = Establishment.objects.order_by("finess")[1]
+    theirs = next(p for p in _in_care_of(there) if p not in set(_in_care_of(here)))
+    _login(client, user, device)
+    declaration = {"reason": "transfer", "justification": "Transfert depuis la réanimation"}
+    client.post(f"/patients/{theirs}/bris-de-glace/", declaration)
+    declared = BreakGlass.objects.get(user=user)
+
+    dpo = _staff("dpo.groupe", Role.DPO, None)
+    dpo_client = Client()
+    _login(dpo_client, dpo, _device(dpo))
+    page = dpo_client.get("/dpo/").content.decode()
+    assert "Transfert depuis la réanimation" in page and "sec.volee" in page
+    dpo_client.post("/dpo/", {"id": str(declared.pk), "verdict": "unjustified",
+                              "note": "Pas de transfert ce jour-là"})  # fmt: skip
+    assert BreakGlass.objects.get(pk=declared.pk).review == Review.UNJUSTIFIED
+    assert client.get("/dpo/").status_code == 403  # a secretary is not the DPO
+
+    account_lock(actor_for_user(user), reason="essai", kind="lock", severity="warning")
+    officer = _staff("rssi.groupe", Role.SECURITY_OFFICER, None)
+    officer_client = Client()
+    _login(officer_client, officer, _device(officer))
+    assert "sec.volee" in officer_client.get("/securite/").content.decode()
+    refused = officer_client.post("/securite/", {"user_id": user.pk, "reason": "ok"})
+    assert "Motivez" in refused.content.decode()
+    officer_client.post("/securite/", {"user_id": user.pk,
+                                       "reason": "Erreur de manipulation vérifiée"})  # fmt: skip
+    assert not AccountLock.objects.filter(user=user, lifted_at=None).exists()
+
+
+def test_there_is_no_django_admin_to_leak_patients(client, db):
+    from django.conf import settings
+
+    assert "django.contrib.admin" not in settings.INSTALLED_APPS
+    assert client.get("/admin/").status_code == 404
