@@ -313,6 +313,8 @@ def test_the_dpo_reviews_a_break_the_glass_and_the_security_officer_unlocks(
     _login(dpo_client, dpo, _device(dpo))
     page = dpo_client.get("/dpo/").content.decode()
     assert "Transfert depuis la réanimation" in page and "sec.volee" in page
+    seen_by_dpo = Event.objects.filter(username="dpo.groupe", resource_type="BreakGlass").first()
+    assert seen_by_dpo is not None and seen_by_dpo.detail["results"] == [str(theirs)]
     dpo_client.post("/dpo/", {"id": str(declared.pk), "verdict": "unjustified",
                               "note": "Pas de transfert ce jour-là"})  # fmt: skip
     assert BreakGlass.objects.get(pk=declared.pk).review == Review.UNJUSTIFIED

@@ -29,6 +29,7 @@ from rempart.access.models import (
     SealedTOTPDevice,
 )
 from rempart.access.policy import READERS, AccessDenied
+from rempart.access.selectors import break_glass_queue
 from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.services import event_record
 from rempart.directory.models import Role
@@ -250,7 +251,7 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
                                       verdict=form.cleaned_data["verdict"],
                                       note=form.cleaned_data["note"])  # fmt: skip
         return redirect("dpo-queue")
-    pending = BreakGlass.objects.filter(review=Review.PENDING).select_related("user")
+    pending = break_glass_queue(actor=actor_for_request(request))
     alerts = Alert.objects.filter(audience=Role.DPO).order_by("-created_at")[:50]
     return render(request, "web/dpo_queue.html", {"pending": pending, "alerts": alerts,
                                                   "form": ReviewForm()})  # fmt: skip
