@@ -7,6 +7,7 @@ import datetime as dt
 from django.utils import timezone
 from fpdf import FPDF
 
+from rempart.care.models import Drug, Prescription, Route
 from rempart.records.selectors.audit import AccessEntry, AccessReport
 
 TITLE = "Qui a consulté ce dossier"
@@ -65,4 +66,48 @@ def access_report_pdf(report: AccessReport) -> bytes:
         table.row([_latin1(name) for name, _ in COLUMNS])
         for entry in report.entries:
             table.row([_latin1(cell) for cell in _row(entry)])
+    return bytes(pdf.output())
+
+
+def ordonnance_pdf(prescription: Prescription) -> bytes:
+    """The printed ordonnance: prescriber (name, RPPS), patient identity, lines, date."""
+    patient = prescription.patient
+    prescriber = prescription.prescriber
+    pdf = FPDF(format="A4")
+    pdf.set_title("Ordonnance")
+    pdf.set_creator("Rempart")
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 12)
+    pdf.cell(0, 7, _latin1(f"Dr {prescriber.given_name} {prescriber.family_name}"),
+             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.set_font("helvetica", "", 10)
+    pdf.cell(0, 5, _latin1(f"{prescriber.specialty} — RPPS {prescriber.rpps}"),
+             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.ln(8)
+    signed = prescription.signed_at or prescription.prescribed_at
+    pdf.cell(0, 6, _latin1(f"Le {timezone.localtime(signed):%d/%m/%Y}"), align="R",
+             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    born = patient.birth_date.strftime("%d/%m/%Y") if patient.birth_date else "?"
+    pdf.set_font("helvetica", "B", 11)
+    pdf.cell(0, 7, _latin1(f"{patient.birth_name or ''} {patient.given_names or ''}, "
+                           f"né(e) le {born}"), new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.ln(6)
+    pdf.set_font("helvetica", "", 11)
+    names = {d.code: str(d) for d in Drug.objects.filter(
+        code__in=[line.content["drug"] for line in prescription.lines.all()])}  # fmt: skip
+    for line in prescription.lines.order_by("position"):
+        c = line.content
+        pdf.set_font("helvetica", "B", 11)
+        pdf.multi_cell(0, 6, _latin1(names.get(c["drug"], c["drug"])), new_x="LMARGIN",
+                       new_y="NEXT")  # fmt: skip
+        pdf.set_font("helvetica", "", 11)
+        detail = (f"{c['dose']}, {Route(c['route']).label.lower()}, {c['frequency']}, "
+                  f"pendant {c['duration_days']} jours.")  # fmt: skip
+        if c.get("instructions"):
+            detail += f" {c['instructions']}"
+        pdf.multi_cell(0, 6, _latin1(detail), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    if prescription.signed_at is None:
+        pdf.set_font("helvetica", "B", 14)
+        pdf.cell(0, 10, "BROUILLON - NON SIGNEE", align="C")
     return bytes(pdf.output())

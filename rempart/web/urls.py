@@ -14,6 +14,16 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/", views.patient_chart, name="patient-chart"),
     path("patients/<uuid:patient_id>/bris-de-glace/", views.break_glass, name="break-glass"),
     path("patients/<uuid:patient_id>/acces/", views.access_report, name="access-report"),
+    path(
+        "patients/<uuid:patient_id>/prescriptions/nouvelle/",
+        views.prescription_new,
+        name="prescription-new",
+    ),
+    path("prescriptions/<uuid:prescription_id>/", views.prescription_page, name="prescription"),
+    path(
+        "prescriptions/<uuid:prescription_id>/ordonnance.pdf", views.ordonnance, name="ordonnance"
+    ),
+    path("sejours/<uuid:stay_id>/<str:move>/", views.stay_move, name="stay-move"),
     path("dpo/", views.dpo_queue, name="dpo-queue"),
     path("securite/", views.security_page, name="security"),
 ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import segno
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -32,12 +33,14 @@ from rempart.access.policy import READERS, AccessDenied
 from rempart.access.selectors import break_glass_queue
 from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.services import event_record
+from rempart.care.models import Route, Stay
 from rempart.directory.models import Role
 from rempart.records.actors import actor_for_request
-from rempart.records.reports import access_report_pdf
+from rempart.records.reports import access_report_pdf, ordonnance_pdf
 from rempart.records.selectors import care as care_selectors
 from rempart.records.selectors import patients as sel
 from rempart.records.selectors.audit import patient_access_report
+from rempart.records.services import care as care_services
 
 LOGIN_OTP_FAILURES = 5
 
@@ -61,7 +64,9 @@ def _next(request: HttpRequest, fallback: str = "/") -> str:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/home.html", {"role": _role(request), "readers": READERS})
+    role = _role(request)
+    ward = care_selectors.ward_stays(actor=actor_for_request(request)) if role in READERS else []
+    return render(request, "web/home.html", {"role": role, "readers": READERS, "ward": ward})
 
 
 # --- second factor --------------------------------------------------------------------------------
@@ -225,6 +230,114 @@ def access_report(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         response["Content-Disposition"] = 'attachment; filename="releve-des-acces.pdf"'
         return response
     return render(request, "web/access_report.html", {"report": report, "patient_id": patient_id})
+
+
+# --- stays and prescriptions ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["POST"])
+def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpResponse:
+    """Admission or discharge now, from the chart."""
+    stay = Stay.objects.filter(pk=stay_id).first()
+    if stay is None:
+        raise sel.PatientNotFound()
+    actor = actor_for_request(request)
+    try:
+        if move == "entree":
+            care_services.stay_admit(actor=actor, stay=stay)
+        else:
+            care_services.stay_discharge(actor=actor, stay=stay)
+    except AccessDenied:
+        raise sel.PatientNotFound() from None
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("patient-chart", patient_id=stay.patient_id)
+
+
+class LineForm(forms.Form):
+    drug = forms.ChoiceField(label="Médicament")
+    dose = forms.CharField(label="Dose", max_length=100)
+    route = forms.ChoiceField(label="Voie", choices=Route.choices)
+    frequency = forms.CharField(label="Fréquence", max_length=100)
+    duration_days = forms.IntegerField(label="Durée (jours)", min_value=1, max_value=365)
+    instructions = forms.CharField(label="Consignes", max_length=300, required=False)
+
+    def __init__(self, *args: Any, drugs: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["drug"]
+        assert isinstance(field, forms.ChoiceField)  # noqa: S101  # declared above
+        field.choices = [(d.code, str(d)) for d in drugs]
+
+    def line(self) -> care_services.LineData:
+        return care_services.LineData(**self.cleaned_data)
+
+
+def _prescriber(request: HttpRequest) -> Any:
+    staff = getattr(request.user, "staff", None)
+    if staff is None or staff.role != Role.PHYSICIAN or staff.practitioner is None:
+        raise AccessDenied()
+    return staff.practitioner
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def prescription_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    prescriber = _prescriber(request)
+    actor = actor_for_request(request)
+    patient = sel.patient_get(actor=actor, patient_id=patient_id)
+    drugs = care_selectors.drugs_search(query=request.GET.get("q", ""))
+    form = LineForm(request.POST or None, drugs=care_selectors.drugs_search(limit=1000)
+                    if request.method == "POST" else drugs)  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        try:
+            prescription = care_services.prescription_create(
+                actor=actor, patient=patient, prescriber=prescriber, lines=[form.line()]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("prescription", prescription_id=prescription.pk)
+    return render(request, "web/prescription_new.html",
+                  {"patient": patient, "form": form, "q": request.GET.get("q", "")})  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def prescription_page(request: HttpRequest, prescription_id: uuid.UUID) -> HttpResponse:
+    actor = actor_for_request(request)
+    prescription = care_selectors.prescription_get(actor=actor, prescription_id=prescription_id)
+    form = LineForm(request.POST or None, drugs=care_selectors.drugs_search(limit=1000))
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "sign":
+                care_services.prescription_sign(actor=actor, prescription=prescription)
+                return redirect("prescription", prescription_id=prescription.pk)
+            if form.is_valid():
+                care_services.prescription_line_add(actor=actor, prescription=prescription,
+                                                     line=form.line())  # fmt: skip
+                return redirect("prescription", prescription_id=prescription.pk)
+        except AccessDenied:
+            raise sel.PatientNotFound() from None
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    drugs = {d.code: str(d) for d in care_selectors.drugs_search(limit=1000)}
+    lines = [
+        (drugs.get(line.content["drug"], line.content["drug"]), line.content,
+         Route(line.content["route"]).label)
+        for line in prescription.lines.order_by("position")
+    ]  # fmt: skip
+    return render(request, "web/prescription.html",
+                  {"prescription": prescription, "lines": lines, "form": form})  # fmt: skip
+
+
+@login_required
+def ordonnance(request: HttpRequest, prescription_id: uuid.UUID) -> HttpResponse:
+    prescription = care_selectors.prescription_get(actor=actor_for_request(request),
+                                                   prescription_id=prescription_id)  # fmt: skip
+    response = HttpResponse(ordonnance_pdf(prescription), content_type="application/pdf")
+    response["Content-Disposition"] = 'attachment; filename="ordonnance.pdf"'
+    return response
 
 
 # --- officers -----------------------------------------------------------------------------------
