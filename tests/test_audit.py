@@ -111,6 +111,11 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
                           Action.READ, True),
     "patient_chart": (lambda p, g: care_selectors.patient_chart(actor=ACTOR, patient_id=p.pk),
                       Action.READ, True),
+    "prescription_get": (
+        lambda p, g: care_selectors.prescription_get(actor=ACTOR,
+                                                     prescription_id=_prescription(p).pk),
+        Action.READ, True),
+    "ward_stays": (lambda p, g: care_selectors.ward_stays(actor=ACTOR), Action.READ, False),
     "prescriptions_for_patient": (
         lambda p, g: care_selectors.prescriptions_for_patient(actor=ACTOR, patient=p),
         Action.READ, True),
@@ -144,7 +149,10 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
     "duplicates_find": (lambda p, g: vigilance.duplicates_find(actor=ACTOR), Action.SEARCH, False),
 }  # fmt: skip
 # Public helpers that record nothing themselves, with why.
-EXEMPT = {"patient_open": "checks access and records refusals; its callers record the access"}
+EXEMPT = {
+    "patient_open": "checks access and records refusals; its callers record the access",
+    "drugs_search": "the public drug catalogue: no patient data",
+}
 MODULES: list[ModuleType] = [patient_selectors, care_selectors, audit_selectors,
                              patient_services, care_services, vigilance]  # fmt: skip
 
