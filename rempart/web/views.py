@@ -191,7 +191,7 @@ def patient_search(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     chart = care_selectors.patient_chart(actor=actor_for_request(request), patient_id=patient_id)
-    context = {"patient": chart.patient, "stays": chart.stays,
+    context = {"patient": chart.patient, "stays": chart.stays, "role": _role(request),
                "prescriptions": chart.prescriptions}  # fmt: skip
     return render(request, "web/chart.html", context)
 

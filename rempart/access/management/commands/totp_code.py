@@ -3,6 +3,7 @@ postures only: in production the code lives on the user's phone, nowhere else)."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -25,4 +26,7 @@ class Command(BaseCommand):
         ).first()
         if device is None:
             raise CommandError("aucun second facteur actif pour ce compte")
-        self.stdout.write(f"{device.totp().token():06d}")
+        # The first time step not used yet: a code printed twice in the same 30 s would be refused
+        # as a replay, so the second one is the next step's (within the accepted tolerance).
+        step = max(int(time.time()) // device.step, device.last_t + 1)
+        self.stdout.write(f"{device.totp(step * device.step).token():06d}")

@@ -1,0 +1,220 @@
+"""A day's work in a real browser (Debian's Chromium driven by Playwright) against the demo as a
+user starts it: `rempart demo` in a fresh data folder, then the server in its own process.
+
+Logs in with the second factor, searches, opens a chart, prescribes and downloads the PDF, breaks
+the glass, gets locked by scraping; saves screenshots of the main pages in docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CLI = [sys.executable, "-m", "rempart.cli"]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test does)"
+)
+
+
+@dataclass
+class Demo:
+    url: str
+    env: dict[str, str]
+    data: Path
+    accounts: dict[str, str]  # username -> password
+
+    def code(self, username: str) -> str:
+        done = subprocess.run([*CLI, "totp_code", username], env=self.env, check=True,  # noqa: S603
+                              capture_output=True, text=True)  # fmt: skip
+        return done.stdout.strip()
+
+    def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
+        with sqlite3.connect(self.data / "rempart.sqlite3") as conn:
+            return conn.execute(query, params).fetchall()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    data = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
+    env.pop("DATABASE_URL", None)
+    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data))
+    subprocess.run([*CLI, "demo", "--no-serve", "--patients", "600"], env=env, check=True,  # noqa: S603
+                   capture_output=True)  # fmt: skip
+    port = _free_port()
+    serve = [*CLI, "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]  # static files too
+    server = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL,  # noqa: S603
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        rows = (data / "demo-accounts.txt").read_text(encoding="utf-8").splitlines()
+        accounts = {r.split("\t")[0]: r.split("\t")[1] for r in rows if r}
+        yield Demo(f"http://127.0.0.1:{port}", env, data, accounts)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage"])  # fmt: skip
+        yield launched
+        launched.close()
+
+
+def _page(browser: object) -> object:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="fr-FR",  # type: ignore[attr-defined]
+                                  accept_downloads=True)  # fmt: skip
+    return context.new_page()
+
+
+def _shot(page: object, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def _login(page: object, demo: Demo, username: str, shots: bool = False) -> None:
+    page.goto(demo.url + "/")  # type: ignore[attr-defined]
+    page.fill("#id_username", username)  # type: ignore[attr-defined]
+    page.fill("#id_password", demo.accounts[username])  # type: ignore[attr-defined]
+    if shots:
+        _shot(page, "01-connexion")
+    page.click("main button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(re.compile(r".*/connexion/second-facteur/"))  # type: ignore[attr-defined]
+    page.fill("#id_code", demo.code(username))  # type: ignore[attr-defined]
+    if shots:
+        _shot(page, "02-second-facteur")
+    page.click("main button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(demo.url + "/")  # type: ignore[attr-defined]
+
+
+def _account(demo: Demo, prefix: str) -> str:
+    return sorted(u for u in demo.accounts if u.startswith(prefix))[0]
+
+
+def test_a_secretary_logs_in_searches_and_opens_a_chart(demo, browser):
+    page = _page(browser)
+    secretary = _account(demo, "secretaire.")
+    _login(page, demo, secretary, shots=True)
+    assert page.inner_text("h1") == f"Bonjour {secretary}"
+    _shot(page, "03-accueil-sejours")
+    page.click("table a")
+    page.wait_for_url(re.compile(r".*/patients/[0-9a-f-]{36}/"))
+    _shot(page, "04-dossier")
+    name = page.inner_text("h1").split(" ")[0]
+    born = re.search(r"Né\(e\) le (\d\d)/(\d\d)/(\d{4})", page.content())
+    page.goto(demo.url + "/patients/")
+    page.fill("#id_name", name)
+    page.fill("#id_birth_date", f"{born.group(3)}-{born.group(2)}-{born.group(1)}")
+    page.click("main form button[type=submit]")
+    page.wait_for_selector("table")
+    assert name in page.inner_text("table")
+    _shot(page, "05-recherche")
+    page.click("table a")
+    page.get_by_role("link", name="Qui a consulté ce dossier").click()
+    assert secretary in page.inner_text("table")
+    _shot(page, "06-qui-a-consulte")
+
+
+def test_a_physician_prescribes_signs_and_downloads_the_ordonnance(demo, browser):
+    page = _page(browser)
+    physician = _account(demo, "medecin.")
+    _login(page, demo, physician)
+    page.click("table a")
+    page.get_by_role("link", name="Nouvelle prescription").click()
+    page.fill("#q", "parac")
+    page.get_by_role("button", name="Chercher").click()
+    page.select_option("#id_drug", index=0)
+    page.fill("#id_dose", "1 comprimé")
+    page.select_option("#id_route", "oral")
+    page.fill("#id_frequency", "3 fois par jour")
+    page.fill("#id_duration_days", "5")
+    page.get_by_role("button", name="Créer le brouillon").click()
+    page.wait_for_url(re.compile(r".*/prescriptions/[0-9a-f-]{36}/"))
+    page.get_by_role("button", name="Signer l'ordonnance").click()
+    page.wait_for_selector("text=Signée")
+    _shot(page, "07-prescription-signee")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Imprimer l'ordonnance (PDF)").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF-")
+
+
+def test_a_nurse_breaks_the_glass_for_a_patient_of_another_establishment(demo, browser):
+    page = _page(browser)
+    nurse = _account(demo, "infirmier.")
+    place = demo.sql(
+        "SELECT establishment_id FROM directory_staffmember_establishments s "
+        "JOIN directory_staffmember m ON m.id = s.staffmember_id "
+        "JOIN auth_user u ON u.id = m.user_id WHERE u.username = ?", nurse,
+    )[0][0]  # fmt: skip
+    elsewhere = demo.sql("SELECT patient_id FROM care_stay WHERE establishment_id <> ? "
+                         "AND discharged_at IS NULL LIMIT 1", place)[0][0]  # fmt: skip
+    patient = str(elsewhere)
+    patient = f"{patient[:8]}-{patient[8:12]}-{patient[12:16]}-{patient[16:20]}-{patient[20:]}"
+    _login(page, demo, nurse)
+    page.goto(f"{demo.url}/patients/{patient}/")
+    assert "Dossier introuvable" in page.inner_text("h1")
+    _shot(page, "08-introuvable")
+    page.get_by_role("link", name="Déclarer un accès d'urgence").click()
+    page.select_option("#id_reason", "emergency")
+    page.fill("#id_justification", "Malaise dans le hall, patiente inconsciente")
+    _shot(page, "09-bris-de-glace")
+    page.get_by_role("button", name="Déclarer l'accès d'urgence").click()
+    page.wait_for_url(f"{demo.url}/patients/{patient}/")
+    assert "Séjours" in page.content()
+    dpo = _page(browser)
+    _login(dpo, demo, "dpo")
+    dpo.goto(demo.url + "/dpo/")
+    assert "Malaise dans le hall" in dpo.inner_text("table")
+    _shot(dpo, "10-dpo-revue")
+
+
+def test_a_scraping_secretary_is_asked_again_then_locked(demo, browser):
+    page = _page(browser)
+    secretary = sorted(u for u in demo.accounts if u.startswith("secretaire."))[-1]
+    _login(page, demo, secretary)
+    ids = [str(r[0]) for r in demo.sql("SELECT id FROM patients_patient ORDER BY id")]
+    seen_step_up = False
+    for raw in ids:
+        pid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+        page.goto(f"{demo.url}/patients/{pid}/")
+        if "/confirmer/" in page.url and not seen_step_up:
+            seen_step_up = True
+            _shot(page, "11-confirmation")
+        if "Compte verrouillé" in page.content():
+            _shot(page, "12-compte-verrouille")
+            break
+    else:
+        pytest.fail("the scraping account was never locked")
+    rssi = _page(browser)
+    _login(rssi, demo, "rssi")
+    rssi.goto(demo.url + "/securite/")
+    assert secretary in rssi.inner_text("table")
+    _shot(rssi, "13-securite")
