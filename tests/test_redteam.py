@@ -194,8 +194,9 @@ def test_every_patient_url_refuses_an_outsider_as_not_found(here, client):
     for route in routes:
         url = _fill(route, patient_id)
         response = client.post(url) if "sejours/" in route else client.get(url)
-        if "bris-de-glace" in route:  # the form to declare an emergency shows no patient data
-            assert response.status_code == 200 and b"Motif" in response.content
+        if "bris-de-glace" in route or route.endswith("sejour/"):
+            # The forms to declare an emergency or plan a stay show no patient data.
+            assert response.status_code == 200 and patient_names_absent(response, patient_id)
             continue
         # Not found (outside care), or forbidden for the role (a nurse does not prescribe):
         # either way nothing of the patient is shown.
@@ -424,3 +425,50 @@ def test_the_secretary_admits_and_discharges_from_the_chart(secretary, here, cli
     assert stay.discharged_at is not None
     refused = client.post(f"/sejours/{stay.pk}/sortie/", follow=True)
     assert "Le patient est déjà sorti." in refused.content.decode()
+
+
+def test_registration_shows_possible_duplicates_before_writing(secretary, here, client):
+    user, device = secretary
+    _login(client, user, device)
+    existing = Patient.objects.get(pk=_in_care_of(here)[0])
+    form = {"birth_name": existing.birth_name.lower(), "given_names": "Zébulon",
+            "sex": "M", "birth_date": existing.birth_date.isoformat(),
+            "identity_status": "PROV"}  # fmt: skip
+    before = Patient.objects.count()
+    first = client.post("/patients/nouveau/", form)
+    assert first.status_code == 200 and "Doublons possibles" in first.content.decode()
+    assert existing.birth_name in first.content.decode()
+    assert Patient.objects.count() == before  # nothing written yet
+    created = client.post("/patients/nouveau/", {**form, "confirm": "on"})
+    assert created.status_code == 302 and created["Location"].endswith("/sejour/")
+    assert Patient.objects.count() == before + 1
+    # The new patient comes into her care through a stay in her establishment.
+    ward = here.services.order_by("code").first()
+    stay_page = created["Location"]
+    client.post(stay_page, {"service": str(ward.pk), "kind": "consultation",
+                            "planned_admission": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+                            "admit_now": "on"})  # fmt: skip
+    new_id = stay_page.split("/")[2]
+    chart = client.get(f"/patients/{new_id}/")
+    assert chart.status_code == 200 and "Zébulon" in chart.content.decode()
+    bad = client.post("/patients/nouveau/", {**form, "nir": "1 23 45", "confirm": "on"})
+    assert "Le NIR doit comporter 13 caractères" in bad.content.decode()
+    assert "1 23 45" not in re.sub(r'value="[^"]*"', "", bad.content.decode())
+
+
+def test_an_identity_change_is_recorded_with_the_fields_changed(secretary, here, client):
+    user, device = secretary
+    _login(client, user, device)
+    patient = Patient.objects.get(pk=_in_care_of(here)[0])
+    page = client.get(f"/patients/{patient.pk}/modifier/")
+    assert patient.birth_name in page.content.decode()
+    form = {name: getattr(patient, name) or "" for name in
+            ("birth_name", "usage_name", "given_names", "first_given_name", "sex",
+             "birth_place_code", "nir", "phone_mobile", "phone_home", "email", "address_line",
+             "postcode", "city")}  # fmt: skip
+    form.update(birth_date=patient.birth_date.isoformat(), identity_status="VALI")
+    response = client.post(f"/patients/{patient.pk}/modifier/", form)
+    assert response.status_code == 302
+    assert Patient.objects.get(pk=patient.pk).identity_status == "VALI"
+    event = Event.objects.filter(action="update", patient_id=patient.pk).order_by("-id").first()
+    assert event.detail == {"fields": ["identity_status"]} and event.username == user.username

@@ -11,7 +11,10 @@ urlpatterns = [
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("confirmer/", views.step_up, name="step-up"),
     path("patients/", views.patient_search, name="patient-search"),
+    path("patients/nouveau/", views.patient_new, name="patient-new"),
     path("patients/<uuid:patient_id>/", views.patient_chart, name="patient-chart"),
+    path("patients/<uuid:patient_id>/modifier/", views.patient_edit, name="patient-edit"),
+    path("patients/<uuid:patient_id>/sejour/", views.stay_new, name="stay-new"),
     path("patients/<uuid:patient_id>/bris-de-glace/", views.break_glass, name="break-glass"),
     path("patients/<uuid:patient_id>/acces/", views.access_report, name="access-report"),
     path(

@@ -33,14 +33,17 @@ from rempart.access.policy import READERS, AccessDenied
 from rempart.access.selectors import break_glass_queue
 from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.services import event_record
-from rempart.care.models import Route, Stay
-from rempart.directory.models import Role
+from rempart.care.models import Route, Stay, StayKind
+from rempart.directory.models import Establishment, Role, Service
+from rempart.patients.models import IdentityStatus, Patient, Sex
+from rempart.patients.validation import PatientData, clean_patient
 from rempart.records.actors import actor_for_request
 from rempart.records.reports import access_report_pdf, ordonnance_pdf
 from rempart.records.selectors import care as care_selectors
 from rempart.records.selectors import patients as sel
 from rempart.records.selectors.audit import patient_access_report
 from rempart.records.services import care as care_services
+from rempart.records.services import patients as patient_services
 
 LOGIN_OTP_FAILURES = 5
 
@@ -161,6 +164,7 @@ class SearchForm(forms.Form):
     birth_date = forms.DateField(label="Date de naissance", required=False,
                                  widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
     nir = forms.CharField(label="Matricule INS (NIR)", required=False, max_length=25)
+    phonetic = forms.BooleanField(label="Nom approchant (qui se prononce pareil)", required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -179,6 +183,10 @@ def patient_search(request: HttpRequest) -> HttpResponse:
         try:
             if data.get("nir"):
                 found = sel.patients_find_by_nir(actor=actor, nir=data["nir"])
+            elif data.get("phonetic"):
+                found = sel.patients_find_by_phonetic_name(
+                    actor=actor, name=data["name"], birth_date=data["birth_date"]
+                )
             else:
                 found = sel.patients_find_by_name_and_birth_date(
                     actor=actor, name=data["name"], birth_date=data["birth_date"]
@@ -230,6 +238,148 @@ def access_report(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         response["Content-Disposition"] = 'attachment; filename="releve-des-acces.pdf"'
         return response
     return render(request, "web/access_report.html", {"report": report, "patient_id": patient_id})
+
+
+# --- patient identity: create (with identity vigilance) and edit ---------------------------------
+
+
+class IdentityForm(forms.Form):
+    birth_name = forms.CharField(label="Nom de naissance", max_length=100)
+    usage_name = forms.CharField(label="Nom d'usage", max_length=100, required=False)
+    given_names = forms.CharField(label="Prénoms (tous, dans l'ordre)", max_length=200)
+    first_given_name = forms.CharField(label="Premier prénom (si différent)", max_length=100,
+                                       required=False)  # fmt: skip
+    sex = forms.ChoiceField(label="Sexe", choices=Sex.choices)
+    birth_date = forms.DateField(label="Date de naissance",
+                                 widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
+    birth_place_code = forms.CharField(label="Lieu de naissance (code INSEE)", max_length=5,
+                                       required=False)  # fmt: skip
+    nir = forms.CharField(label="Matricule INS (NIR)", max_length=25, required=False)
+    identity_status = forms.ChoiceField(label="Statut de l'identité",
+                                        choices=IdentityStatus.choices)  # fmt: skip
+    phone_mobile = forms.CharField(label="Téléphone portable", max_length=25, required=False)
+    phone_home = forms.CharField(label="Téléphone fixe", max_length=25, required=False)
+    email = forms.EmailField(label="Adresse électronique", required=False)
+    address_line = forms.CharField(label="Adresse", max_length=200, required=False)
+    postcode = forms.CharField(label="Code postal", max_length=5, required=False)
+    city = forms.CharField(label="Ville", max_length=100, required=False)
+
+    def data_for(self, gp_id: Any = None) -> PatientData:
+        values: dict[str, Any] = {
+            k: (v or "") for k, v in self.cleaned_data.items() if k != "confirm"
+        }
+        return PatientData(**values, gp_id=gp_id)
+
+
+class NewPatientForm(IdentityForm):
+    confirm = forms.BooleanField(
+        label="J'ai vérifié : ce n'est aucun des patients proposés", required=False
+    )
+
+
+def _add_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_new(request: HttpRequest) -> HttpResponse:
+    """Registration at the admission desk. Before anything is written, identity vigilance shows
+    the patients who already have this name and birth date (or this INS)."""
+    if _role(request) not in READERS:
+        raise AccessDenied()
+    actor = actor_for_request(request)
+    form = NewPatientForm(request.POST or None)
+    candidates: list[Any] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.data_for()
+        try:
+            clean_patient(data)
+            found = {p.pk: p for p in sel.patients_find_by_name_and_birth_date(
+                actor=actor, name=data.birth_name, birth_date=data.birth_date)}  # fmt: skip
+            if data.nir.strip():
+                found.update({p.pk: p for p in sel.patients_find_by_nir(actor=actor, nir=data.nir)})
+            candidates = list(found.values())
+            if not candidates or form.cleaned_data["confirm"]:
+                place = Establishment.objects.filter(pk__in=actor.establishments).order_by(
+                    "finess").first()  # fmt: skip
+                patient = patient_services.patient_create(actor=actor, data=data,
+                                                          establishment=place)  # fmt: skip
+                return redirect("stay-new", patient_id=patient.pk)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+    return render(request, "web/patient_new.html", {"form": form, "candidates": candidates})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    actor = actor_for_request(request)
+    patient = sel.patient_get(actor=actor, patient_id=patient_id)
+    initial = {name: getattr(patient, name) or "" for name in IdentityForm.base_fields}
+    form = IdentityForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_services.patient_update(actor=actor, patient=patient,
+                                            data=form.data_for(gp_id=patient.gp_id))  # fmt: skip
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Identité enregistrée.")
+            return redirect("patient-chart", patient_id=patient.pk)
+    return render(request, "web/patient_edit.html", {"form": form, "patient": patient})
+
+
+class StayForm(forms.Form):
+    service = forms.ModelChoiceField(label="Service", queryset=Service.objects.none())
+    kind = forms.ChoiceField(label="Type de séjour", choices=StayKind.choices)
+    planned_admission = forms.DateTimeField(
+        label="Entrée prévue", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    admit_now = forms.BooleanField(label="Le patient est présent : enregistrer l'entrée",
+                                   required=False)  # fmt: skip
+
+    def __init__(self, *args: Any, establishments: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["service"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101  # declared above
+        field.queryset = Service.objects.filter(establishment_id__in=establishments).order_by(
+            "establishment__name", "name")  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def stay_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    """A stay planned (or an admission now) in one of the user's establishments: how a patient
+    comes into their care."""
+    from django.utils import timezone
+
+    actor = actor_for_request(request)
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    form = StayForm(request.POST or None, establishments=actor.establishments,
+                    initial={"planned_admission": now})  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        patient = Patient.objects.filter(pk=patient_id).first()  # the form shows no patient data
+        if patient is None:
+            raise sel.PatientNotFound()
+        try:
+            care_services.stay_create(
+                actor=actor, patient=patient, service=data["service"], kind=data["kind"],
+                planned_admission=data["planned_admission"],
+                admitted_at=timezone.now() if data["admit_now"] else None,
+            )  # fmt: skip
+        except AccessDenied:
+            raise sel.PatientNotFound() from None
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            return redirect("patient-chart", patient_id=patient.pk)
+    return render(request, "web/stay_new.html", {"form": form})
 
 
 # --- stays and prescriptions ---------------------------------------------------------------------
