@@ -216,5 +216,5 @@ def test_a_scraping_secretary_is_asked_again_then_locked(demo, browser):
     rssi = _page(browser)
     _login(rssi, demo, "rssi")
     rssi.goto(demo.url + "/securite/")
-    assert secretary in rssi.inner_text("table")
+    assert secretary in rssi.inner_text("main")
     _shot(rssi, "13-securite")

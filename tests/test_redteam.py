@@ -343,6 +343,8 @@ def test_the_dpo_reviews_a_break_the_glass_and_the_security_officer_unlocks(
     _login(dpo_client, dpo, _device(dpo))
     page = dpo_client.get("/dpo/").content.decode()
     assert "Transfert depuis la réanimation" in page and "sec.volee" in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert "<th>Délégué·e à la protection des données</th>" in page  # its own read of the queue
     seen_by_dpo = Event.objects.filter(username="dpo.groupe", resource_type="BreakGlass").first()
     assert seen_by_dpo is not None and seen_by_dpo.detail["results"] == [str(theirs)]
     dpo_client.post("/dpo/", {"id": str(declared.pk), "verdict": "unjustified",
@@ -354,7 +356,10 @@ def test_the_dpo_reviews_a_break_the_glass_and_the_security_officer_unlocks(
     officer = _staff("rssi.groupe", Role.SECURITY_OFFICER, None)
     officer_client = Client()
     _login(officer_client, officer, _device(officer))
-    assert "sec.volee" in officer_client.get("/securite/").content.decode()
+    security = officer_client.get("/securite/").content.decode()
+    assert "sec.volee" in security and "Journal d'audit" in security and "primaire" in security
+    counted = officer_client.get("/securite/?compter=1").content.decode()
+    assert "Valeurs par clé" in counted
     refused = officer_client.post("/securite/", {"user_id": user.pk, "reason": "ok"})
     assert "Motivez" in refused.content.decode()
     officer_client.post("/securite/", {"user_id": user.pk,

@@ -81,9 +81,13 @@ def account_lock(
     event_record(actor.for_purpose(Purpose.SECURITY), Action.LOCK, resource_type="User",
                  resource_id=str(actor.user_id), patient_id=patient_id,
                  detail={"reason": kind})  # fmt: skip
-    message = f"Compte {actor.username} ({actor.role}) verrouillé : {reason}"
+    message = f"Compte {actor.username} ({role_label(actor.role)}) verrouillé : {reason}"
     alert_raise(severity=severity, kind=kind, audience=Role.SECURITY_OFFICER,
                 user_id=actor.user_id, patient_id=patient_id, message=message)  # fmt: skip
+
+
+def role_label(role: str) -> str:
+    return str(dict(Role.choices).get(role, role))
 
 
 # --- canaries -------------------------------------------------------------------------------------

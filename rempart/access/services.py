@@ -69,7 +69,7 @@ def break_glass_declare(
                      detail={"reason": reason, "hours": hours})  # fmt: skip
     alert_raise(severity=Severity.WARNING, kind=AlertKind.BREAK_GLASS, audience=Role.DPO,
                 user_id=actor.user_id, patient_id=patient_id,
-                message=f"Bris de glace par {actor.username} ({actor.role}) : "
+                message=f"Bris de glace par {actor.username} ({policy.role_label(actor.role)}) : "
                         f"{BreakGlassReason(reason).label}. À examiner.")  # fmt: skip
     return declared
 

@@ -32,6 +32,7 @@ from rempart.access.models import (
 from rempart.access.policy import READERS, AccessDenied
 from rempart.access.selectors import break_glass_queue
 from rempart.audit.models import Action, Outcome, Purpose
+from rempart.audit.selectors import accesses_by_day, trail_health
 from rempart.audit.services import event_record
 from rempart.care.models import Route, Stay, StayKind
 from rempart.directory.models import Establishment, Role, Service
@@ -44,6 +45,8 @@ from rempart.records.selectors import patients as sel
 from rempart.records.selectors.audit import patient_access_report
 from rempart.records.services import care as care_services
 from rempart.records.services import patients as patient_services
+from rempart.vault import crypto, keystore, rotation
+from rempart.web.charts import stacked_bars
 
 LOGIN_OTP_FAILURES = 5
 
@@ -516,8 +519,19 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
         return redirect("dpo-queue")
     pending = break_glass_queue(actor=actor_for_request(request))
     alerts = Alert.objects.filter(audience=Role.DPO).order_by("-created_at")[:50]
-    return render(request, "web/dpo_queue.html", {"pending": pending, "alerts": alerts,
-                                                  "form": ReviewForm()})  # fmt: skip
+    daily = accesses_by_day(days=14)
+    roles = dict(Role.choices) | {"system": "Système"}
+    by_role = {roles.get(role, role): counts for role, counts in sorted(daily.by_role.items())}
+    places = {str(e.pk): e.name for e in Establishment.objects.all()}
+    by_place = sorted(((places.get(key, "Hors établissement"), counts, sum(counts))
+                       for key, counts in daily.by_establishment.items()),
+                      key=lambda row: -row[2])  # fmt: skip
+    chart = stacked_bars(daily.days, by_role,
+                         title="Accès aux données patients par jour et par fonction")  # fmt: skip
+    return render(request, "web/dpo_queue.html", {
+        "pending": pending, "alerts": alerts, "form": ReviewForm(), "chart": chart,
+        "days": daily.days, "by_role": by_role, "by_place": by_place,
+    })  # fmt: skip
 
 
 class UnlockForm(forms.Form):
@@ -542,5 +556,13 @@ def security_page(request: HttpRequest) -> HttpResponse:
                 error = " ".join(exc.messages)
     locks = AccountLock.objects.filter(lifted_at=None).select_related("user")
     alerts = Alert.objects.filter(audience=Role.SECURITY_OFFICER).order_by("-created_at")[:50]
-    return render(request, "web/security.html", {"locks": locks, "alerts": alerts,
-                                                 "error": error})  # fmt: skip
+    keys = []
+    for category in (*crypto.AEAD_CATEGORIES, crypto.INDEX_CATEGORY):
+        handle = keystore.read_keyset(category)
+        counts = sorted(rotation.ciphertexts_by_key(category).items()) if (
+            request.GET.get("compter") and category != crypto.INDEX_CATEGORY) else None  # fmt: skip
+        keys.append((category, crypto.describe_keyset(handle), counts))
+    return render(request, "web/security.html", {
+        "locks": locks, "alerts": alerts, "error": error, "health": trail_health(),
+        "keys": keys, "counted": bool(request.GET.get("compter")),
+    })  # fmt: skip
