@@ -139,6 +139,12 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
                    Action.UPDATE, True),
     "stay_discharge": (lambda p, g: care_services.stay_discharge(actor=ACTOR, stay=_stay(p)),
                        Action.UPDATE, True),
+    "stay_transfer": (
+        lambda p, g: care_services.stay_transfer(
+            actor=ACTOR, stay=(stay := _stay(p)),
+            service=Service.objects.filter(establishment_id=stay.establishment_id)
+            .exclude(pk=stay.service_id).first()),
+        Action.UPDATE, True),
     "prescription_create": (lambda p, g: _prescription(p), Action.CREATE, True),
     "prescription_line_add": (
         lambda p, g: care_services.prescription_line_add(

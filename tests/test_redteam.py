@@ -425,6 +425,10 @@ def test_the_secretary_admits_and_discharges_from_the_chart(secretary, here, cli
     client.post(f"/sejours/{stay.pk}/entree/")
     stay.refresh_from_db()
     assert stay.admitted_at is not None
+    other_ward = here.services.exclude(pk=ward.pk).order_by("code").first()
+    client.post(f"/sejours/{stay.pk}/transfert/", {"service": str(other_ward.pk)})
+    stay.refresh_from_db()
+    assert stay.service_id == other_ward.pk
     client.post(f"/sejours/{stay.pk}/sortie/")
     stay.refresh_from_db()
     assert stay.discharged_at is not None

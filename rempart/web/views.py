@@ -202,8 +202,11 @@ def patient_search(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     chart = care_selectors.patient_chart(actor=actor_for_request(request), patient_id=patient_id)
+    services = Service.objects.filter(
+        establishment_id__in=[s.establishment_id for s in chart.stays]
+    ).order_by("name")
     context = {"patient": chart.patient, "stays": chart.stays, "role": _role(request),
-               "prescriptions": chart.prescriptions}  # fmt: skip
+               "prescriptions": chart.prescriptions, "services": services}  # fmt: skip
     return render(request, "web/chart.html", context)
 
 
@@ -399,6 +402,16 @@ def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpRespon
     try:
         if move == "entree":
             care_services.stay_admit(actor=actor, stay=stay)
+        elif move == "transfert":
+            try:
+                target = Service.objects.filter(
+                    pk=uuid.UUID(request.POST.get("service", ""))
+                ).first()
+            except ValueError:
+                target = None
+            if target is None:
+                raise ValidationError("Choisissez le service d'accueil.")
+            care_services.stay_transfer(actor=actor, stay=stay, service=target)
         else:
             care_services.stay_discharge(actor=actor, stay=stay)
     except AccessDenied:

@@ -112,6 +112,32 @@ def stay_discharge(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -
     return stay
 
 
+def stay_transfer(
+    *, actor: Actor, stay: Stay, service: Service, at: dt.datetime | None = None
+) -> Stay:
+    """The patient moves to another service of the same establishment during the stay."""
+    _authorise_stay(actor, stay)
+    errors = {}
+    if stay.admitted_at is None or stay.discharged_at is not None:
+        errors["service"] = "Seul un patient présent peut être transféré."
+    elif service.establishment_id != stay.establishment_id:
+        errors["service"] = "Le transfert se fait vers un service du même établissement."
+    elif service.pk == stay.service_id:
+        errors["service"] = "Le patient est déjà dans ce service."
+    if errors:
+        raise ValidationError(errors)
+    previous = stay.service_id
+    stay.service = service
+    with transaction.atomic():
+        stay.save(update_fields=["service"])
+        event_record(actor, Action.UPDATE, resource_type="Stay", resource_id=stay.pk,
+                     patient_id=stay.patient_id,
+                     detail={"change": "transferred", "from": str(previous),
+                             "to": str(service.pk),
+                             "at": (at or timezone.now()).isoformat()})  # fmt: skip
+    return stay
+
+
 @dataclass(frozen=True)
 class LineData:
     drug: str  # catalogue code
