@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.access.models import PatientSeen
@@ -51,6 +52,8 @@ def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = No
         pipe.scard(hour_key).scard(day_key)
         *_, hour_count, day_count = pipe.execute()
         return Usage(int(hour_count), int(day_count))
+    if connection.vendor == "postgresql":
+        return _touch_postgres(user_id, items, hour, day, now)
     if items:
         PatientSeen.objects.bulk_create(
             [PatientSeen(user_id=user_id, patient_id=i, hour=hour, seen_at=now) for i in items],
@@ -61,6 +64,31 @@ def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = No
         hour=mine.filter(hour=hour).count(),
         day=mine.filter(hour__gte=day).values("patient_id").distinct().count(),
     )
+
+
+def _touch_postgres(
+    user_id: int, items: Sequence[uuid.UUID], hour: dt.datetime, day: dt.datetime,
+    now: dt.datetime,
+) -> Usage:  # fmt: skip
+    """One insert and one count, without waiting for the WAL flush: a counter that loses its last
+    few hundred milliseconds in a server crash lets a scraper see a record or two more, while
+    every page saves a flush."""
+    table = PatientSeen._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        if items:
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, patient_id, hour, seen_at) "
+                "SELECT %s, unnest(%s::uuid[]), %s, %s ON CONFLICT DO NOTHING",
+                [user_id, list(items), hour, now],
+            )
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE hour = %s), count(DISTINCT patient_id) "  # noqa: S608
+            f"FROM {table} WHERE user_id = %s AND hour >= %s",
+            [hour, user_id, day],
+        )
+        hour_count, day_count = cursor.fetchone()
+    return Usage(int(hour_count), int(day_count))
 
 
 def limits(role: str) -> tuple[int, int]:
