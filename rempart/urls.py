@@ -2,4 +2,7 @@
 
 from django.urls import include, path
 
-urlpatterns = [path("", include("rempart.web.urls"))]
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: French first, English
+    path("", include("rempart.web.urls")),
+]

@@ -34,3 +34,15 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(client,
 def test_passwords_are_hashed_with_argon2(db):
     staff = staff_create(username="medecin.test", password=PASSWORD, role=Role.PHYSICIAN)
     assert staff.user.password.startswith("argon2")
+
+
+def test_french_first_english_on_request(client, db):
+    page = client.get("/connexion/").content.decode()
+    assert '<html lang="fr">' in page and "Se connecter" in page
+    client.post("/i18n/setlang/", {"language": "en", "next": "/connexion/"})
+    page = client.get("/connexion/").content.decode()
+    assert '<html lang="en">' in page and "Log in" in page and "Se connecter" not in page
+    staff_create(username="nurse.en", password=PASSWORD, role=Role.NURSE)
+    client.post("/connexion/", {"username": "nurse.en", "password": PASSWORD})
+    enrol = client.get("/connexion/enrolement/").content.decode()
+    assert "Turn on the second factor" in enrol and "6-digit code" in enrol

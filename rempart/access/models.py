@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
 
@@ -20,17 +21,17 @@ from rempart.vault.fields import EncryptedTextField
 
 
 class BreakGlassReason(models.TextChoices):
-    EMERGENCY = "emergency", "Urgence vitale"
-    ON_CALL = "on_call", "Garde ou astreinte, patient non rattaché"
-    TRANSFER = "transfer", "Transfert en cours depuis un autre service"
-    CONTINUITY = "continuity", "Continuité des soins (remplacement d'un confrère)"
-    OTHER = "other", "Autre (préciser)"
+    EMERGENCY = "emergency", _("Urgence vitale")
+    ON_CALL = "on_call", _("Garde ou astreinte, patient non rattaché")
+    TRANSFER = "transfer", _("Transfert en cours depuis un autre service")
+    CONTINUITY = "continuity", _("Continuité des soins (remplacement d'un confrère)")
+    OTHER = "other", _("Autre (préciser)")
 
 
 class Review(models.TextChoices):
-    PENDING = "pending", "À examiner"
-    JUSTIFIED = "justified", "Justifié"
-    UNJUSTIFIED = "unjustified", "Injustifié"
+    PENDING = "pending", _("À examiner")
+    JUSTIFIED = "justified", _("Justifié")
+    UNJUSTIFIED = "unjustified", _("Injustifié")
 
 
 class BreakGlass(models.Model):
@@ -59,17 +60,17 @@ class BreakGlass(models.Model):
 
 
 class Severity(models.TextChoices):
-    INFO = "info", "Information"
-    WARNING = "warning", "Avertissement"
-    CRITICAL = "critical", "Critique"
+    INFO = "info", _("Information")
+    WARNING = "warning", _("Avertissement")
+    CRITICAL = "critical", _("Critique")
 
 
 class AlertKind(models.TextChoices):
-    BREAK_GLASS = "break_glass", "Bris de glace"
-    BUDGET = "budget", "Budget de lecture dépassé"
-    CANARY = "canary", "Dossier leurre ouvert"
-    LOCK = "lock", "Compte verrouillé"
-    LOGIN = "login", "Connexion"
+    BREAK_GLASS = "break_glass", _("Bris de glace")
+    BUDGET = "budget", _("Budget de lecture dépassé")
+    CANARY = "canary", _("Dossier leurre ouvert")
+    LOCK = "lock", _("Compte verrouillé")
+    LOGIN = "login", _("Connexion")
 
 
 class Alert(models.Model):

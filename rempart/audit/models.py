@@ -8,42 +8,43 @@ Rows here are never updated or deleted (a trigger and the grants forbid it on Po
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Action(models.TextChoices):
-    READ = "read", "Consultation"
-    SEARCH = "search", "Recherche"
-    CREATE = "create", "Création"
-    UPDATE = "update", "Modification"
-    DELETE = "delete", "Suppression"
-    EXPORT = "export", "Export"
-    IMPORT = "import", "Import"
-    REPORT = "report", "Relevé des accès"
-    LOGIN = "login", "Connexion"
-    LOGIN_FAILED = "login_failed", "Échec de connexion"
-    LOGOUT = "logout", "Déconnexion"
-    MFA = "mfa", "Second facteur"
-    BREAK_GLASS = "break_glass", "Accès d'urgence"
-    LOCK = "lock", "Verrouillage du compte"
-    UNLOCK = "unlock", "Déverrouillage du compte"
-    REVIEW = "review", "Revue d'un accès d'urgence"
-    KEY = "key", "Opération sur les clés"
-    AUDIT = "audit", "Vérification du journal"
+    READ = "read", _("Consultation")
+    SEARCH = "search", _("Recherche")
+    CREATE = "create", _("Création")
+    UPDATE = "update", _("Modification")
+    DELETE = "delete", _("Suppression")
+    EXPORT = "export", _("Export")
+    IMPORT = "import", _("Import")
+    REPORT = "report", _("Relevé des accès")
+    LOGIN = "login", _("Connexion")
+    LOGIN_FAILED = "login_failed", _("Échec de connexion")
+    LOGOUT = "logout", _("Déconnexion")
+    MFA = "mfa", _("Second facteur")
+    BREAK_GLASS = "break_glass", _("Accès d'urgence")
+    LOCK = "lock", _("Verrouillage du compte")
+    UNLOCK = "unlock", _("Déverrouillage du compte")
+    REVIEW = "review", _("Revue d'un accès d'urgence")
+    KEY = "key", _("Opération sur les clés")
+    AUDIT = "audit", _("Vérification du journal")
 
 
 class Outcome(models.TextChoices):
-    SUCCESS = "success", "Réussi"
-    DENIED = "denied", "Refusé"
-    NOT_FOUND = "not_found", "Introuvable"
-    FAILED = "failed", "Échec"
+    SUCCESS = "success", _("Réussi")
+    DENIED = "denied", _("Refusé")
+    NOT_FOUND = "not_found", _("Introuvable")
+    FAILED = "failed", _("Échec")
 
 
 class Purpose(models.TextChoices):
-    CARE = "care", "Soins"
-    BREAK_GLASS = "break_glass", "Urgence (bris de glace)"
-    ADMINISTRATION = "admin", "Administration"
-    PATIENT_REQUEST = "patient_request", "Demande du patient"
-    SECURITY = "security", "Sécurité"
+    CARE = "care", _("Soins")
+    BREAK_GLASS = "break_glass", _("Urgence (bris de glace)")
+    ADMINISTRATION = "admin", _("Administration")
+    PATIENT_REQUEST = "patient_request", _("Demande du patient")
+    SECURITY = "security", _("Sécurité")
 
 
 class Event(models.Model):

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from rempart.directory.models import Establishment, Practitioner, Service
 from rempart.lib.ids import new_id
@@ -39,11 +40,11 @@ class Drug(models.Model):
 
 
 class StayKind(models.TextChoices):
-    FULL = "full", "Hospitalisation complète"
-    DAY_CASE = "day_case", "Hospitalisation de jour"
-    CONSULTATION = "consultation", "Consultation"
-    EMERGENCY = "emergency", "Urgences"
-    RESIDENCE = "residence", "Hébergement en EHPAD"
+    FULL = "full", _("Hospitalisation complète")
+    DAY_CASE = "day_case", _("Hospitalisation de jour")
+    CONSULTATION = "consultation", _("Consultation")
+    EMERGENCY = "emergency", _("Urgences")
+    RESIDENCE = "residence", _("Hébergement en EHPAD")
 
 
 class Stay(models.Model):
@@ -84,8 +85,8 @@ class Stay(models.Model):
 
 
 class PrescriptionStatus(models.TextChoices):
-    DRAFT = "draft", "Brouillon"
-    SIGNED = "signed", "Signée"
+    DRAFT = "draft", _("Brouillon")
+    SIGNED = "signed", _("Signée")
 
 
 class SignedPrescriptionError(ValidationError):
@@ -130,13 +131,13 @@ class Prescription(models.Model):
 
 
 class Route(models.TextChoices):
-    ORAL = "oral", "Voie orale"
-    IV = "iv", "Intraveineuse"
-    SC = "sc", "Sous-cutanée"
-    IM = "im", "Intramusculaire"
-    INHALED = "inhaled", "Inhalée"
-    CUTANEOUS = "cutaneous", "Cutanée"
-    RECTAL = "rectal", "Rectale"
+    ORAL = "oral", _("Voie orale")
+    IV = "iv", _("Intraveineuse")
+    SC = "sc", _("Sous-cutanée")
+    IM = "im", _("Intramusculaire")
+    INHALED = "inhaled", _("Inhalée")
+    CUTANEOUS = "cutaneous", _("Cutanée")
+    RECTAL = "rectal", _("Rectale")
 
 
 class PrescriptionLine(models.Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from rempart.lib.identifiers import finess_validator, rpps_validator
 from rempart.lib.ids import new_id
@@ -71,14 +72,14 @@ class Practitioner(models.Model):
 
 
 class Role(models.TextChoices):
-    PHYSICIAN = "physician", "Médecin"
-    NURSE = "nurse", "Infirmier·e"
-    SECRETARY = "secretary", "Secrétaire médical·e"
-    PHARMACIST = "pharmacist", "Pharmacien·ne"
-    DPO = "dpo", "Délégué·e à la protection des données"
-    SECURITY_OFFICER = "security_officer", "Responsable sécurité"
-    AUDITOR = "auditor", "Auditeur·rice"
-    TECH_ADMIN = "tech_admin", "Administrateur·rice technique"
+    PHYSICIAN = "physician", _("Médecin")
+    NURSE = "nurse", _("Infirmier·e")
+    SECRETARY = "secretary", _("Secrétaire médical·e")
+    PHARMACIST = "pharmacist", _("Pharmacien·ne")
+    DPO = "dpo", _("Délégué·e à la protection des données")
+    SECURITY_OFFICER = "security_officer", _("Responsable sécurité")
+    AUDITOR = "auditor", _("Auditeur·rice")
+    TECH_ADMIN = "tech_admin", _("Administrateur·rice technique")
 
 
 class StaffMember(models.Model):

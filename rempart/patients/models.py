@@ -6,6 +6,7 @@ What stays clear: the row id, the identity status, timestamps and the blind inde
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from rempart.directory.models import Establishment
 from rempart.lib.ids import new_id
@@ -25,16 +26,16 @@ CONTACT = "contact"
 class IdentityStatus(models.TextChoices):
     """INS identity statuses (référentiel national d'identitovigilance)."""
 
-    PROVISIONAL = "PROV", "Identité provisoire"
-    RETRIEVED = "RECUP", "Identité récupérée"
-    VALIDATED = "VALI", "Identité validée"
-    QUALIFIED = "QUAL", "Identité qualifiée"
+    PROVISIONAL = "PROV", _("Identité provisoire")
+    RETRIEVED = "RECUP", _("Identité récupérée")
+    VALIDATED = "VALI", _("Identité validée")
+    QUALIFIED = "QUAL", _("Identité qualifiée")
 
 
 class Sex(models.TextChoices):
-    MALE = "M", "Masculin"
-    FEMALE = "F", "Féminin"
-    UNDETERMINED = "I", "Indéterminé"
+    MALE = "M", _("Masculin")
+    FEMALE = "F", _("Féminin")
+    UNDETERMINED = "I", _("Indéterminé")
 
 
 class Patient(models.Model):

@@ -56,7 +56,7 @@ def create_demo_accounts() -> list[DemoAccount]:
             services=services,
             practitioner=practitioner,
         )
-        accounts.append(DemoAccount(username, password, role.label, scope))
+        accounts.append(DemoAccount(username, password, str(role.label), scope))
 
     everything = list(Establishment.objects.all())
     for est in everything:
@@ -80,7 +80,7 @@ def create_demo_accounts() -> list[DemoAccount]:
             doctor.user.set_password(password)
             doctor.user.save()
             unit = ", ".join(s.name for s in doctor.services.all()) or first_service.name
-            accounts.append(DemoAccount(doctor.user.username, password, Role.PHYSICIAN.label,
+            accounts.append(DemoAccount(doctor.user.username, password, str(Role.PHYSICIAN.label),
                                         f"{est.name}, {unit}"))  # fmt: skip
         add(
             f"infirmier.{slug}",

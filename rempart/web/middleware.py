@@ -53,7 +53,7 @@ class RequestContextMiddleware:
 
 
 # Pages a logged-in user may reach before giving the second factor.
-_BEFORE_SECOND_FACTOR = ("/connexion/", "/deconnexion/", "/static/")
+_BEFORE_SECOND_FACTOR = ("/connexion/", "/deconnexion/", "/static/", "/i18n/")
 
 
 class SecondFactorMiddleware:

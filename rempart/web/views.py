@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
@@ -79,7 +80,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 class CodeForm(forms.Form):
-    code = forms.CharField(label="Code à 6 chiffres", max_length=8, strip=True,
+    code = forms.CharField(label=_("Code à 6 chiffres"), max_length=8, strip=True,
                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
                                                          "inputmode": "numeric"}))  # fmt: skip
 
@@ -99,7 +100,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
     if device is None:
         return redirect("otp-enrol")
     form = CodeForm(request.POST or None)
-    error = ""
+    error: Any = ""
     if request.method == "POST" and form.is_valid():
         actor = actor_for_request(request).for_purpose(Purpose.SECURITY)
         if device.verify_token(form.cleaned_data["code"]):
@@ -116,7 +117,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
 
             account_lock(actor, reason="codes du second facteur refusés à répétition",
                          kind=AlertKind.LOGIN, severity=Severity.WARNING)  # fmt: skip
-        error = "Code refusé (déjà utilisé, expiré ou erroné). Attendez le suivant."
+        error = _("Code refusé (déjà utilisé, expiré ou erroné). Attendez le suivant.")
     return render(request, "web/otp_verify.html", {"form": form, "error": error})
 
 
@@ -132,12 +133,12 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
     if device is None:
         device = access.totp_device_create(actor=actor, user_id=request.user.pk)
     form = CodeForm(request.POST or None)
-    error = ""
+    error: Any = ""
     if request.method == "POST" and form.is_valid():
         if access.totp_device_confirm(actor=actor, device=device, code=form.cleaned_data["code"]):
             otp_login(request, device)
             return redirect("home")
-        error = "Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché."
+        error = _("Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché.")
     qr = segno.make(device.config_url, error="m").svg_inline(scale=4)
     return render(request, "web/otp_enrol.html", {"form": form, "qr": qr, "error": error})
 
@@ -149,12 +150,12 @@ def step_up(request: HttpRequest) -> HttpResponse:
     if device is None:
         return redirect("otp-enrol")
     form = CodeForm(request.POST or None)
-    error = ""
+    error: Any = ""
     if request.method == "POST" and form.is_valid():
         actor = actor_for_request(request)
         if access.step_up(actor=actor, device=device, code=form.cleaned_data["code"]):
             return redirect(_next(request))
-        error = "Code refusé. Après trois refus, le compte est verrouillé."
+        error = _("Code refusé. Après trois refus, le compte est verrouillé.")
     return render(request, "web/step_up.html", {"form": form, "error": error,
                                                 "next": _next(request)})  # fmt: skip
 
@@ -163,16 +164,20 @@ def step_up(request: HttpRequest) -> HttpResponse:
 
 
 class SearchForm(forms.Form):
-    name = forms.CharField(label="Nom (de naissance ou d'usage)", required=False, max_length=100)
-    birth_date = forms.DateField(label="Date de naissance", required=False,
+    name = forms.CharField(label=_("Nom (de naissance ou d'usage)"), required=False, max_length=100)
+    birth_date = forms.DateField(label=_("Date de naissance"), required=False,
                                  widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
-    nir = forms.CharField(label="Matricule INS (NIR)", required=False, max_length=25)
-    phonetic = forms.BooleanField(label="Nom approchant (qui se prononce pareil)", required=False)
+    nir = forms.CharField(label=_("Matricule INS (NIR)"), required=False, max_length=25)
+    phonetic = forms.BooleanField(
+        label=_("Nom approchant (qui se prononce pareil)"), required=False
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not data.get("nir") and not (data.get("name") and data.get("birth_date")):
-            raise ValidationError("Saisissez le nom et la date de naissance, ou le matricule INS.")
+            raise ValidationError(
+                _("Saisissez le nom et la date de naissance, ou le matricule INS.")
+            )
         return data
 
 
@@ -211,8 +216,8 @@ def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 
 
 class BreakGlassForm(forms.Form):
-    reason = forms.ChoiceField(label="Motif", choices=BreakGlassReason.choices)
-    justification = forms.CharField(label="Situation (au moins 15 caractères)", max_length=1000,
+    reason = forms.ChoiceField(label=_("Motif"), choices=BreakGlassReason.choices)
+    justification = forms.CharField(label=_("Situation (au moins 15 caractères)"), max_length=1000,
                                     widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
 
 
@@ -250,25 +255,25 @@ def access_report(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 
 
 class IdentityForm(forms.Form):
-    birth_name = forms.CharField(label="Nom de naissance", max_length=100)
-    usage_name = forms.CharField(label="Nom d'usage", max_length=100, required=False)
-    given_names = forms.CharField(label="Prénoms (tous, dans l'ordre)", max_length=200)
-    first_given_name = forms.CharField(label="Premier prénom (si différent)", max_length=100,
+    birth_name = forms.CharField(label=_("Nom de naissance"), max_length=100)
+    usage_name = forms.CharField(label=_("Nom d'usage"), max_length=100, required=False)
+    given_names = forms.CharField(label=_("Prénoms (tous, dans l'ordre)"), max_length=200)
+    first_given_name = forms.CharField(label=_("Premier prénom (si différent)"), max_length=100,
                                        required=False)  # fmt: skip
-    sex = forms.ChoiceField(label="Sexe", choices=Sex.choices)
-    birth_date = forms.DateField(label="Date de naissance",
+    sex = forms.ChoiceField(label=_("Sexe"), choices=Sex.choices)
+    birth_date = forms.DateField(label=_("Date de naissance"),
                                  widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
-    birth_place_code = forms.CharField(label="Lieu de naissance (code INSEE)", max_length=5,
+    birth_place_code = forms.CharField(label=_("Lieu de naissance (code INSEE)"), max_length=5,
                                        required=False)  # fmt: skip
-    nir = forms.CharField(label="Matricule INS (NIR)", max_length=25, required=False)
-    identity_status = forms.ChoiceField(label="Statut de l'identité",
+    nir = forms.CharField(label=_("Matricule INS (NIR)"), max_length=25, required=False)
+    identity_status = forms.ChoiceField(label=_("Statut de l'identité"),
                                         choices=IdentityStatus.choices)  # fmt: skip
-    phone_mobile = forms.CharField(label="Téléphone portable", max_length=25, required=False)
-    phone_home = forms.CharField(label="Téléphone fixe", max_length=25, required=False)
-    email = forms.EmailField(label="Adresse électronique", required=False)
-    address_line = forms.CharField(label="Adresse", max_length=200, required=False)
-    postcode = forms.CharField(label="Code postal", max_length=5, required=False)
-    city = forms.CharField(label="Ville", max_length=100, required=False)
+    phone_mobile = forms.CharField(label=_("Téléphone portable"), max_length=25, required=False)
+    phone_home = forms.CharField(label=_("Téléphone fixe"), max_length=25, required=False)
+    email = forms.EmailField(label=_("Adresse électronique"), required=False)
+    address_line = forms.CharField(label=_("Adresse"), max_length=200, required=False)
+    postcode = forms.CharField(label=_("Code postal"), max_length=5, required=False)
+    city = forms.CharField(label=_("Ville"), max_length=100, required=False)
 
     def data_for(self, gp_id: Any = None) -> PatientData:
         values: dict[str, Any] = {
@@ -279,7 +284,7 @@ class IdentityForm(forms.Form):
 
 class NewPatientForm(IdentityForm):
     confirm = forms.BooleanField(
-        label="J'ai vérifié : ce n'est aucun des patients proposés", required=False
+        label=_("J'ai vérifié : ce n'est aucun des patients proposés"), required=False
     )
 
 
@@ -335,18 +340,18 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, "Identité enregistrée.")
+            messages.success(request, _("Identité enregistrée."))
             return redirect("patient-chart", patient_id=patient.pk)
     return render(request, "web/patient_edit.html", {"form": form, "patient": patient})
 
 
 class StayForm(forms.Form):
-    service = forms.ModelChoiceField(label="Service", queryset=Service.objects.none())
-    kind = forms.ChoiceField(label="Type de séjour", choices=StayKind.choices)
+    service = forms.ModelChoiceField(label=_("Service"), queryset=Service.objects.none())
+    kind = forms.ChoiceField(label=_("Type de séjour"), choices=StayKind.choices)
     planned_admission = forms.DateTimeField(
-        label="Entrée prévue", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label=_("Entrée prévue"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    admit_now = forms.BooleanField(label="Le patient est présent : enregistrer l'entrée",
+    admit_now = forms.BooleanField(label=_("Le patient est présent : enregistrer l'entrée"),
                                    required=False)  # fmt: skip
 
     def __init__(self, *args: Any, establishments: Any, **kwargs: Any) -> None:
@@ -410,7 +415,7 @@ def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpRespon
             except ValueError:
                 target = None
             if target is None:
-                raise ValidationError("Choisissez le service d'accueil.")
+                raise ValidationError(_("Choisissez le service d'accueil."))
             care_services.stay_transfer(actor=actor, stay=stay, service=target)
         else:
             care_services.stay_discharge(actor=actor, stay=stay)
@@ -422,12 +427,12 @@ def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpRespon
 
 
 class LineForm(forms.Form):
-    drug = forms.ChoiceField(label="Médicament")
-    dose = forms.CharField(label="Dose", max_length=100)
-    route = forms.ChoiceField(label="Voie", choices=Route.choices)
-    frequency = forms.CharField(label="Fréquence", max_length=100)
-    duration_days = forms.IntegerField(label="Durée (jours)", min_value=1, max_value=365)
-    instructions = forms.CharField(label="Consignes", max_length=300, required=False)
+    drug = forms.ChoiceField(label=_("Médicament"))
+    dose = forms.CharField(label=_("Dose"), max_length=100)
+    route = forms.ChoiceField(label=_("Voie"), choices=Route.choices)
+    frequency = forms.CharField(label=_("Fréquence"), max_length=100)
+    duration_days = forms.IntegerField(label=_("Durée (jours)"), min_value=1, max_value=365)
+    instructions = forms.CharField(label=_("Consignes"), max_length=300, required=False)
 
     def __init__(self, *args: Any, drugs: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -510,9 +515,9 @@ def ordonnance(request: HttpRequest, prescription_id: uuid.UUID) -> HttpResponse
 
 
 class ReviewForm(forms.Form):
-    verdict = forms.ChoiceField(choices=[(Review.JUSTIFIED, "Justifié"),
-                                         (Review.UNJUSTIFIED, "Injustifié")])  # fmt: skip
-    note = forms.CharField(label="Note", max_length=500)
+    verdict = forms.ChoiceField(choices=[(Review.JUSTIFIED, _("Justifié")),
+                                         (Review.UNJUSTIFIED, _("Injustifié"))])  # fmt: skip
+    note = forms.CharField(label=_("Note"), max_length=500)
 
 
 @login_required
@@ -534,13 +539,13 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
     alerts = Alert.objects.filter(audience=Role.DPO).order_by("-created_at")[:50]
     daily = accesses_by_day(days=14)
     roles = dict(Role.choices) | {"system": "Système"}
-    by_role = {roles.get(role, role): counts for role, counts in sorted(daily.by_role.items())}
+    by_role = {str(roles.get(role, role)): counts for role, counts in sorted(daily.by_role.items())}
     places = {str(e.pk): e.name for e in Establishment.objects.all()}
-    by_place = sorted(((places.get(key, "Hors établissement"), counts, sum(counts))
+    by_place = sorted(((places.get(key, str(_("Hors établissement"))), counts, sum(counts))
                        for key, counts in daily.by_establishment.items()),
                       key=lambda row: -row[2])  # fmt: skip
-    chart = stacked_bars(daily.days, by_role,
-                         title="Accès aux données patients par jour et par fonction")  # fmt: skip
+    title = str(_("Accès aux données patients par jour et par fonction"))
+    chart = stacked_bars(daily.days, by_role, title=title)
     return render(request, "web/dpo_queue.html", {
         "pending": pending, "alerts": alerts, "form": ReviewForm(), "chart": chart,
         "days": daily.days, "by_role": by_role, "by_place": by_place,
@@ -549,7 +554,7 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
 
 class UnlockForm(forms.Form):
     user_id = forms.IntegerField(widget=forms.HiddenInput)
-    reason = forms.CharField(label="Motif du déverrouillage", max_length=200)
+    reason = forms.CharField(label=_("Motif du déverrouillage"), max_length=200)
 
 
 @login_required

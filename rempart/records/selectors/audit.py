@@ -70,12 +70,12 @@ def patient_access_report(*, actor: Actor, patient_id: uuid.UUID | str) -> Acces
             AccessEntry(
                 at=e.at,
                 who=(user.get_full_name() or user.get_username()) if user else e.username,
-                role=_ROLES.get(e.role, e.role),
+                role=str(_ROLES.get(e.role, e.role)),
                 establishment=place.name if place else "",
-                action=_ACTIONS.get(e.action, e.action),
+                action=str(_ACTIONS.get(e.action, e.action)),
                 what=_RESOURCES.get(e.resource_type, e.resource_type),
-                purpose=_PURPOSES.get(e.purpose, e.purpose),
-                outcome=_OUTCOMES.get(e.outcome, e.outcome),
+                purpose=str(_PURPOSES.get(e.purpose, e.purpose)),
+                outcome=str(_OUTCOMES.get(e.outcome, e.outcome)),
             )
         )
     event_record(actor.for_purpose(Purpose.PATIENT_REQUEST), Action.REPORT,
