@@ -283,6 +283,8 @@ def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
     alert = Alert.objects.get(kind="budget", user=user)
     assert alert.severity == "critical" and alert.audience == "security_officer"
     assert client.get("/patients/").status_code == 302  # logged out
+    # Search criteria never travel in URLs (access logs, history): the search is a POST.
+    assert "nir=" not in client.get("/patients/?nir=1").content.decode()
     print(f"\nscraper: {requests} requests, {len(seen)} charts seen (budget {budget_hour}/h)")
 
 
@@ -294,7 +296,7 @@ def test_a_scraper_enumerating_the_search_is_locked_too(secretary, group, client
     for record in group.patients:
         if not record.data.nir:
             continue
-        response = client.get("/patients/", {"nir": record.data.nir})
+        response = client.post("/patients/", {"nir": record.data.nir})
         if response.status_code == 403:
             break
         if response.status_code == 200:

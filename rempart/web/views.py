@@ -182,10 +182,13 @@ class SearchForm(forms.Form):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def patient_search(request: HttpRequest) -> HttpResponse:
-    form = SearchForm(request.GET or None)
+    """Criteria travel in the body of a POST, never in the URL: URLs end up in access logs and
+    browser history."""
+    form = SearchForm(request.POST or None)
     found = None
-    if request.GET and form.is_valid():
+    if request.method == "POST" and form.is_valid():
         actor = actor_for_request(request)
         data = form.cleaned_data
         try:
