@@ -141,6 +141,12 @@ def test_a_secretary_logs_in_searches_and_opens_a_chart(demo, browser):
     page.get_by_role("link", name="Qui a consulté ce dossier").click()
     assert secretary in page.inner_text("table")
     _shot(page, "06-qui-a-consulte")
+    # The same chart on a tablet held upright: nothing wider than the screen.
+    page.go_back()
+    page.set_viewport_size({"width": 768, "height": 1024})
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], width
+    _shot(page, "14-dossier-tablette")
 
 
 def test_a_physician_prescribes_signs_and_downloads_the_ordonnance(demo, browser):
