@@ -14,7 +14,7 @@ from rempart.care.models import Prescription, PrescriptionLine, SignedPrescripti
 from rempart.directory.models import Practitioner, Service
 from rempart.lib.identifiers import luhn_complete, nir_check_digits
 from rempart.patients.models import Patient
-from rempart.patients.validation import PatientData
+from rempart.patients.validation import PatientData, clean_patient
 from rempart.records.services import care, directory
 from rempart.records.services.patients import patient_create
 
@@ -203,3 +203,16 @@ def test_a_prescription_line_needs_a_catalogue_drug_and_a_sane_duration(group):
         care.prescription_line_add(actor=ACTOR, prescription=prescription, line=bad)
     assert set(info.value.message_dict) == {"drug", "dose", "route", "frequency", "duration_days"}
     assert prescription.lines.count() == 1
+
+
+def test_errors_speak_the_users_language():
+    from django.utils import translation
+
+    bad = PatientData(birth_name="", given_names="Anne", sex="F", birth_date=dt.date(1980, 1, 1))
+    with pytest.raises(ValidationError) as french:
+        clean_patient(bad)
+    assert french.value.message_dict["birth_name"] == ["Le nom de naissance est obligatoire."]
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as english:
+            clean_patient(bad)
+        assert english.value.message_dict["birth_name"] == ["The birth name is required."]

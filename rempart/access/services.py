@@ -7,11 +7,13 @@ import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from rempart.access import policy
 from rempart.access.alerts import alert_raise
@@ -41,9 +43,9 @@ def break_glass_declare(
     """An emergency access to one patient outside the care relationship, for a few hours:
     recorded, alerted to the DPO, queued for review."""
     policy.authorise_role(actor, policy.READERS)
-    errors = {}
+    errors: dict[str, Any] = {}
     if reason not in BreakGlassReason.values:
-        errors["reason"] = "Choisissez un motif dans la liste."
+        errors["reason"] = _("Choisissez un motif dans la liste.")
     if len(justification.strip()) < MIN_JUSTIFICATION:
         errors["justification"] = (
             f"Expliquez la situation en quelques mots (au moins {MIN_JUSTIFICATION} caractères)."
@@ -78,13 +80,13 @@ def break_glass_review(*, actor: Actor, declared: BreakGlass, verdict: str, note
     """The DPO marks a break-the-glass justified or not, with a note."""
     policy.authorise_role(actor, {Role.DPO})
     if verdict not in (Review.JUSTIFIED, Review.UNJUSTIFIED):
-        raise ValidationError({"verdict": "Justifié ou injustifié."})
+        raise ValidationError({"verdict": _("Justifié ou injustifié.")})
     if not note.strip():
-        raise ValidationError({"note": "Une note motive la décision."})
+        raise ValidationError({"note": _("Une note motive la décision.")})
     with transaction.atomic():
         locked = BreakGlass.objects.select_for_update().get(pk=declared.pk)
         if locked.review != Review.PENDING:
-            raise ValidationError("Cet accès a déjà été examiné.", code="reviewed")
+            raise ValidationError(_("Cet accès a déjà été examiné."), code="reviewed")
         locked.review, locked.review_note = verdict, note.strip()
         locked.reviewed_by_id, locked.reviewed_at = actor.user_id, timezone.now()
         locked.save(update_fields=["review", "review_note", "reviewed_by", "reviewed_at"])
@@ -111,7 +113,7 @@ def account_unlock(*, actor: Actor, user_id: int, reason: str) -> int:
     """The security officer lifts a lock, with a reason. Returns how many locks were lifted."""
     policy.authorise_role(actor, {Role.SECURITY_OFFICER})
     if len(reason.strip()) < MIN_JUSTIFICATION:
-        raise ValidationError({"reason": "Motivez le déverrouillage (au moins 15 caractères)."})
+        raise ValidationError({"reason": _("Motivez le déverrouillage (au moins 15 caractères).")})
     with transaction.atomic():
         lifted = AccountLock.objects.filter(user_id=user_id, lifted_at=None).update(
             lifted_at=timezone.now(), lifted_by_id=actor.user_id, lift_reason=reason.strip()[:200]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import nir as stdnum_nir
@@ -34,24 +36,31 @@ def rpps_validator(value: str) -> None:
 
 def validate_finess(value: str) -> str:
     if not _FINESS.match(value):
-        raise ValidationError("Le numéro FINESS doit comporter 9 chiffres.", code="finess_format")
+        raise ValidationError(
+            _("Le numéro FINESS doit comporter 9 chiffres."), code="finess_format"
+        )
     if not luhn.is_valid(value):
-        raise ValidationError("La clé du numéro FINESS est fausse.", code="finess_key")
+        raise ValidationError(_("La clé du numéro FINESS est fausse."), code="finess_key")
     return value
 
 
 def validate_rpps(value: str) -> str:
     if not _RPPS.match(value):
-        raise ValidationError("Le numéro RPPS doit comporter 11 chiffres.", code="rpps_format")
+        raise ValidationError(_("Le numéro RPPS doit comporter 11 chiffres."), code="rpps_format")
     if not luhn.is_valid(value):
-        raise ValidationError("La clé du numéro RPPS est fausse.", code="rpps_key")
+        raise ValidationError(_("La clé du numéro RPPS est fausse."), code="rpps_key")
     return value
+
+
+_PLACE_FORMAT = _(
+    "Le code INSEE du lieu de naissance doit comporter 5 caractères (99xxx à l'étranger)."
+)
 
 
 def validate_insee_place(value: str) -> str:
     if not _INSEE_PLACE.match(value):
         raise ValidationError(
-            "Le code INSEE du lieu de naissance doit comporter 5 caractères (99xxx à l'étranger).",
+            _PLACE_FORMAT,
             code="birth_place_format",
         )
     return value
@@ -65,13 +74,13 @@ def validate_nir(value: str) -> str:
     except StdnumError as exc:
         code = "nir_key" if "checksum" in str(exc).lower() else "nir_format"
         message = (
-            "La clé du NIR est fausse."
+            _("La clé du NIR est fausse.")
             if code == "nir_key"
-            else "Le NIR doit comporter 13 caractères et une clé de 2 chiffres."
+            else _("Le NIR doit comporter 13 caractères et une clé de 2 chiffres.")
         )
         raise ValidationError(message, code=code) from None
     if nir[0] not in _NIR_SEX:
-        raise ValidationError("Le NIR doit commencer par 1, 2, 3, 4, 7 ou 8.", code="nir_format")
+        raise ValidationError(_("Le NIR doit commencer par 1, 2, 3, 4, 7 ou 8."), code="nir_format")
     return nir
 
 
@@ -79,17 +88,17 @@ def check_nir_matches_traits(
     nir: str, *, sex: str, birth_date: dt.date, birth_place_code: str
 ) -> None:
     """The NIR must agree with the INS traits it identifies (sex, year and month, birth place)."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Any] = {}
     if sex in ("M", "F") and _NIR_SEX[nir[0]] != sex:
-        errors["nir"] = "Le NIR ne correspond pas au sexe."
+        errors["nir"] = _("Le NIR ne correspond pas au sexe.")
     if int(nir[1:3]) != birth_date.year % 100:
-        errors["nir"] = "Le NIR ne correspond pas à l'année de naissance."
+        errors["nir"] = _("Le NIR ne correspond pas à l'année de naissance.")
     month = int(nir[3:5])
     if 1 <= month <= 12 and month != birth_date.month:
-        errors["nir"] = "Le NIR ne correspond pas au mois de naissance."
+        errors["nir"] = _("Le NIR ne correspond pas au mois de naissance.")
     # Registered in France: digits 6-10 are the INSEE code of the birth commune (or 99 + country).
     if nir[0] in "12" and birth_place_code and nir[5:10] != birth_place_code:
-        errors["nir"] = "Le NIR ne correspond pas au lieu de naissance."
+        errors["nir"] = _("Le NIR ne correspond pas au lieu de naissance.")
     if errors:
         raise ValidationError(errors)
 

@@ -14,11 +14,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from rempart.lib.identifiers import check_nir_matches_traits, validate_insee_place, validate_nir
 from rempart.lib.normalise import fold_phone
 from rempart.patients.models import IdentityStatus, Sex
 
+StrOrPromise = str | Promise
 _POSTCODE = re.compile(r"^\d{5}$")
 _OLDEST = dt.date(1890, 1, 1)
 _SEXES = frozenset(Sex.values)
@@ -62,9 +65,9 @@ def clean_patient(
 ) -> PatientData:
     """The data tidied (spaces, case, first given name) or a ValidationError listing every fault.
     `changes` are set as they are (a resolved médecin traitant, say); bulk callers pass `today`."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[StrOrPromise]] = {}
 
-    def fail(name: str, message: str) -> None:
+    def fail(name: str, message: StrOrPromise) -> None:
         errors.setdefault(name, []).append(message)
 
     birth_name = " ".join(data.birth_name.split()).upper()
@@ -74,20 +77,20 @@ def clean_patient(
         given_names.split(" ")[0] if given_names else ""
     )
     if not birth_name:
-        fail("birth_name", "Le nom de naissance est obligatoire.")
+        fail("birth_name", _("Le nom de naissance est obligatoire."))
     if not given_names:
-        fail("given_names", "Au moins un prénom est obligatoire.")
+        fail("given_names", _("Au moins un prénom est obligatoire."))
     if data.sex not in _SEXES:
-        fail("sex", "Le sexe doit être M, F ou I.")
+        fail("sex", _("Le sexe doit être M, F ou I."))
     today = today or timezone.localdate()
     if not isinstance(data.birth_date, dt.date):
-        fail("birth_date", "La date de naissance est obligatoire.")
+        fail("birth_date", _("La date de naissance est obligatoire."))
     elif data.birth_date > today:
-        fail("birth_date", "La date de naissance est dans le futur.")
+        fail("birth_date", _("La date de naissance est dans le futur."))
     elif data.birth_date < _OLDEST:
-        fail("birth_date", "La date de naissance est trop ancienne.")
+        fail("birth_date", _("La date de naissance est trop ancienne."))
     if data.identity_status not in _STATUSES:
-        fail("identity_status", "Statut d'identité inconnu.")
+        fail("identity_status", _("Statut d'identité inconnu."))
 
     place = data.birth_place_code.strip().upper()
     if place:
@@ -116,27 +119,27 @@ def clean_patient(
                     for message in exc.messages:
                         fail("nir", message)
     if data.identity_status in _WITH_INS and not data.nir.strip():
-        fail("nir", "Une identité récupérée ou qualifiée a un matricule INS.")
+        fail("nir", _("Une identité récupérée ou qualifiée a un matricule INS."))
     if data.identity_status in _WITH_INS and not place:
-        fail("birth_place_code", "Une identité récupérée ou qualifiée a un lieu de naissance.")
+        fail("birth_place_code", _("Une identité récupérée ou qualifiée a un lieu de naissance."))
 
     email = data.email.strip().lower()
     if email:
         try:
             validate_email(email)
         except ValidationError:
-            fail("email", "L'adresse électronique est mal formée.")
+            fail("email", _("L'adresse électronique est mal formée."))
     phones = {}
     for name in ("phone_mobile", "phone_home"):
         raw = getattr(data, name).strip()
         if raw:
             digits = fold_phone(raw)
             if not (digits.startswith("33") and len(digits) == 11) and not (8 <= len(digits) <= 15):
-                fail(name, "Le numéro de téléphone est mal formé.")
+                fail(name, _("Le numéro de téléphone est mal formé."))
             phones[name] = raw
     postcode = data.postcode.strip()
     if postcode and not _POSTCODE.match(postcode):
-        fail("postcode", "Le code postal doit comporter 5 chiffres.")
+        fail("postcode", _("Le code postal doit comporter 5 chiffres."))
 
     if errors:
         raise ValidationError(errors)

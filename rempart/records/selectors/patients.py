@@ -16,6 +16,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from rempart.access import policy
 from rempart.audit.context import Actor
@@ -34,7 +35,7 @@ class PatientNotFound(Exception):
 
 class SearchTooBroad(ValidationError):
     def __init__(self) -> None:
-        super().__init__("Critères trop larges : précisez la recherche.", code="too_broad")
+        super().__init__(_("Critères trop larges : précisez la recherche."), code="too_broad")
 
 
 def _digest(index_field: str, *values: object) -> int | None:
@@ -136,7 +137,7 @@ def patients_find_by_name_and_birth_date(
 def _by_name_and_birth_date(name: str, birth_date: dt.date, given_name: str) -> list[Patient]:
     folded = fold_name(name)
     if not folded:
-        raise ValidationError({"name": "Le nom est obligatoire."})
+        raise ValidationError({"name": _("Le nom est obligatoire.")})
     name_digest = _digest("bidx_birth_name", name)
     by_name_and_date = (Q(bidx_birth_name=name_digest) | Q(bidx_usage_name=name_digest)) & Q(
         bidx_birth_date=_digest("bidx_birth_date", birth_date)
@@ -174,7 +175,7 @@ def patients_find_by_email(*, actor: Actor, email: str) -> list[Patient]:
 def _by_email(email: str) -> list[Patient]:
     folded = fold_email(email)
     if not folded:
-        raise ValidationError({"email": "L'adresse est obligatoire."})
+        raise ValidationError({"email": _("L'adresse est obligatoire.")})
     return _exact(
         Q(bidx_email=_digest("bidx_email", email)), lambda p: fold_email(p.email or "") == folded
     )
@@ -187,7 +188,7 @@ def patients_find_by_phone(*, actor: Actor, phone: str) -> list[Patient]:
 def _by_phone(phone: str) -> list[Patient]:
     folded = fold_phone(phone)
     if len(folded) < 8:
-        raise ValidationError({"phone": "Le numéro de téléphone est incomplet."})
+        raise ValidationError({"phone": _("Le numéro de téléphone est incomplet.")})
     digest = _digest("bidx_phone_mobile", phone)
     return _exact(
         Q(bidx_phone_mobile=digest) | Q(bidx_phone_home=digest),
@@ -206,7 +207,7 @@ def patients_find_by_phonetic_name(
 def _by_phonetic_name(name: str, birth_date: dt.date | None) -> list[Patient]:
     code = phonetic_code(name)
     if not code:
-        raise ValidationError({"name": "Le nom est obligatoire."})
+        raise ValidationError({"name": _("Le nom est obligatoire.")})
     digest = _digest("bidx_phonetic_birth", name)
     candidates = Q(bidx_phonetic_birth=digest) | Q(bidx_phonetic_usage=digest)
     if birth_date is not None:

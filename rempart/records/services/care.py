@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from rempart.access import policy
 from rempart.audit.context import SYSTEM_ROLE, Actor
@@ -43,17 +45,17 @@ def stay_create(
 ) -> Stay:
     policy.authorise_role(actor, policy.READERS)
     policy.authorise_establishment(actor, service.establishment_id)
-    errors: dict[str, str] = {}
+    errors: dict[str, Any] = {}
     if kind not in StayKind.values:
-        errors["kind"] = "Type de séjour inconnu."
+        errors["kind"] = _("Type de séjour inconnu.")
     if planned_discharge is not None and planned_discharge < planned_admission:
-        errors["planned_discharge"] = "La sortie prévue précède l'entrée prévue."
+        errors["planned_discharge"] = _("La sortie prévue précède l'entrée prévue.")
     if discharged_at is not None and admitted_at is None:
-        errors["discharged_at"] = "Une sortie suppose une entrée."
+        errors["discharged_at"] = _("Une sortie suppose une entrée.")
     elif discharged_at is not None and admitted_at is not None and discharged_at < admitted_at:
-        errors["discharged_at"] = "La sortie précède l'entrée."
+        errors["discharged_at"] = _("La sortie précède l'entrée.")
     if admitted_at is not None and admitted_at > timezone.now():
-        errors["admitted_at"] = "L'entrée réelle est dans le futur."
+        errors["admitted_at"] = _("L'entrée réelle est dans le futur.")
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -88,7 +90,7 @@ def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> St
     _authorise_stay(actor, stay)
     at = at or timezone.now()
     if stay.admitted_at is not None:
-        raise ValidationError("Le patient est déjà entré.", code="already_admitted")
+        raise ValidationError(_("Le patient est déjà entré."), code="already_admitted")
     stay.admitted_at = at
     with transaction.atomic():
         stay.save(update_fields=["admitted_at"])
@@ -100,11 +102,11 @@ def stay_discharge(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -
     _authorise_stay(actor, stay)
     at = at or timezone.now()
     if stay.admitted_at is None:
-        raise ValidationError({"discharged_at": "Une sortie suppose une entrée."})
+        raise ValidationError({"discharged_at": _("Une sortie suppose une entrée.")})
     if stay.discharged_at is not None:
-        raise ValidationError({"discharged_at": "Le patient est déjà sorti."})
+        raise ValidationError({"discharged_at": _("Le patient est déjà sorti.")})
     if at < stay.admitted_at:
-        raise ValidationError({"discharged_at": "La sortie précède l'entrée."})
+        raise ValidationError({"discharged_at": _("La sortie précède l'entrée.")})
     stay.discharged_at = at
     with transaction.atomic():
         stay.save(update_fields=["discharged_at"])
@@ -117,13 +119,13 @@ def stay_transfer(
 ) -> Stay:
     """The patient moves to another service of the same establishment during the stay."""
     _authorise_stay(actor, stay)
-    errors = {}
+    errors: dict[str, Any] = {}
     if stay.admitted_at is None or stay.discharged_at is not None:
-        errors["service"] = "Seul un patient présent peut être transféré."
+        errors["service"] = _("Seul un patient présent peut être transféré.")
     elif service.establishment_id != stay.establishment_id:
-        errors["service"] = "Le transfert se fait vers un service du même établissement."
+        errors["service"] = _("Le transfert se fait vers un service du même établissement.")
     elif service.pk == stay.service_id:
-        errors["service"] = "Le patient est déjà dans ce service."
+        errors["service"] = _("Le patient est déjà dans ce service.")
     if errors:
         raise ValidationError(errors)
     previous = stay.service_id
@@ -149,17 +151,17 @@ class LineData:
 
 
 def _clean_line(line: LineData) -> LineData:
-    errors: dict[str, str] = {}
+    errors: dict[str, Any] = {}
     if not Drug.objects.filter(code=line.drug).exists():
-        errors["drug"] = "Médicament absent du catalogue."
+        errors["drug"] = _("Médicament absent du catalogue.")
     if not line.dose.strip():
-        errors["dose"] = "La dose est obligatoire."
+        errors["dose"] = _("La dose est obligatoire.")
     if line.route not in Route.values:
-        errors["route"] = "Voie d'administration inconnue."
+        errors["route"] = _("Voie d'administration inconnue.")
     if not line.frequency.strip():
-        errors["frequency"] = "La fréquence est obligatoire."
+        errors["frequency"] = _("La fréquence est obligatoire.")
     if not 1 <= line.duration_days <= 365:
-        errors["duration_days"] = "La durée doit être comprise entre 1 et 365 jours."
+        errors["duration_days"] = _("La durée doit être comprise entre 1 et 365 jours.")
     if errors:
         raise ValidationError(errors)
     return line
@@ -191,7 +193,7 @@ def prescription_create(
 ) -> Prescription:
     _authorise_prescriber(actor, patient.pk, prescriber)
     if stay is not None and stay.patient_id != patient.pk:
-        raise ValidationError({"stay": "Ce séjour est celui d'un autre patient."})
+        raise ValidationError({"stay": _("Ce séjour est celui d'un autre patient.")})
     cleaned = [_clean_line(line) for line in lines]
     with transaction.atomic():
         prescription = Prescription(
@@ -239,7 +241,7 @@ def prescription_sign(
             raise SignedPrescriptionError()
         if not locked.lines.exists():
             raise ValidationError(
-                "Une ordonnance sans ligne ne peut pas être signée.", code="empty"
+                _("Une ordonnance sans ligne ne peut pas être signée."), code="empty"
             )
         locked.status = PrescriptionStatus.SIGNED
         locked.signed_at = at or timezone.now()
