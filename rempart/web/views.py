@@ -36,7 +36,7 @@ from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.selectors import accesses_by_day, trail_health
 from rempart.audit.services import event_record
 from rempart.care.models import Route, Stay, StayKind
-from rempart.directory.models import Establishment, Role, Service
+from rempart.directory.models import Establishment, Practitioner, Role, Service
 from rempart.patients.models import IdentityStatus, Patient, Sex
 from rempart.patients.validation import PatientData, clean_patient
 from rempart.records.actors import actor_for_request
@@ -213,8 +213,11 @@ def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     services = Service.objects.filter(
         establishment_id__in=[s.establishment_id for s in chart.stays]
     ).order_by("name")
+    gp = (
+        Practitioner.objects.filter(pk=chart.patient.gp_id).first() if chart.patient.gp_id else None
+    )
     context = {"patient": chart.patient, "stays": chart.stays, "role": _role(request),
-               "prescriptions": chart.prescriptions, "services": services}  # fmt: skip
+               "prescriptions": chart.prescriptions, "services": services, "gp": gp}  # fmt: skip
     return render(request, "web/chart.html", context)
 
 
