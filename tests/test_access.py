@@ -328,3 +328,14 @@ def test_alerts_reach_a_webhook(world, settings):
     assert len(received) == 1
     assert received[0]["kind"] == "break_glass" and received[0]["audience"] == "dpo"
     assert "pompiers" not in json.dumps(received)  # the free text stays sealed
+
+
+def test_the_dpo_reading_access_reports_is_charged_like_a_chart(world, settings):
+    from rempart.records.selectors.audit import patient_access_report
+
+    settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "dpo": (2, 100)}
+    dpo = world.actor("dpo")
+    patient_access_report(actor=dpo, patient_id=world.patient.pk)
+    patient_access_report(actor=dpo, patient_id=world.stranger.pk)
+    with pytest.raises(policy.StepUpRequired):
+        patient_access_report(actor=dpo, patient_id=_new_patients(1, seed=9)[0].pk)

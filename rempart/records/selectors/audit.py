@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from rempart.access import policy
 from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action, Event, EventPatient, Outcome, Purpose
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Role
+from rempart.lib.ids import new_id
 from rempart.patients.models import Patient
 from rempart.records.selectors.patients import PatientNotFound, patient_open
 
@@ -51,6 +53,8 @@ def patient_access_report(*, actor: Actor, patient_id: uuid.UUID | str) -> Acces
     """Every recorded access to the patient, oldest first (the request is itself recorded)."""
     if actor.role in (Role.DPO, SYSTEM_ROLE):  # the DPO answers patients' requests
         patient = Patient.objects.filter(pk=patient_id).first()
+        # The report's header names the patient: charged to the DPO's read budget like a chart.
+        policy.charge(actor, [patient.pk if patient is not None else new_id()])
         if patient is None:
             event_record(actor, Action.REPORT, resource_type="AccessReport",
                          resource_id=str(patient_id), outcome=Outcome.NOT_FOUND)  # fmt: skip
