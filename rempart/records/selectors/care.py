@@ -19,13 +19,19 @@ from rempart.patients.models import Patient
 from rempart.records.selectors.patients import PatientNotFound, patient_open
 
 
+def _stays(patient: Patient) -> list[Stay]:
+    ordered = Stay.objects.filter(patient=patient).order_by("-planned_admission")
+    return list(ordered.select_related("establishment", "service"))
+
+
+def _prescriptions(patient: Patient) -> list[Prescription]:
+    ordered = Prescription.objects.filter(patient=patient).order_by("-prescribed_at")
+    return list(ordered.select_related("prescriber").prefetch_related("lines"))
+
+
 def stays_for_patient(*, actor: Actor, patient: Patient) -> list[Stay]:
     _, allowed = patient_open(actor, patient.pk, Action.READ)
-    stays = list(
-        Stay.objects.filter(patient=patient)
-        .select_related("establishment", "service")
-        .order_by("-planned_admission")
-    )
+    stays = _stays(patient)
     event_record(allowed, Action.READ, resource_type="Stay", patient_id=patient.pk,
                  detail={"count": len(stays)})  # fmt: skip
     return stays
@@ -33,12 +39,7 @@ def stays_for_patient(*, actor: Actor, patient: Patient) -> list[Stay]:
 
 def prescriptions_for_patient(*, actor: Actor, patient: Patient) -> list[Prescription]:
     _, allowed = patient_open(actor, patient.pk, Action.READ)
-    prescriptions = list(
-        Prescription.objects.filter(patient=patient)
-        .select_related("prescriber")
-        .prefetch_related("lines")
-        .order_by("-prescribed_at")
-    )
+    prescriptions = _prescriptions(patient)
     event_record(allowed, Action.READ, resource_type="Prescription", patient_id=patient.pk,
                  detail={"count": len(prescriptions)})  # fmt: skip
     return prescriptions
@@ -55,17 +56,7 @@ def patient_chart(*, actor: Actor, patient_id: uuid.UUID | str) -> Chart:
     """What the chart page shows, as one access: one policy check, one audit event naming the
     parts read (one durable write per page, not one per part)."""
     patient, allowed = patient_open(actor, patient_id, Action.READ)
-    stays = list(
-        Stay.objects.filter(patient=patient)
-        .select_related("establishment", "service")
-        .order_by("-planned_admission")
-    )
-    prescriptions = list(
-        Prescription.objects.filter(patient=patient)
-        .select_related("prescriber")
-        .prefetch_related("lines")
-        .order_by("-prescribed_at")
-    )
+    stays, prescriptions = _stays(patient), _prescriptions(patient)
     event_record(allowed, Action.READ, resource_type="Patient", resource_id=patient.pk,
                  patient_id=patient.pk,
                  detail={"parts": ["identity", "contact", "stays", "prescriptions"],
