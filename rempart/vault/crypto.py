@@ -208,8 +208,13 @@ class BlindIndexer:
     def tag(self, purpose: str, value: bytes) -> bytes:
         """A full-length keyed tag (16 bytes) for membership tests that must never collide by
         chance (canary patients), unlike the truncated blind indexes."""
-        key = bytes(self._prf.compute(f"rempart/tag/v1/{purpose}".encode(), 32))
-        return hashlib.blake2b(value, key=key, digest_size=16).digest()
+        hasher = self._keyed.get(f"tag:{purpose}")
+        if hasher is None:  # the key schedule once per purpose, as for the indexes
+            key = bytes(self._prf.compute(f"rempart/tag/v1/{purpose}".encode(), 32))
+            hasher = self._keyed[f"tag:{purpose}"] = hashlib.blake2b(key=key, digest_size=16)
+        mac = hasher.copy()
+        mac.update(value)
+        return bytes(mac.digest())
 
     def digest(self, index_name: str, normalised: str, bits: int) -> int:
         """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int."""
