@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 URL = "postgres://postgres@127.0.0.1:5432/rempart_bench_scale"
 TODAY = dt.date(2026, 11, 28)
-CHUNK = 20_000
-VALUES: list[tuple[Any, dict[str, Any]]] = []  # (id, model values), shared with forked workers
 
 PLAIN = """
 CREATE TABLE bench_plain (
@@ -50,6 +49,7 @@ ATTRS = [
     "birth_place_code", "nir", "email", "phone_mobile", "phone_home", "address_line", "postcode",
     "city", "gp_id",
 ]  # fmt: skip
+PLAIN_TYPES = {"birth_date": "DateField", "gp_id": "UUIDField"}
 
 
 def setup() -> None:
@@ -73,72 +73,127 @@ def setup() -> None:
     keystore.init_keys(create_master=True)
 
 
-def generate(n: int) -> None:
+class Workers:
+    """Two processes, each holding its share of the group's values (every other chunk, made before
+    any timing, as a loader's workers hold the rows they parsed); asked for a load, they turn their
+    chunks into binary COPY blocks, which the main process streams in chunk order."""
+
+    def __init__(self, patients: int, count: int = 2) -> None:
+        from django.db import connections
+
+        from rempart.synth.population import build_directory
+
+        self.directory = build_directory(seed=1, patients=patients, today=TODAY, clinics=12,
+                                         health_centres=2, nursing_homes=3)  # fmt: skip
+        connections.close_all()  # the workers never touch the database
+        context = multiprocessing.get_context("fork")
+        self.pipes, self.processes = [], []
+        for rank in range(count):
+            parent, child = context.Pipe()
+            process = context.Process(target=self._serve, args=(rank, count, child), daemon=True)
+            process.start()
+            self.pipes.append(parent)
+            self.processes.append(process)
+        self.patients = sum(pipe.recv() for pipe in self.pipes)  # each says how many it holds
+
+    def _serve(self, rank: int, count: int, pipe: Any) -> None:
+        from rempart.synth.population import make_chunk
+
+        gc.disable()  # as in `rempart generate`: a batch's objects hold no cycles
+        mine = [
+            [(p.id, p.data.as_model_values()) for p in make_chunk(self.directory, i, with_care=False).patients]
+            for i in range(rank, self.directory.chunks, count)
+        ]  # fmt: skip
+        pipe.send(sum(len(chunk) for chunk in mine))
+        while (kind := pipe.recv()) is not None:
+            maker = encrypted_block if kind == "encrypted" else plain_block
+            for chunk in mine:
+                pipe.send_bytes(maker(chunk))
+
+    def blocks(self, kind: str) -> Iterator[bytes]:
+        for pipe in self.pipes:
+            pipe.send(kind)
+        for i in range(self.directory.chunks):
+            yield self.pipes[i % len(self.pipes)].recv_bytes()
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(None)
+        for process in self.processes:
+            process.join()
+
+
+def sample_values(n: int, count: int) -> list[dict[str, Any]]:
+    """`count` patients' values for the searches, drawn from the first chunks (made again here)."""
+    import random
+
     from rempart.synth.population import build_directory, make_chunk
 
     d = build_directory(seed=1, patients=n, today=TODAY, clinics=12, health_centres=2,
                         nursing_homes=3)  # fmt: skip
-    for i in range(d.chunks):
-        for p in make_chunk(d, i, with_care=False).patients:
-            VALUES.append((p.id, p.data.as_model_values()))
+    values = [p.data.as_model_values() for i in range(min(3, d.chunks))
+              for p in make_chunk(d, i, with_care=False).patients]  # fmt: skip
+    return random.Random(7).sample(values, min(count, len(values)))  # sampling, not security
 
 
-# --- the two rows makers (run in forked workers) --------------------------------------------------
+# --- the two block makers (run in the workers) ----------------------------------------------------
+
+Batch = list[tuple[Any, dict[str, Any]]]
 
 
-def encrypted_block(bounds: tuple[int, int]) -> bytes:
+def encrypted_block(batch: Batch) -> bytes:
     from django.utils import timezone
 
-    from rempart.lib.bulkwrite import binary_encoders, copy_binary
-    from rempart.patients.models import Patient
+    from rempart.lib.bulkwrite import binary_block
     from rempart.patients.sealing import PatientSealer
 
-    sealer, now = PatientSealer(), timezone.now()
-    rows = [sealer.row(pid, v, now) for pid, v in VALUES[bounds[0] : bounds[1]]]
-    return copy_binary(rows, binary_encoders(Patient))
+    return binary_block(PatientSealer().binary_rows(batch, timezone.now()))
 
 
-def plain_block(bounds: tuple[int, int]) -> bytes:
+def plain_block(batch: Batch) -> bytes:
+    """The same values in clear, built the same way (column by column, binary COPY)."""
     from django.utils import timezone
 
-    from rempart.lib.bulkwrite import copy_text
+    from rempart.lib.bulkwrite import Same, binary_block, binary_encoder, binary_rows_from_columns
     from rempart.lib.phonetic import phonetic_code
 
+    values = [v for _, v in batch]
     now = timezone.now()
-    rows = []
-    for pid, v in VALUES[bounds[0] : bounds[1]]:
-        phon_b = phonetic_code(v["birth_name"]) if v["birth_name"] else None
-        phon_u = phonetic_code(v["usage_name"]) if v["usage_name"] else None
-        rows.append((pid, v["identity_status"], now, now, *(_plain(v[a]) for a in ATTRS),
-                     phon_b, phon_u))  # fmt: skip
-    return copy_text(rows)
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date) else value
+    columns: list[Any] = [[pid for pid, _ in batch], [v["identity_status"] for v in values],
+                          Same(now), Same(now), *([v[a] for v in values] for a in ATTRS)]  # fmt: skip
+    for source in ("birth_name", "usage_name"):
+        columns.append([phonetic_code(x) if x else None for x in columns[4 + ATTRS.index(source)]])
+    kinds = ["UUIDField", "TextField", "DateTimeField", "DateTimeField",
+             *(PLAIN_TYPES.get(a, "TextField") for a in ATTRS), "TextField", "TextField"]  # fmt: skip
+    return binary_block(binary_rows_from_columns(columns, [binary_encoder(k) for k in kinds]))
 
 
 def timed_load(
-    maker: Callable[[tuple[int, int]], bytes],
+    workers: Workers,
+    kind: str,
     table: str,
     columns: list[str],
     before: Callable[[Any], None],
     after: Callable[[Any], None],
 ) -> float:
-    from django.db import connection, connections
+    """One transaction, as `rempart generate`: indexes dropped, rows streamed, indexes rebuilt."""
+    from django.db import connection, transaction
 
-    bounds = [(i, min(i + CHUNK, len(VALUES))) for i in range(0, len(VALUES), CHUNK)]
-    connections.close_all()
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")  # each load starts with no dirty pages left by the other
     started = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(2) as pool, connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         before(cursor)
-        binary = " WITH (FORMAT binary)" if maker is encrypted_block else ""
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN{binary}"
-        for block in pool.imap(maker, bounds):
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)"
+        for block in workers.blocks(kind):
             with cursor.cursor.copy(sql) as copy:
                 copy.write(block)
+        loaded = time.perf_counter()
         after(cursor)
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    print(f"  {kind}: rows in {loaded - started:.1f} s, "
+          f"then indexes, statistics and commit {took - loaded + started:.1f} s")  # fmt: skip
+    return took
 
 
 def main() -> None:
@@ -146,6 +201,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=760_000)
     parser.add_argument("--pgcrypto-rows", type=int, default=20_000)
     parser.add_argument("--searches", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2, help="loads of each kind, interleaved")
+    parser.add_argument("--load-only", action="store_true", help="skip pgcrypto and searches")
     args = parser.parse_args()
     setup()
     from django.db import connection
@@ -154,29 +211,31 @@ def main() -> None:
     from rempart.patients.sealing import PatientSealer
 
     t0 = time.perf_counter()
-    generate(args.patients)
-    n = len(VALUES)
-    print(f"{n} synthetic patients generated in {time.perf_counter() - t0:.1f} s (not timed below)")
+    workers = Workers(args.patients)
+    n = workers.patients
+    print(f"{n} synthetic patients made by the workers in {time.perf_counter() - t0:.1f} s "
+          "(not timed below)")  # fmt: skip
 
     # Encrypted: secondary indexes dropped, loaded, rebuilt (what `rempart generate` does).
+    saved: list[tuple[str, str]] = []
+
     def drop_patient_indexes(cursor: Any) -> None:
+        cursor.execute("TRUNCATE patients_patient CASCADE")  # empty, as before `generate`
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'patients_patient' "
             "AND indexname <> 'patients_patient_pkey'"
         )
-        drop_patient_indexes.saved = cursor.fetchall()  # type: ignore[attr-defined]
-        for name, _ in drop_patient_indexes.saved:  # type: ignore[attr-defined]
+        saved[:] = cursor.fetchall()
+        for name, _ in saved:
             cursor.execute(f'DROP INDEX "{name}"')
 
     def rebuild_patient_indexes(cursor: Any) -> None:
-        for _, definition in drop_patient_indexes.saved:  # type: ignore[attr-defined]
+        for _, definition in saved:
             cursor.execute(definition)
         cursor.execute("ANALYZE patients_patient")
 
-    enc = timed_load(encrypted_block, "patients_patient", PatientSealer().columns,
-                     drop_patient_indexes, rebuild_patient_indexes)  # fmt: skip
-
     def create_plain(cursor: Any) -> None:
+        cursor.execute("DROP TABLE IF EXISTS bench_plain")
         cursor.execute(PLAIN)
 
     def index_plain(cursor: Any) -> None:
@@ -186,19 +245,29 @@ def main() -> None:
 
     plain_cols = ["id", "identity_status", "created_at", "updated_at", *ATTRS,
                   "phonetic_birth", "phonetic_usage"]  # fmt: skip
-    plain = timed_load(plain_block, "bench_plain", plain_cols, create_plain, index_plain)
+    encs, plains = [], []
+    for round_ in range(1, args.rounds + 1):  # interleaved: both see the same machine state
+        print(f"round {round_}")
+        encs.append(timed_load(workers, "encrypted", "patients_patient", PatientSealer().columns,
+                               drop_patient_indexes, rebuild_patient_indexes))  # fmt: skip
+        plains.append(timed_load(workers, "plaintext", "bench_plain", plain_cols, create_plain,
+                                 index_plain))  # fmt: skip
+    workers.close()
+    enc, plain = statistics.mean(encs), statistics.mean(plains)
 
     # pgcrypto: what a DBA would do instead, encrypting inside PostgreSQL, on a sample.
     pg_rates = {}
-    sample = min(args.pgcrypto_rows, n)
+    sample = 0 if args.load_only else min(args.pgcrypto_rows, n)
     with connection.cursor() as cursor:
         cursor.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
         cursor.execute("CREATE TABLE bench_pgcrypto (id uuid PRIMARY KEY, "
                        + ", ".join(f"{a} bytea" for a in ATTRS) + ")")  # fmt: skip
         for label, options, rows in (
             ("s2k-mode=1 (no key stretching)", "s2k-mode=1, cipher-algo=aes256", sample),
-            ("default (iterated S2K)", "cipher-algo=aes256", max(1, sample // 10)),
+            ("default (iterated S2K)", "cipher-algo=aes256", sample // 10),
         ):
+            if not rows:
+                continue
             cursor.execute("TRUNCATE bench_pgcrypto")
             started = time.perf_counter()
             cursor.execute(
@@ -214,7 +283,8 @@ def main() -> None:
             cursor.execute(f"SELECT pg_total_relation_size('{table}')")
             return cursor.fetchone()[0] / n
 
-    print(f"\nload of {n} patients into PostgreSQL, 2 worker processes + COPY, indexes included")
+    print(f"\nload of {n} patients into PostgreSQL, 2 worker processes + COPY, indexes included "
+          f"(mean of {args.rounds} rounds)")  # fmt: skip
     print(f"  encrypted (Tink AEAD + 10 blind indexes) {n / enc:10,.0f} patients/s  ({enc:.1f} s)")
     print(
         f"  plaintext (same values, 10 B-trees)      {n / plain:10,.0f} patients/s  ({plain:.1f} s)"
@@ -226,12 +296,11 @@ def main() -> None:
     print("\nstored bytes per patient (table + TOAST + indexes)")
     print(f"  encrypted {enc_b:7.0f}   plaintext {plain_b:7.0f}   ratio {enc_b / plain_b:.2f}x")
 
-    search(args.searches, Patient)
+    if not args.load_only:
+        search(sample_values(n, args.searches), Patient)
 
 
-def search(count: int, patient_model: Any) -> None:
-    import random
-
+def search(sample: list[dict[str, Any]], patient_model: Any) -> None:
     from django.db import connection
 
     from rempart.audit.context import Actor
@@ -239,8 +308,6 @@ def search(count: int, patient_model: Any) -> None:
     from rempart.records.selectors import patients as sel
 
     ACTOR = Actor.system("bench")  # the console: each search is audited, no care check
-    rng = random.Random(7)  # sampling, not security
-    sample = [v for _, v in rng.sample(VALUES, count)]
     with_nir = [v for v in sample if v["nir"]]
 
     def timed(
@@ -277,7 +344,7 @@ def search(count: int, patient_model: Any) -> None:
          plain_query("SELECT * FROM bench_plain WHERE (phonetic_birth = %s OR phonetic_usage = %s) AND birth_date = %s",
                      lambda v: [phonetic_code(v["birth_name"])] * 2 + [v["birth_date"]]), sample),
     ]  # fmt: skip
-    print(f"\nselector latency over {count} random patients (ms, p50 / p95)")
+    print(f"\nselector latency over {len(sample)} random patients (ms, p50 / p95)")
     for label, encrypted, plaintext, rows in cases:
         for v in rows[:20]:  # warm the caches the same way for both
             encrypted(v)

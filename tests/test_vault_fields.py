@@ -132,3 +132,50 @@ def test_a_new_patient_is_sealed_on_create(db):
     )
     assert Patient.objects.get(pk=patient.pk).birth_date == dt.date(1990, 1, 2)
     assert b"NOUVEAU" not in _raw("patients_patient", "identity", patient.pk)
+
+
+def test_the_bulk_sealer_stores_what_a_model_save_stores(group):
+    """The loaders' column-by-column sealer against the model's own save, value by value: same
+    records once opened, same blind indexes, and each ciphertext bound to its own row."""
+    from django.utils import timezone
+
+    from rempart.lib.bulkwrite import BulkWriter, binary_block
+    from rempart.lib.ids import new_id
+    from rempart.patients.sealing import PatientSealer
+
+    sealer = PatientSealer()
+    # married names, no usage name, no NIR, no e-mail, no GP: the sample covers the empty cases
+    values = [record.data.as_model_values() for record in group.patients[:300]]
+    assert any(v["usage_name"] for v in values) and any(v["usage_name"] is None for v in values)
+    assert any(v["email"] is None for v in values) and any(v["nir"] is None for v in values)
+    bulk_ids = [new_id() for _ in values]
+    now = timezone.now()
+    batch = list(zip(bulk_ids, values, strict=True))
+    BulkWriter().write(Patient, binary_block(sealer.binary_rows(batch, now)))
+    tuple_rows = sealer.rows(batch, now)
+    for field in sealer.indexes:
+        field.forget_cache()  # the model's save computes its own digests
+    saved_ids = []
+    for v in values:
+        patient = Patient(identity_status=v["identity_status"])
+        for name in PATIENT_FIELDS:
+            setattr(patient, name, v[name])
+        patient.save()
+        saved_ids.append(patient.id)
+    index_columns = [f.column for f in sealer.indexes]
+    bulk = {p.id: p for p in Patient.objects.filter(id__in=bulk_ids)}
+    saved = {p.id: p for p in Patient.objects.filter(id__in=saved_ids)}
+    for bulk_id, saved_id, row in zip(bulk_ids, saved_ids, tuple_rows, strict=True):
+        a, b = bulk[bulk_id], saved[saved_id]
+        assert a.identity == b.identity and a.contact == b.contact
+        for name in PATIENT_FIELDS:
+            assert getattr(a, name) == getattr(b, name), name
+        assert [getattr(a, c) for c in index_columns] == [getattr(b, c) for c in index_columns]
+        assert dict(zip(sealer.columns, row, strict=True))["bidx_nir"] == a.bidx_nir
+    # a bulk ciphertext opens only on its own row
+    stolen = _raw("patients_patient", "identity", bulk_ids[0])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE patients_patient SET identity = %s WHERE id = %s",
+                       [stolen, bulk_ids[1]])  # fmt: skip
+    with pytest.raises(DecryptionError):
+        _ = Patient.objects.get(pk=bulk_ids[1]).birth_name

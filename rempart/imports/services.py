@@ -30,7 +30,7 @@ from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
-from rempart.lib.bulkwrite import BulkWriter, binary_block, binary_encoders, binary_rows
+from rempart.lib.bulkwrite import BulkWriter, binary_block
 from rempart.lib.ids import new_id
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -93,7 +93,7 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     now = timezone.now()
     today = timezone.localdate(now)
     batch = Batch(last_line=rows[-1][0] if rows else 0)
-    sealed = []
+    accepted: list[tuple[uuid.UUID, dict[str, object]]] = []
     for line, values in rows:
         try:
             extracted = reader.extract(values)
@@ -107,10 +107,12 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
             batch.rejects.append((line, _reasons(exc)))
             continue
         patient_id = new_id()
-        sealed.append(sealer.row(patient_id, data.as_model_values(), now))
+        accepted.append((patient_id, data.as_model_values()))
         batch.ipps.append((patient_id, extracted.ipp, line))
-    batch.count = len(sealed)
-    batch.patients = binary_rows(sealed, binary_encoders(Patient)) if context.as_copy else sealed
+    batch.count = len(accepted)
+    batch.patients = (
+        sealer.binary_rows(accepted, now) if context.as_copy else sealer.rows(accepted, now)
+    )
     return batch
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import struct
 import uuid
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 from django.db import connection, models
@@ -119,13 +120,23 @@ def _integer(size: int) -> Callable[[int], bytes]:
     return lambda v: prefix + packer.pack(v)
 
 
+_int4 = _integer(4)
+_INT4 = _LEN.pack(4)
+
 _BY_TYPE: dict[str, Callable[[Any], bytes]] = {
     "UUIDField": _uuid, "CharField": _text, "TextField": _text, "SlugField": _text,
     "BinaryField": _bytea, "DateTimeField": _timestamptz, "DateField": _date,
-    "IntegerField": _integer(4), "PositiveIntegerField": _integer(4),
+    "IntegerField": _int4, "PositiveIntegerField": _int4,
     "SmallIntegerField": _integer(2), "PositiveSmallIntegerField": _integer(2),
     "BigIntegerField": _integer(8), "PositiveBigIntegerField": _integer(8),
 }  # fmt: skip
+
+
+def binary_encoder(internal_type: str) -> Callable[[Any], bytes]:
+    """The binary COPY encoder for a Django field type ("TextField", "DateField", ...)."""
+    if internal_type not in _BY_TYPE:
+        raise TypeError(f"no binary COPY encoder for {internal_type}")
+    return _BY_TYPE[internal_type]
 
 
 def binary_encoders(model: type[models.Model]) -> list[Callable[[Any], bytes]]:
@@ -149,6 +160,38 @@ def binary_rows(rows: Rows, encoders: list[Callable[[Any], bytes]]) -> list[byte
         )
         for row in rows
     ]
+
+
+class Same:
+    """A column holding one value on every row (a load's timestamps): encoded once."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def binary_rows_from_columns(
+    columns: Sequence[Sequence[Any] | Same], encoders: list[Callable[[Any], bytes]]
+) -> list[bytes]:
+    """`binary_rows` for data held column by column: each column encoded in one loop, then each
+    row joined once (a third of the per-value work of going row by row)."""
+    if len(columns) != len(encoders):
+        raise ValueError(f"{len(columns)} columns for {len(encoders)} encoders")
+    lengths = {len(column) for column in columns if not isinstance(column, Same)}
+    if len(lengths) != 1:
+        raise ValueError("the columns are not all as long, or none holds one value per row")
+    encoded: list[Any] = [repeat(struct.pack(">h", len(encoders)))]
+    for enc, column in zip(encoders, columns, strict=True):
+        if isinstance(column, Same):
+            encoded.append(repeat(_NULL if column.value is None else enc(column.value)))
+        elif enc is _int4:  # blind indexes: ten per patient, inlined
+            encoded.append([_NULL if v is None else _INT4 + v.to_bytes(4, "big", signed=True)
+                            for v in column])  # fmt: skip
+        else:
+            encoded.append([_NULL if v is None else enc(v) for v in column])
+    # not strict: the Same columns repeat without end, the others were checked to be as long
+    return [b"".join(cells) for cells in zip(*encoded, strict=False)]
 
 
 def binary_block(rows: list[bytes]) -> bytes:

@@ -8,11 +8,11 @@ by its associated data to table, column and row id: copied to another row or col
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+import orjson
 from django.core import checks
 from django.db import models
 from django.db.models.lookups import IsNull
@@ -138,6 +138,17 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
             self.category, self.encode(value), self.associated_data(row_id)
         )
 
+    def seal_payloads(
+        self, row_ids: Sequence[uuid.UUID], payloads: Sequence[bytes | None]
+    ) -> list[bytes | None]:
+        """Bulk loads: encoded values (None: nothing to store) sealed to their rows, in order."""
+        seal = get_vault().cipher.sealer(self.category)
+        prefix = self.associated_data(uuid.UUID(int=0))[:-16]
+        return [
+            None if payload is None else seal(payload, prefix + row_id.bytes)
+            for row_id, payload in zip(row_ids, payloads, strict=True)
+        ]
+
     def open_value(self, row_id: uuid.UUID | int, ciphertext: bytes) -> Any:
         return self.decode(
             get_vault().cipher.open(self.category, ciphertext, self.associated_data(row_id))
@@ -211,11 +222,13 @@ class EncryptedJSONField(EncryptedField):
     _pyi_private_get_type: dict[str, Any] | None
     python_type = dict
 
+    # orjson: the same JSON as the standard library (UTF-8, sorted keys, no spaces), ten times
+    # faster each way; a chart opens two records, a bulk load seals two per patient.
     def encode(self, value: dict[str, Any]) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(data)
+        result: dict[str, Any] = orjson.loads(data)
         return result
 
 
@@ -325,19 +338,44 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
         if self.normalise is None or None in plain:
             return None
         cache = self._cache
+        key = plain[0] if len(plain) == 1 else plain
         if cache is not None:
-            hit = cache.get(plain, _MISSING)
+            hit = cache.get(key, _MISSING)
             if hit is not _MISSING:
                 return hit  # type: ignore[return-value]
         normalised = self.normalise(*plain)
         value = (
             get_vault().indexer.digest(self.index, normalised, self.bits) if normalised else None
         )
-        if self._cache is not None:
-            if len(self._cache) > _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[plain] = value
+        if cache is not None:
+            if len(cache) > _CACHE_LIMIT:
+                cache.clear()
+            cache[key] = value
         return value
+
+    def digest_column(self, *sources: Sequence[Any]) -> list[int | None]:
+        """Bulk loads: the digests of many rows at once, one list per source field (what
+        `digest` gives row by row, without a function call and a cache probe per value)."""
+        if self.normalise is None:
+            return [None] * len(sources[0])
+        keys: Sequence[Any] = sources[0] if len(sources) == 1 else list(zip(*sources, strict=True))
+        cache = self._cache
+        if cache is None:
+            return self._digests(keys)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        missing = list(set(keys).difference(cache))
+        cache.update(zip(missing, self._digests(missing), strict=True))
+        return [cache[k] for k in keys]
+
+    def _digests(self, keys: Sequence[Any]) -> list[int | None]:
+        normalise = self.normalise
+        assert normalise is not None  # noqa: S101  # checked by the callers
+        if len(self.sources) == 1:
+            normalised = [None if k is None else normalise(k) for k in keys]
+        else:
+            normalised = [None if None in k else normalise(*k) for k in keys]
+        return get_vault().indexer.digests(self.index, normalised, self.bits)
 
     def forget_cache(self) -> None:
         """Drop memoised digests (after the index key changes, and between tests)."""

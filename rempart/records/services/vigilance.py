@@ -8,7 +8,6 @@ buckets with more than one row; only those rows are decrypted, bucket batch by b
 from __future__ import annotations
 
 import datetime as dt
-import json
 import multiprocessing
 import uuid
 from collections import defaultdict
@@ -26,7 +25,6 @@ from rempart.lib.normalise import fold_name
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import DuplicateCandidate, Patient
 from rempart.vault.fields import EncryptedField
-from rempart.vault.keystore import get_vault
 
 BUCKETS_PER_QUERY = 2000
 Key = Callable[[dict[str, Any]], str | None]
@@ -73,15 +71,12 @@ def _pairs(task: Task) -> Found:
     column, _, key = CHECKS[check]
     field = Patient._meta.get_field("identity")
     assert isinstance(field, EncryptedField)  # noqa: S101  # model definition
-    cipher = get_vault().cipher
     rows = Patient.objects.filter(**{f"{column}__in": buckets}).values_list("id", "identity")
     groups: dict[str, list[uuid.UUID]] = defaultdict(list)
     for patient_id, sealed in rows:
         if sealed is None:
             continue
-        identity = json.loads(
-            cipher.open(field.category, cast(bytes, sealed), field.associated_data(patient_id))
-        )
+        identity = field.open_value(patient_id, cast(bytes, sealed))
         exact = key(identity)
         if exact is not None:
             groups[exact].append(patient_id)
