@@ -125,13 +125,17 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
     def associated_data(self, row_id: uuid.UUID | int) -> bytes:
         """Binds a value to its table, column and row (a UUID, or an integer id made in the
         application before the INSERT)."""
-        prefix = self.__dict__.get("_ad_prefix")
-        if prefix is None:
-            table_column = f"{self.model._meta.db_table}.{self.column}".encode()
-            prefix = self.__dict__["_ad_prefix"] = b"|".join((AD_VERSION, table_column, b""))
+        prefix = self._ad_prefix()
         if isinstance(row_id, uuid.UUID):
             return prefix + row_id.bytes
         return prefix + int(row_id).to_bytes(8, "big", signed=True)
+
+    def _ad_prefix(self) -> bytes:
+        prefix: bytes | None = self.__dict__.get("_ad_prefix_bytes")
+        if prefix is None:
+            table_column = f"{self.model._meta.db_table}.{self.column}".encode()
+            prefix = self.__dict__["_ad_prefix_bytes"] = b"|".join((AD_VERSION, table_column, b""))
+        return prefix
 
     def seal_value(self, row_id: uuid.UUID | int, value: Any) -> bytes:
         return get_vault().cipher.seal(
@@ -143,7 +147,7 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
     ) -> list[bytes | None]:
         """Bulk loads: encoded values (None: nothing to store) sealed to their rows, in order."""
         seal = get_vault().cipher.sealer(self.category)
-        prefix = self.associated_data(uuid.UUID(int=0))[:-16]
+        prefix = self._ad_prefix()  # + the row's UUID, as `associated_data` binds it
         return [
             None if payload is None else seal(payload, prefix + row_id.bytes)
             for row_id, payload in zip(row_ids, payloads, strict=True)
