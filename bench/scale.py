@@ -2,9 +2,15 @@
 stored bytes per patient, and selector latency next to the plaintext B-tree equivalent.
 
 Usage: .venv/bin/python bench/scale.py [--patients N] [--pgcrypto-rows N] [--searches N]
+                                       [--rounds N] [--load-only]
 Creates (and drops first) the database `rempart_bench_scale`; keys in a temporary folder.
-Generation of the synthetic values is not timed; each timed load goes from those values to rows
-committed in PostgreSQL with their indexes, with 2 worker processes and COPY.
+Two worker processes each make their share of the synthetic values first (not timed), as a
+loader's workers hold the rows they generated or parsed. Each timed load then goes from those
+values to rows committed in PostgreSQL with their indexes, in one transaction as `rempart
+generate` does: workers seal (or, for plaintext, only encode) their chunks into binary COPY
+blocks, the main process streams them, indexes are rebuilt, ANALYZE, commit. Encrypted and
+plaintext loads alternate for `--rounds` rounds; then the same blocks, made beforehand, are
+loaded again to show PostgreSQL's own share.
 """
 
 from __future__ import annotations
