@@ -112,6 +112,12 @@ class Workers:
         ]  # fmt: skip
         pipe.send(sum(len(chunk) for chunk in mine))
         while (kind := pipe.recv()) is not None:
+            if isinstance(kind, int):  # a sample of `kind` patients' values, for the searches
+                import random
+
+                everyone = [v for chunk in mine for _, v in chunk]
+                pipe.send(random.Random(7 + rank).sample(everyone, min(kind, len(everyone))))
+                continue
             maker = encrypted_block if kind == "encrypted" else plain_block
             for chunk in mine:
                 pipe.send_bytes(maker(chunk))
@@ -122,24 +128,17 @@ class Workers:
         for i in range(self.directory.chunks):
             yield self.pipes[i % len(self.pipes)].recv_bytes()
 
+    def sample(self, count: int) -> list[dict[str, Any]]:
+        """`count` patients' values drawn at random from the whole group (sampling, not security)."""
+        for pipe in self.pipes:
+            pipe.send(-(-count // len(self.pipes)))
+        return [v for pipe in self.pipes for v in pipe.recv()][:count]
+
     def close(self) -> None:
         for pipe in self.pipes:
             pipe.send(None)
         for process in self.processes:
             process.join()
-
-
-def sample_values(n: int, count: int) -> list[dict[str, Any]]:
-    """`count` patients' values for the searches, drawn from the first chunks (made again here)."""
-    import random
-
-    from rempart.synth.population import build_directory, make_chunk
-
-    d = build_directory(seed=1, patients=n, today=TODAY, clinics=12, health_centres=2,
-                        nursing_homes=3)  # fmt: skip
-    values = [p.data.as_model_values() for i in range(min(3, d.chunks))
-              for p in make_chunk(d, i, with_care=False).patients]  # fmt: skip
-    return random.Random(7).sample(values, min(count, len(values)))  # sampling, not security
 
 
 # --- the two block makers (run in the workers) ----------------------------------------------------
@@ -218,7 +217,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     workers = Workers(args.patients)
-    n = workers.patients
+    n: int = workers.patients
     print(f"{n} synthetic patients made by the workers in {time.perf_counter() - t0:.1f} s "
           "(not timed below)")  # fmt: skip
 
@@ -267,6 +266,7 @@ def main() -> None:
                         rebuild_patient_indexes)  # fmt: skip
     plain_pg = timed_load(list(workers.blocks("plaintext")), "plaintext", "bench_plain",
                           plain_cols, create_plain, index_plain)  # fmt: skip
+    searched = [] if args.load_only else workers.sample(args.searches)
     workers.close()
 
     # pgcrypto: what a DBA would do instead, encrypting inside PostgreSQL, on a sample.
@@ -295,7 +295,7 @@ def main() -> None:
     def per_row(table: str) -> float:
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT pg_total_relation_size('{table}')")
-            return cursor.fetchone()[0] / n
+            return float(cursor.fetchone()[0]) / n
 
     print(f"\nload of {n} patients into PostgreSQL, 2 worker processes + COPY, indexes included "
           f"(mean of {args.rounds} rounds)")  # fmt: skip
@@ -317,7 +317,7 @@ def main() -> None:
     print(f"  encrypted {enc_b:7.0f}   plaintext {plain_b:7.0f}   ratio {enc_b / plain_b:.2f}x")
 
     if not args.load_only:
-        search(sample_values(n, args.searches), Patient)
+        search(searched, Patient)
 
 
 def search(sample: list[dict[str, Any]], patient_model: Any) -> None:
@@ -365,7 +365,9 @@ def search(sample: list[dict[str, Any]], patient_model: Any) -> None:
                      lambda v: [phonetic_code(v["birth_name"])] * 2 + [v["birth_date"]]), sample),
     ]  # fmt: skip
     print(f"\nselector latency over {len(sample)} random patients (ms, p50 / p95)")
-    for label, encrypted, plaintext, rows in cases:
+    case: tuple[str, Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], Any], list[Any]]
+    for case in cases:
+        label, encrypted, plaintext, rows = case
         for v in rows[:20]:  # warm the caches the same way for both
             encrypted(v)
             plaintext(v)
