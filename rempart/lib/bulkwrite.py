@@ -121,7 +121,6 @@ def _integer(size: int) -> Callable[[int], bytes]:
 
 
 _int4 = _integer(4)
-_INT4 = _LEN.pack(4)
 
 _BY_TYPE: dict[str, Callable[[Any], bytes]] = {
     "UUIDField": _uuid, "CharField": _text, "TextField": _text, "SlugField": _text,
@@ -185,9 +184,6 @@ def binary_rows_from_columns(
     for enc, column in zip(encoders, columns, strict=True):
         if isinstance(column, Same):
             encoded.append(repeat(_NULL if column.value is None else enc(column.value)))
-        elif enc is _int4:  # blind indexes: ten per patient, inlined
-            encoded.append([_NULL if v is None else _INT4 + v.to_bytes(4, "big", signed=True)
-                            for v in column])  # fmt: skip
         else:
             encoded.append([_NULL if v is None else enc(v) for v in column])
     # not strict: the Same columns repeat without end, the others were checked to be as long
