@@ -227,7 +227,9 @@ def test_refused_and_missing_reads_are_recorded_too(group, settings):
         patient_selectors.patient_get(actor=ACTOR, patient_id=missing)
     with pytest.raises(patient_selectors.SearchTooBroad):
         patient_selectors.patients_find_by_phonetic_name(
-            actor=ACTOR, name=group.patients[0].data.birth_name
+            actor=ACTOR,
+            name=group.patients[0].data.birth_name,
+            birth_date=group.patients[0].data.birth_date,
         )
     outcomes = [(e.action, e.outcome) for e in _since(mark)]
     assert outcomes == [(Action.READ, Outcome.NOT_FOUND), (Action.SEARCH, Outcome.DENIED)]

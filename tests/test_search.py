@@ -12,6 +12,7 @@ from rempart.audit.context import Actor
 from rempart.lib.normalise import fold_name
 from rempart.patients.models import Patient
 from rempart.records.selectors import patients as sel
+from rempart.vault.fields import BlindIndexField
 
 ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
@@ -46,8 +47,15 @@ def test_it_ignores_accents_hyphens_and_case(group):
     assert target.id in {p.id for p in found}
 
 
-def test_a_given_name_narrows_through_the_compound_index(group):
+def test_a_given_name_narrows_the_results(group):
     target = group.patients[20]
+    sibling = Patient(**{**target.data.as_model_values(), "first_given_name": "Zébulon",
+                         "given_names": "Zébulon"})  # fmt: skip
+    sibling.save()
+    both = sel.patients_find_by_name_and_birth_date(
+        actor=ACTOR, name=target.data.birth_name, birth_date=target.data.birth_date
+    )
+    assert {target.id, sibling.id} <= {p.id for p in both}
     found = sel.patients_find_by_name_and_birth_date(
         actor=ACTOR,
         name=target.data.birth_name,
@@ -94,19 +102,22 @@ def test_phonetic_search_finds_a_name_spelt_otherwise(group):
     assert target.id in {p.id for p in found}
 
 
-def test_false_positives_of_a_truncated_index_are_filtered_out(group):
-    # With 10 bits over 1,500 patients, different names share digests: find such a pair.
+def _shared_digest() -> tuple[Patient, Patient]:
+    """Two patients of other names or birth dates whose (name, birth date) digests collide."""
     by_digest: dict[int, list[Patient]] = defaultdict(list)
-    for patient in Patient.objects.exclude(bidx_birth_name=None).order_by("id")[:1500]:
-        by_digest[patient.bidx_birth_name].append(patient)
-    a, b = next(
+    for patient in Patient.objects.exclude(bidx_name_birth=None).order_by("id"):
+        by_digest[patient.bidx_name_birth].append(patient)
+    return next(
         (ps[0], other)
         for ps in by_digest.values()
         for other in ps[1:]
-        if fold_name(other.birth_name) != fold_name(ps[0].birth_name)
+        if (fold_name(other.birth_name), other.birth_date)
+        != (fold_name(ps[0].birth_name), ps[0].birth_date)
     )
-    b.birth_date = a.birth_date  # same digest, same birth date: b is a candidate for a's name
-    b.save()
+
+
+def test_false_positives_of_a_truncated_index_are_filtered_out(group):
+    a, b = _shared_digest()  # b is a candidate of every search for a's name and birth date
     found = sel.patients_find_by_name_and_birth_date(
         actor=ACTOR, name=a.birth_name, birth_date=a.birth_date
     )
@@ -124,13 +135,44 @@ def test_a_search_with_no_match_returns_nothing(group):
 
 
 def test_criteria_too_broad_are_refused(group, settings):
-    from collections import Counter
-
-    name, count = Counter(p.data.birth_name for p in group.patients).most_common(1)[0]
-    assert count >= 3
-    settings.REMPART_SEARCH_MAX_CANDIDATES = 2
+    a, _ = _shared_digest()  # a's bucket holds two candidates
+    settings.REMPART_SEARCH_MAX_CANDIDATES = 1
     with pytest.raises(sel.SearchTooBroad):
-        sel.patients_find_by_phonetic_name(actor=ACTOR, name=name)
+        sel.patients_find_by_phonetic_name(actor=ACTOR, name=a.birth_name, birth_date=a.birth_date)
+
+
+def test_no_blind_index_hashes_a_low_entropy_trait_alone():
+    # A name, a phonetic code, a given name or a birth date alone shows its frequency through
+    # its buckets: each goes in only with the birth date (and never the date alone).
+    high_entropy = {("nir",), ("email",), ("phone_mobile",), ("phone_home",)}
+    for field in Patient._meta.concrete_fields:
+        if isinstance(field, BlindIndexField):
+            assert field.sources in high_entropy or (
+                "birth_date" in field.sources and len(field.sources) > 1
+            ), field.name
+
+
+def test_the_same_name_on_another_birth_date_lands_in_another_bucket(group):
+    target = group.patients[30]
+    born = target.data.birth_date
+    digest = Patient._meta.get_field("bidx_name_birth").digest
+    days = [digest(target.data.birth_name, born + dt.timedelta(days=d)) for d in range(40)]
+    assert len(set(days)) >= 38  # 16 bits: two of forty dates may collide, no more
+    assert digest(target.data.birth_name.lower(), born) == days[0]
+
+
+def test_a_usage_name_that_sounds_like_the_birth_name_is_not_indexed_twice(group):
+    target = _pick(group, lambda d: not d.usage_name)
+    patient = Patient.objects.get(pk=target.id)
+    patient.usage_name = target.data.birth_name.upper()
+    patient.save()
+    patient.refresh_from_db()
+    assert patient.bidx_name_usage is None
+    assert patient.bidx_name_birth is not None
+    found = sel.patients_find_by_name_and_birth_date(
+        actor=ACTOR, name=target.data.birth_name, birth_date=target.data.birth_date
+    )
+    assert target.id in {p.id for p in found}
 
 
 def test_an_unknown_patient_id_is_not_found(group):

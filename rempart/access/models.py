@@ -17,7 +17,7 @@ from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
 
 from rempart.lib.ids import new_id
-from rempart.vault.fields import EncryptedTextField
+from rempart.vault.fields import EncryptedTextField, IndexKeyField
 
 
 class BreakGlassReason(models.TextChoices):
@@ -153,6 +153,8 @@ class CanaryMark(models.Model):
 
     tag = models.BinaryField(primary_key=True)
     establishment_id = models.UUIDField()
+    # the index key the tag was made under (`rempart keys reindex` moves it to the primary)
+    index_key_id = IndexKeyField()
 
     def __str__(self) -> str:
         return "leurre"

@@ -93,12 +93,16 @@ def role_label(role: str) -> str:
 # --- canaries -------------------------------------------------------------------------------------
 
 
-def canary_tag(patient_id: uuid.UUID) -> bytes:
-    return get_vault().indexer.tag("canary", patient_id.bytes)
+def canary_tag(patient_id: uuid.UUID, key_id: int | None = None) -> bytes:
+    """The keyed tag naming a canary (under the primary index key unless `key_id` says)."""
+    return get_vault().indexer.tag("canary", patient_id.bytes, key_id)
 
 
 def is_canary(patient_id: uuid.UUID) -> bool:
-    return CanaryMark.objects.filter(tag=canary_tag(patient_id)).exists()
+    # every enabled index key: during a rotation a mark may not be re-tagged yet
+    indexer = get_vault().indexer
+    tags = [canary_tag(patient_id, k) for k in indexer.key_ids]
+    return CanaryMark.objects.filter(tag__in=tags).exists()
 
 
 # --- budgets --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.services import event_record
 from rempart.directory.models import Role
 from rempart.patients.models import Patient
+from rempart.vault.keystore import get_vault
 
 MIN_JUSTIFICATION = 15
 
@@ -208,3 +209,24 @@ def canaries_plant(*, actor: Actor, per_establishment: int, seed: int) -> list[P
                      detail={"establishments": len(planted),
                              "per_establishment": per_establishment})  # fmt: skip
     return planted
+
+
+def canary_marks_rekey(model: type[Any], patient_ids: list[uuid.UUID]) -> int:
+    """Re-tag the canary marks of these patients under the primary index key (called by
+    `rempart keys reindex` for each batch of patients, in the batch's transaction); returns how
+    many marks moved. A mark's tag is keyed by the index root, so a rotated root needs it."""
+    if model is not Patient:
+        return 0
+    indexer = get_vault().indexer
+    primary = indexer.primary_key_id
+    tags = {policy.canary_tag(pid, k): (pid, k) for pid in patient_ids for k in indexer.key_ids}
+    moved = 0
+    for mark in CanaryMark.objects.filter(tag__in=list(tags)):
+        patient_id, key_id = tags[bytes(mark.tag)]
+        if key_id == primary and mark.index_key_id == primary:
+            continue
+        CanaryMark.objects.filter(tag=mark.tag).update(
+            tag=policy.canary_tag(patient_id), index_key_id=primary
+        )
+        moved += 1
+    return moved

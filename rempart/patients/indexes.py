@@ -1,8 +1,13 @@
 """What each blind index of a patient hashes, after normalisation.
 
-Bit lengths follow CipherSweet's rule for R = 760,000 rows: expected coincidences C = R / 2^L with
-2 <= C < sqrt(R) = 871.8 for single-field indexes, i.e. L between 10 and 18. Each index states its C
-where it is declared (rempart/patients/models.py).
+No index hashes a low-entropy trait alone: a family name, a phonetic code, a given name or a
+birth date shows its frequency through the size of its buckets whatever the bit length (MARTIN's
+bucket stands out), and two indexes on one trait join into a finer one. A name is indexed only
+with the birth date: `(phonetic code of the name, birth date)` is nearly unique per person, so a
+bucket holds C strangers drawn at random and the same name on another date lands elsewhere.
+The exact name needs no index of its own: it is a function of the phonetic code, so it would add
+bits on the same input without removing a candidate worth the leak. Budget and measurements:
+docs/ARCHITECTURE.md ("Blind indexes") and bench/index_attack.py.
 """
 
 from __future__ import annotations
@@ -19,16 +24,29 @@ def coincidences(bits: int, rows: int = EXPECTED_ROWS) -> float:
     return float(rows / 2**bits)
 
 
-def name_key(name: str) -> str | None:
-    return fold_name(name) or None
+def name_sound(name: str) -> str | None:
+    """What a name is indexed by: its phonetic code (DUPONT and DUPOND alike), or the folded name
+    itself when nothing pronounceable is left (a one-letter name)."""
+    code = phonetic_code(name)
+    if code:
+        return code
+    folded = fold_name(name)
+    return f"={folded}" if folded else None
 
 
-def phonetic_key(name: str) -> str | None:
-    return phonetic_code(name) or None
+def name_date_key(name: str, birth_date: dt.date) -> str | None:
+    sound = name_sound(name)
+    return f"{sound}|{birth_date.isoformat()}" if sound else None
 
 
-def date_key(birth_date: dt.date) -> str:
-    return birth_date.isoformat()
+def usage_date_key(usage_name: str, birth_date: dt.date, birth_name: str) -> str | None:
+    """The usage name with the birth date; nothing when it sounds like the birth name (found
+    through the birth name's index anyway, and two equal digests on one row would say that the
+    names are equal, which is likelier for a common name)."""
+    sound = name_sound(usage_name)
+    if not sound or sound == name_sound(birth_name):
+        return None
+    return f"{sound}|{birth_date.isoformat()}"
 
 
 def nir_key(nir: str) -> str | None:
@@ -41,10 +59,3 @@ def email_key(email: str) -> str | None:
 
 def phone_key(phone: str) -> str | None:
     return fold_phone(phone) or None
-
-
-def identity_key(birth_name: str, first_given_name: str, birth_date: dt.date) -> str | None:
-    name, given = fold_name(birth_name), fold_name(first_given_name)
-    if not name or not given:
-        return None
-    return f"{name}|{given}|{birth_date.isoformat()}"

@@ -14,6 +14,7 @@ from rempart.patients import indexes as ix
 from rempart.vault.fields import (
     BlindIndexField,
     EncryptedJSONField,
+    IndexKeyField,
     sealed_date,
     sealed_text,
     sealed_uuid,
@@ -72,30 +73,21 @@ class Patient(models.Model):
     city = sealed_text("contact", "city")
     gp_id = sealed_uuid("contact", "gp_id")
 
-    # Blind indexes. C = expected coincidences at R = 760,000 (see rempart/patients/indexes.py).
-    # Birth and usage names share one key so a typed name is looked up in both columns at once.
-    bidx_birth_name = BlindIndexField(  # L = 10, C = 742.2
-        cache=True, index="family_name", bits=10, sources=("birth_name",), normalise=ix.name_key
+    # Blind indexes (budget in docs/ARCHITECTURE.md, attack in bench/index_attack.py). No index
+    # on a low-entropy trait alone: a name goes in only with the birth date. C = expected
+    # coincidences at R = 760,000. Birth and usage names share one key, so a typed name is looked
+    # up in both columns at once.
+    bidx_name_birth = BlindIndexField(  # L = 16, C = 11.6
+        index="name_date",
+        bits=16,
+        sources=("birth_name", "birth_date"),
+        normalise=ix.name_date_key,
     )
-    bidx_usage_name = BlindIndexField(  # L = 10, C = 742.2
-        cache=True, index="family_name", bits=10, sources=("usage_name",), normalise=ix.name_key
-    )
-    bidx_phonetic_birth = BlindIndexField(  # L = 10, C = 742.2
-        cache=True,
-        index="family_phonetic",
-        bits=10,
-        sources=("birth_name",),
-        normalise=ix.phonetic_key,
-    )
-    bidx_phonetic_usage = BlindIndexField(  # L = 10, C = 742.2
-        cache=True,
-        index="family_phonetic",
-        bits=10,
-        sources=("usage_name",),
-        normalise=ix.phonetic_key,
-    )
-    bidx_birth_date = BlindIndexField(  # L = 12, C = 185.5
-        cache=True, index="birth_date", bits=12, sources=("birth_date",), normalise=ix.date_key
+    bidx_name_usage = BlindIndexField(  # L = 16, set for ~17 % of patients
+        index="name_date",
+        bits=16,
+        sources=("usage_name", "birth_date", "birth_name"),
+        normalise=ix.usage_date_key,
     )
     bidx_nir = BlindIndexField(  # L = 18, C = 2.9
         index="nir", bits=18, sources=("nir",), normalise=ix.nir_key
@@ -109,14 +101,8 @@ class Patient(models.Model):
     bidx_phone_home = BlindIndexField(  # L = 18, C = 2.9
         index="phone", bits=18, sources=("phone_home",), normalise=ix.phone_key
     )
-    # Compound: birth name + first given name + birth date. Compounds may keep more bits (the
-    # design allows it): L = 24, C = 0.045, so one look-up nearly always finds only the patient.
-    bidx_identity = BlindIndexField(
-        index="identity",
-        bits=24,
-        sources=("birth_name", "first_given_name", "birth_date"),
-        normalise=ix.identity_key,
-    )
+    # The index key the digests above were made under (after them: they read it on save).
+    index_key_id = IndexKeyField()
 
     class Meta:
         verbose_name = "patient"

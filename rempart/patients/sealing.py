@@ -16,6 +16,7 @@ from typing import Any
 from rempart.lib.bulkwrite import Same, binary_encoders, binary_rows_from_columns
 from rempart.patients.models import Patient
 from rempart.vault.fields import BlindIndexField, EncryptedField, SealedAttribute
+from rempart.vault.keystore import get_vault
 
 # (patient id, model values: every attribute's key, None when empty, as `as_model_values` gives)
 Batch = Sequence[tuple[uuid.UUID, Mapping[str, Any]]]
@@ -34,7 +35,7 @@ class PatientSealer:
         self.indexes = [f for f in meta.concrete_fields if isinstance(f, BlindIndexField)]
         self.columns = [
             "id", "identity_status", "created_at", "updated_at",
-            *(f.column for f in self.records), *(f.column for f in self.indexes),
+            *(f.column for f in self.records), *(f.column for f in self.indexes), "index_key_id",
         ]  # fmt: skip
         if [f.column for f in meta.concrete_fields] != self.columns:
             raise RuntimeError("the patient table's columns changed: update PatientSealer")
@@ -55,6 +56,7 @@ class PatientSealer:
             columns.append(
                 index.digest_column(*[[v[src] for v in values] for src in index.sources])
             )
+        columns.append(Same(get_vault().indexer.primary_key_id))
         return columns
 
     def rows(self, batch: Batch, now: dt.datetime) -> list[tuple[Any, ...]]:

@@ -196,42 +196,59 @@ def ciphertext_key_id(ciphertext: bytes) -> int:
 
 
 class BlindIndexer:
-    """Keyed, truncated digests for equality search; one key per index, derived from a PRF root."""
+    """Keyed, truncated digests for equality search; one key per index, derived from a PRF root.
+
+    The root is a Tink PRF keyset and may hold several enabled keys during a rotation: new
+    digests are made under the primary one, look-ups ask for every enabled key's digest (a row
+    not yet re-indexed is still found), `rempart keys reindex` moves every row to the primary.
+    """
 
     def __init__(self, root: tink.KeysetHandle) -> None:
-        self._prf = root.primitive(prf.PrfSet).primary()
-        self._keyed: dict[str, Any] = {}
+        prf_set = root.primitive(prf.PrfSet)
+        self.primary_key_id = int(prf_set.primary_id())
+        self._prfs = {int(k): v for k, v in prf_set.all().items()}
+        # the primary first: a look-up's first digest is the one new rows carry
+        self.key_ids = (self.primary_key_id,
+                        *sorted(k for k in self._prfs if k != self.primary_key_id))  # fmt: skip
+        self._keyed: dict[tuple[str, int], Any] = {}
 
-    def _hasher(self, index_name: str) -> Any:
+    def _keyed_hash(self, label: str, key_id: int | None, size: int) -> Any:
         """A keyed BLAKE2b ready to copy: copying skips the key schedule on every value."""
-        hasher = self._keyed.get(index_name)
+        key_id = self.primary_key_id if key_id is None else key_id
+        hasher = self._keyed.get((label, key_id))
         if hasher is None:
-            key = bytes(self._prf.compute(f"rempart/blind-index/v1/{index_name}".encode(), 32))
-            hasher = self._keyed[index_name] = hashlib.blake2b(key=key, digest_size=8)
+            if key_id not in self._prfs:
+                raise VaultError(f"no enabled index key {key_id}")
+            key = bytes(self._prfs[key_id].compute(label.encode(), 32))
+            hasher = self._keyed[(label, key_id)] = hashlib.blake2b(key=key, digest_size=size)
         return hasher
 
-    def tag(self, purpose: str, value: bytes) -> bytes:
+    def _hasher(self, index_name: str, key_id: int | None) -> Any:
+        return self._keyed_hash(f"rempart/blind-index/v1/{index_name}", key_id, 8)
+
+    def tag(self, purpose: str, value: bytes, key_id: int | None = None) -> bytes:
         """A full-length keyed tag (16 bytes) for membership tests that must never collide by
         chance (canary patients), unlike the truncated blind indexes."""
-        hasher = self._keyed.get(f"tag:{purpose}")
-        if hasher is None:  # the key schedule once per purpose, as for the indexes
-            key = bytes(self._prf.compute(f"rempart/tag/v1/{purpose}".encode(), 32))
-            hasher = self._keyed[f"tag:{purpose}"] = hashlib.blake2b(key=key, digest_size=16)
-        mac = hasher.copy()
+        mac = self._keyed_hash(f"rempart/tag/v1/{purpose}", key_id, 16).copy()
         mac.update(value)
         return bytes(mac.digest())
 
-    def digest(self, index_name: str, normalised: str, bits: int) -> int:
-        """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int."""
-        mac = self._hasher(index_name).copy()
+    def digest(self, index_name: str, normalised: str, bits: int, key_id: int | None = None) -> int:
+        """The index value: the first `bits` bits of BLAKE2b(key, value), as a signed-safe int
+        (under the primary key unless `key_id` names another enabled one)."""
+        mac = self._hasher(index_name, key_id).copy()
         mac.update(normalised.encode())
         return int.from_bytes(mac.digest(), "big") >> (64 - bits)
 
     def digests(
-        self, index_name: str, normalised: Sequence[str | None], bits: int
+        self,
+        index_name: str,
+        normalised: Sequence[str | None],
+        bits: int,
+        key_id: int | None = None,
     ) -> list[int | None]:
         """`digest` over many values (None or empty: no index value), for bulk loads."""
-        keyed, shift = self._hasher(index_name), 64 - bits
+        keyed, shift = self._hasher(index_name, key_id), 64 - bits
         out: list[int | None] = []
         for value in normalised:
             if value:

@@ -339,6 +339,7 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
         return name, path, args, kwargs
 
     def digest(self, *plain: Any) -> int | None:
+        """The stored value for these plaintexts, under the primary index key."""
         if self.normalise is None or None in plain:
             return None
         cache = self._cache
@@ -356,6 +357,17 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
                 cache.clear()
             cache[key] = value
         return value
+
+    def lookup_digests(self, *plain: Any) -> list[int]:
+        """What a look-up asks for: the digest under every enabled index key, the primary first
+        (during a rotation, rows not yet re-indexed still carry the old key's digest)."""
+        if self.normalise is None or None in plain:
+            return []
+        normalised = self.normalise(*plain)
+        if not normalised:
+            return []
+        indexer = get_vault().indexer
+        return [indexer.digest(self.index, normalised, self.bits, k) for k in indexer.key_ids]
 
     def digest_column(self, *sources: Sequence[Any]) -> list[int | None]:
         """Bulk loads: the digests of many rows at once, one list per source field (what
@@ -398,11 +410,48 @@ class BlindIndexField(models.IntegerField):  # type: ignore[type-arg]
 
     def pre_save(self, model_instance: models.Model, add: bool) -> int | None:
         fields = self._source_fields(type(model_instance))
-        if add or any(
-            isinstance(f, EncryptedField) and f.is_pending(model_instance) for f in fields
+        stale_key = getattr(model_instance, INDEX_KEY_ATTNAME, None) != (
+            get_vault().indexer.primary_key_id
+        )
+        if (
+            add
+            or stale_key
+            or any(isinstance(f, EncryptedField) and f.is_pending(model_instance) for f in fields)
         ):
             value = self.digest(*(getattr(model_instance, name) for name in self.sources))
             setattr(model_instance, self.attname, value)
             return value
         current: int | None = getattr(model_instance, self.attname)
         return current
+
+
+INDEX_KEY_ATTNAME = "index_key_id"
+
+
+class IndexKeyField(models.BigIntegerField):  # type: ignore[type-arg]
+    """The id of the index key a row's blind indexes were computed under (a Tink key id, clear:
+    every row carries the same one once `rempart keys reindex` has run). Declared after the
+    blind-index fields, which recompute themselves on save when it is not the primary key's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("db_index", True)
+        kwargs["editable"] = False
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def contribute_to_class(
+        self, cls: type[models.Model], name: str, private_only: bool = False
+    ) -> None:
+        if name != INDEX_KEY_ATTNAME:
+            raise TypeError(f"the index key field must be named {INDEX_KEY_ATTNAME}")
+        super().contribute_to_class(cls, name, private_only=private_only)
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> int:
+        value = get_vault().indexer.primary_key_id
+        setattr(model_instance, self.attname, value)
+        return value

@@ -38,11 +38,20 @@ class SearchTooBroad(ValidationError):
         super().__init__(_("Critères trop larges : précisez la recherche."), code="too_broad")
 
 
-def _digest(index_field: str, *values: object) -> int | None:
+def _digests(index_field: str, *values: object) -> list[int]:
+    """The values to look for in a blind-index column: one per enabled index key."""
     field = Patient._meta.get_field(index_field)
     if not isinstance(field, BlindIndexField):
         raise TypeError(f"{index_field} is not a blind index")
-    return field.digest(*values)
+    return field.lookup_digests(*values)
+
+
+def _by_name_date(name: str, birth_date: dt.date) -> Q:
+    """Candidates for a name on a birth date: the (phonetic code, birth date) index, in the
+    birth-name and usage-name columns. Exact and approximate searches ask the same buckets and
+    differ only in the filter applied to the decrypted candidates."""
+    digests = _digests("bidx_name_birth", name, birth_date)
+    return Q(bidx_name_birth__in=digests) | Q(bidx_name_usage__in=digests)
 
 
 def _exact(candidates: Q, keep: Callable[[Patient], bool]) -> list[Patient]:
@@ -138,16 +147,8 @@ def _by_name_and_birth_date(name: str, birth_date: dt.date, given_name: str) -> 
     folded = fold_name(name)
     if not folded:
         raise ValidationError({"name": _("Le nom est obligatoire.")})
-    name_digest = _digest("bidx_birth_name", name)
-    by_name_and_date = (Q(bidx_birth_name=name_digest) | Q(bidx_usage_name=name_digest)) & Q(
-        bidx_birth_date=_digest("bidx_birth_date", birth_date)
-    )
     given = fold_name(given_name)
-    candidates = by_name_and_date
-    if given:
-        candidates = (
-            Q(bidx_identity=_digest("bidx_identity", name, given_name, birth_date)) | candidates
-        )
+    candidates = _by_name_date(name, birth_date)
 
     def keep(p: Patient) -> bool:
         return (
@@ -165,7 +166,7 @@ def patients_find_by_nir(*, actor: Actor, nir: str) -> list[Patient]:
 
 def _by_nir(nir: str) -> list[Patient]:
     normalised = validate_nir(nir)
-    return _exact(Q(bidx_nir=_digest("bidx_nir", normalised)), lambda p: p.nir == normalised)
+    return _exact(Q(bidx_nir__in=_digests("bidx_nir", normalised)), lambda p: p.nir == normalised)
 
 
 def patients_find_by_email(*, actor: Actor, email: str) -> list[Patient]:
@@ -177,7 +178,8 @@ def _by_email(email: str) -> list[Patient]:
     if not folded:
         raise ValidationError({"email": _("L'adresse est obligatoire.")})
     return _exact(
-        Q(bidx_email=_digest("bidx_email", email)), lambda p: fold_email(p.email or "") == folded
+        Q(bidx_email__in=_digests("bidx_email", email)),
+        lambda p: fold_email(p.email or "") == folded,
     )
 
 
@@ -189,36 +191,35 @@ def _by_phone(phone: str) -> list[Patient]:
     folded = fold_phone(phone)
     if len(folded) < 8:
         raise ValidationError({"phone": _("Le numéro de téléphone est incomplet.")})
-    digest = _digest("bidx_phone_mobile", phone)
+    digests = _digests("bidx_phone_mobile", phone)
     return _exact(
-        Q(bidx_phone_mobile=digest) | Q(bidx_phone_home=digest),
+        Q(bidx_phone_mobile__in=digests) | Q(bidx_phone_home__in=digests),
         lambda p: folded in (fold_phone(p.phone_mobile or ""), fold_phone(p.phone_home or "")),
     )
 
 
 def patients_find_by_phonetic_name(
-    *, actor: Actor, name: str, birth_date: dt.date | None = None
+    *, actor: Actor, name: str, birth_date: dt.date
 ) -> list[Patient]:
-    """Names that sound alike (DUPONT, DUPOND), optionally on a birth date."""
-    kinds = ["phonetic_name", *(["birth_date"] if birth_date is not None else [])]
-    return _search(actor, kinds, lambda: _by_phonetic_name(name, birth_date))
+    """Names that sound alike (DUPONT, DUPOND) on a birth date. A name alone is not searchable:
+    no index holds a name without its birth date (a stolen database would show its frequency)."""
+    return _search(
+        actor, ["phonetic_name", "birth_date"], lambda: _by_phonetic_name(name, birth_date)
+    )
 
 
-def _by_phonetic_name(name: str, birth_date: dt.date | None) -> list[Patient]:
+def _by_phonetic_name(name: str, birth_date: dt.date) -> list[Patient]:
     code = phonetic_code(name)
     if not code:
         raise ValidationError({"name": _("Le nom est obligatoire.")})
-    digest = _digest("bidx_phonetic_birth", name)
-    candidates = Q(bidx_phonetic_birth=digest) | Q(bidx_phonetic_usage=digest)
-    if birth_date is not None:
-        candidates &= Q(bidx_birth_date=_digest("bidx_birth_date", birth_date))
 
     def keep(p: Patient) -> bool:
-        if birth_date is not None and p.birth_date != birth_date:
-            return False
-        return code in (phonetic_code(p.birth_name or ""), phonetic_code(p.usage_name or ""))
+        return p.birth_date == birth_date and code in (
+            phonetic_code(p.birth_name or ""),
+            phonetic_code(p.usage_name or ""),
+        )
 
-    return _exact(candidates, keep)
+    return _exact(_by_name_date(name, birth_date), keep)
 
 
 def patient_id_for_ipp(*, actor: Actor, ipp: str, finess: str) -> uuid.UUID:

@@ -48,7 +48,7 @@ def _traits_key(identity: dict[str, Any]) -> str | None:
 
 CHECKS: tuple[tuple[str, str, Key], ...] = (
     ("bidx_nir", DuplicateCandidate.Reason.SAME_INS, _ins_key),
-    ("bidx_identity", DuplicateCandidate.Reason.SAME_TRAITS, _traits_key),
+    ("bidx_name_birth", DuplicateCandidate.Reason.SAME_TRAITS, _traits_key),
 )
 
 

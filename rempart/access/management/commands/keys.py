@@ -1,4 +1,7 @@
-"""`rempart keys`: create, list and rotate the keysets."""
+"""`rempart keys`: create, list and rotate the keysets, re-encrypt and re-index.
+
+It lives with access (not vault) because re-indexing re-keys the canary marks too, and every
+key operation goes to the audit trail: this floor may see both."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rempart.access.services import canary_marks_rekey
 from rempart.audit.context import Actor
 from rempart.audit.models import Action, Purpose
 from rempart.audit.services import AuditUnavailable, event_record
@@ -18,7 +22,7 @@ from rempart.vault import crypto, keystore, rotation
 class Command(BaseCommand):
     help = (
         "Manage the vault's keys: init, list, add CATEGORY, promote CATEGORY KEY_ID, "
-        "reencrypt, disable CATEGORY KEY_ID."
+        "reencrypt, reindex, disable CATEGORY KEY_ID."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,17 +35,23 @@ class Command(BaseCommand):
         )
         sub.add_parser("list", help="keys of each category, and how many values each one sealed")
         add = sub.add_parser("add", help="add a new key (enabled, not primary)")
-        add.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        add.add_argument("category", choices=crypto.ALL_CATEGORIES)
         promote = sub.add_parser("promote", help="make a key the primary (new values use it)")
-        promote.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        promote.add_argument("category", choices=crypto.ALL_CATEGORIES)
         promote.add_argument("key_id", type=int)
         re = sub.add_parser(
             "reencrypt", help="re-seal every value under its category's primary key"
         )
         re.add_argument("--category", choices=crypto.AEAD_CATEGORIES, action="append")
         re.add_argument("--batch-size", type=int, default=2000)
+        reindex = sub.add_parser(
+            "reindex",
+            help="recompute every blind index (and canary tag) not made under the primary "
+            "index key, from the sealed values; resumable",
+        )
+        reindex.add_argument("--batch-size", type=int, default=2000)
         disable = sub.add_parser("disable", help="disable an old key once nothing uses it")
-        disable.add_argument("category", choices=crypto.AEAD_CATEGORIES)
+        disable.add_argument("category", choices=crypto.ALL_CATEGORIES)
         disable.add_argument("key_id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -75,6 +85,8 @@ class Command(BaseCommand):
                         )
                     _audit("reencrypt", {"category": category, "values": n})
                     self.stdout.write(f"{category}: {n} valeurs rechiffrées")
+            elif action == "reindex":
+                self._reindex(options["batch_size"])
             elif action == "disable":
                 rotation.key_disable(options["category"], options["key_id"])
                 _audit("disable", {"category": options["category"], "key_id": options["key_id"]})
@@ -84,11 +96,23 @@ class Command(BaseCommand):
         except AuditUnavailable as exc:
             raise CommandError(str(exc)) from None
 
+    def _reindex(self, batch_size: int) -> None:
+        total = rotation.count_to_reindex()
+        with progress_bar("réindexation", total) as advance:
+            n = rotation.reindex(
+                batch_size=batch_size, progress=advance, on_batch=canary_marks_rekey
+            )
+        key_id = keystore.get_vault().indexer.primary_key_id
+        _audit("reindex", {"category": crypto.INDEX_CATEGORY, "key_id": key_id, "rows": n})
+        self.stdout.write(f"index : {n} lignes réindexées sous la clé {key_id}")
+
     def _list(self) -> None:
         for category in crypto.ALL_CATEGORIES:
             handle = keystore.read_keyset(category)
-            counts = (
-                rotation.ciphertexts_by_key(category) if category != crypto.INDEX_CATEGORY else {}
+            counts: Any = (
+                rotation.ciphertexts_by_key(category)
+                if category != crypto.INDEX_CATEGORY
+                else rotation.rows_by_index_key()
             )
             for key in crypto.describe_keyset(handle):
                 mark = "primaire" if key.primary else ""
