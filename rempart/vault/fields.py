@@ -227,9 +227,15 @@ class EncryptedJSONField(EncryptedField):
     python_type = dict
 
     # orjson: the same JSON as the standard library (UTF-8, sorted keys, no spaces), ten times
-    # faster each way; a chart opens two records, a bulk load seals two per patient.
+    # faster each way; a chart opens two records, a bulk load seals two per patient. Padded with
+    # spaces (JSON ignores them) to a multiple of PAD_TO bytes: a ciphertext's exact length would
+    # tell the length of the names inside, enough for a thief with the source to guess common
+    # family names above chance (bench/index_attack.py, "ciphertext lengths").
+    PAD_TO = 64
+
     def encode(self, value: dict[str, Any]) -> bytes:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return data + b" " * (-len(data) % self.PAD_TO)
 
     def decode(self, data: bytes) -> dict[str, Any]:
         result: dict[str, Any] = orjson.loads(data)
