@@ -122,7 +122,7 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group ids per row (rows with a NULL key: -1) and the size of each group."""
     valid = keys != NULL
     inverse = np.full(len(keys), NULL, dtype=np.int64)
-    uniques, inv, counts = np.unique(keys[valid], return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(keys[valid], return_inverse=True, return_counts=True)
     inverse[valid] = inv
     return inverse, counts
 
@@ -436,7 +436,7 @@ def dump(codes: Codes) -> tuple[Population, list[dict]]:
         )
         profile = dict(cursor.fetchall())
         cursor.execute(
-            f"SELECT id, identity, contact, octet_length(identity), "  # noqa: S608
+            f"SELECT id, identity, contact, octet_length(identity), "
             f"coalesce(octet_length(contact), 0), {', '.join(index_columns)} "
             "FROM patients_patient ORDER BY id"
         )
