@@ -76,6 +76,7 @@ class Knowledge:
     by_length_name: dict[int, int]  # shadow: commonest name at each pair of lengths
     by_length_date: dict[int, int]
     by_profile_date: dict[int, int]
+    alphabet: list[tuple[float, int]]  # shadow: cumulative share of names in alphabetical order
 
 
 @dataclass
@@ -211,6 +212,14 @@ def attacks(pop: Population, know: Knowledge) -> list[Outcome]:
         guesses = np.full(len(rows), know.ranked_names[0], dtype=np.int64)
         results.append(score(f"equal {a} and {b}", "name", pop, rows, guesses, know.name_prior))
     every = np.arange(pop.size)
+    # Rows as the dump lists them (id order: UUIDv7 ids follow insertion): were they inserted in
+    # alphabetical order (a legacy file sorted by name), a row's position would give its name.
+    bounds = np.array([c for c, _ in know.alphabet])
+    by_position = np.array([code for _, code in know.alphabet], dtype=np.int64)
+    position = (every + 0.5) / pop.size
+    guesses = by_position[np.minimum(np.searchsorted(bounds, position), len(bounds) - 1)]
+    results.append(score("row order against the alphabet", "name", pop, every, guesses,
+                         know.name_prior))  # fmt: skip
     for target, table, prior in (
         ("name", know.by_length_name, know.name_prior),
         ("date", know.by_length_date, know.date_prior),
@@ -277,7 +286,17 @@ def knowledge(shadow: Population, codes: Codes) -> Knowledge:
         by_length_name=commonest(shadow.lengths, shadow.birth),
         by_length_date=commonest(shadow.lengths, shadow.date),
         by_profile_date=commonest(shadow.profile, shadow.date),
+        alphabet=_alphabet(names, codes, total),
     )
+
+
+def _alphabet(names: Counter[int], codes: Codes, total: int) -> list[tuple[float, int]]:
+    spelled = {code: name for name, code in codes.names.items()}
+    cumulative, out = 0.0, []
+    for code in sorted(names, key=lambda c: spelled[c]):
+        cumulative += names[code] / total
+        out.append((cumulative, code))
+    return out
 
 
 def _record_lengths(values: list[dict], patient_cls: type) -> np.ndarray:
@@ -463,6 +482,31 @@ def dump(codes: Codes) -> tuple[Population, list[dict]]:
     )
 
 
+def print_collisions(pop: Population, codes: Codes) -> None:
+    """How many other patients share a row's value, on average (R x sum of p^2): what a bucket's
+    frequency signal is made of, against its random load C."""
+    from rempart.lib.phonetic import phonetic_code
+
+    names = {code: name for name, code in codes.names.items()}
+    sounds: dict[str, int] = {}
+    sound = np.array([sounds.setdefault(phonetic_code(names[c]) or names[c], len(sounds))
+                      for c in pop.birth.tolist()])  # fmt: skip
+
+    def shared(keys: np.ndarray) -> float:
+        _, counts = np.unique(keys, return_counts=True)
+        return float((counts * (counts - 1)).sum() / pop.size)
+
+    print("\nother patients sharing a row's value (mean; the signal a bucket could carry)")
+    for label, keys in (
+        ("family name", pop.birth),
+        ("phonetic code", sound),
+        ("birth date", pop.date),
+        ("(family name, birth date)", _combine(pop.birth, pop.date)),
+        ("(phonetic code, birth date): the indexed input", _combine(sound, pop.date)),
+    ):
+        print(f"  {label:48} {shared(keys):12.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=760_000)
@@ -480,6 +524,7 @@ def main() -> None:
     know = knowledge(shadow_now, codes)
     print(f"shadow population made from the source in {time.perf_counter() - started:.0f} s")
 
+    print_collisions(real, codes)
     before = Population(
         columns=first_design_columns(values), shared=FIRST_DESIGN_SHARED, lengths=real.lengths,
         profile=real.profile, birth=real.birth, usage=real.usage, date=real.date,
