@@ -394,22 +394,39 @@ def profiles_of(chunk_stays: dict, ids: list, kinds: dict) -> list[str]:
     return ["|".join(sorted(kinds.get(s, "?") for s in chunk_stays.get(i, ()))) for i in ids]
 
 
-def simulated(patients: int, seed: int) -> tuple[list, list[dict], list[str]]:
-    """A group made in memory by the generator (the thief's shadow, or the test's group)."""
-    from rempart.synth.population import build_directory, make_chunk
+def _simulate_chunk(task: tuple) -> tuple[list[dict], list[str], np.ndarray]:
+    from rempart.patients.models import Patient
+    from rempart.synth.population import make_chunk
+
+    directory, index = task
+    kinds = {s.id: s.code for s in directory.services}
+    chunk = make_chunk(directory, index)
+    stays_of: dict = defaultdict(list)
+    for s in chunk.stays:
+        stays_of[s.patient_id].append(s.service_id)
+    ids = [p.id for p in chunk.patients]
+    values = [p.data.as_model_values() for p in chunk.patients]
+    return values, profiles_of(stays_of, ids, kinds), _record_lengths(values, Patient)
+
+
+def simulated(patients: int, seed: int) -> tuple[list[dict], list[str], np.ndarray]:
+    """A group made in memory by the generator (the thief's shadow, or the test's group): each
+    patient's values, stays' services and record lengths; chunks made in 2 processes."""
+    import multiprocessing
+
+    from rempart.synth.population import build_directory
 
     directory = build_directory(seed=seed, patients=patients, today=TODAY, clinics=12,
                                 health_centres=2, nursing_homes=3)  # fmt: skip
-    kinds = {s.id: f"{s.code}" for s in directory.services}
-    ids, values, stays_of = [], [], defaultdict(list)
-    for index in range(directory.chunks):
-        chunk = make_chunk(directory, index)
-        for p in chunk.patients:
-            ids.append(p.id)
-            values.append(p.data.as_model_values())
-        for s in chunk.stays:
-            stays_of[s.patient_id].append(s.service_id)
-    return ids, values, profiles_of(stays_of, ids, kinds)
+    tasks = [(directory, i) for i in range(directory.chunks)]
+    if len(tasks) > 1:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            parts = pool.map(_simulate_chunk, tasks)
+    else:
+        parts = [_simulate_chunk(t) for t in tasks]
+    values = [v for part in parts for v in part[0]]
+    profiles = [p for part in parts for p in part[1]]
+    return values, profiles, np.concatenate([part[2] for part in parts])
 
 
 # --- the run --------------------------------------------------------------------------------------

@@ -26,18 +26,25 @@ def _bench():
 def played(vault_dir):
     attack = _bench()
     codes = attack.Codes()
-    _, values, profiles = attack.simulated(PATIENTS, seed=21)
+    values, profiles, lengths = attack.simulated(PATIENTS, seed=21)
     # what the model stores for these patients (the bulk path, tested equal to save())
     after = attack.population_from_values(
-        values, profiles, codes, attack.current_design_columns(values), attack.current_shared()
+        values,
+        profiles,
+        codes,
+        attack.current_design_columns(values),
+        attack.current_shared(),
+        lengths,
     )
     before = attack.Population(
         columns=attack.first_design_columns(values), shared=attack.FIRST_DESIGN_SHARED,
         lengths=after.lengths, profile=after.profile, birth=after.birth, usage=after.usage,
         date=after.date,
     )  # fmt: skip
-    _, shadow_values, shadow_profiles = attack.simulated(PATIENTS, seed=22)
-    shadow = attack.population_from_values(shadow_values, shadow_profiles, codes, {}, [])
+    shadow_values, shadow_profiles, shadow_lengths = attack.simulated(PATIENTS, seed=22)
+    shadow = attack.population_from_values(
+        shadow_values, shadow_profiles, codes, {}, [], shadow_lengths
+    )
     know = attack.knowledge(shadow, codes)
     return attack.attacks(before, know), attack.attacks(after, know)
 
@@ -73,10 +80,7 @@ def test_no_bucket_stands_out_of_random_collisions(played):
 
 def test_padded_records_leave_few_distinct_lengths(vault_dir):
     attack = _bench()
-    _, values, _ = attack.simulated(3000, seed=23)
-    from rempart.patients.models import Patient
-
-    lengths = attack._record_lengths(values, Patient)
+    _, _, lengths = attack.simulated(3000, seed=23)
     identity = np.unique(lengths // 10_000)
     assert all((n - attack.AEAD_OVERHEAD) % 64 == 0 for n in identity)
     assert len(identity) <= 4
