@@ -77,15 +77,15 @@ class Patient(models.Model):
     # on a low-entropy trait alone: a name goes in only with the birth date. C = expected
     # coincidences at R = 760,000. Birth and usage names share one key, so a typed name is looked
     # up in both columns at once.
-    bidx_name_birth = BlindIndexField(  # L = 16, C = 13.4 over both columns
+    bidx_name_birth = BlindIndexField(  # L = 18, C = 3.3 over both columns
         index="name_date",
-        bits=16,
+        bits=18,
         sources=("birth_name", "birth_date"),
         normalise=ix.name_date_key,
     )
-    bidx_name_usage = BlindIndexField(  # L = 16, set for ~17 % of patients
+    bidx_name_usage = BlindIndexField(  # L = 18, set for ~15 % of patients
         index="name_date",
-        bits=16,
+        bits=18,
         sources=("usage_name", "birth_date", "birth_name"),
         normalise=ix.usage_date_key,
     )

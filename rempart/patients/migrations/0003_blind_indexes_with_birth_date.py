@@ -43,12 +43,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='patient',
             name='bidx_name_birth',
-            field=rempart.vault.fields.BlindIndexField(bits=16, db_index=True, index='name_date', null=True),
+            field=rempart.vault.fields.BlindIndexField(bits=18, db_index=True, index='name_date', null=True),
         ),
         migrations.AddField(
             model_name='patient',
             name='bidx_name_usage',
-            field=rempart.vault.fields.BlindIndexField(bits=16, db_index=True, index='name_date', null=True),
+            field=rempart.vault.fields.BlindIndexField(bits=18, db_index=True, index='name_date', null=True),
         ),
         migrations.AddField(
             model_name='patient',
