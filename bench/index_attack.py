@@ -4,7 +4,7 @@ and against the same patients with the blind indexes of the first design ("befor
 and phonetic code at 10 bits each, birth date at 12, the identity compound at 24; computed here
 with a fresh key, as that schema would have stored them).
 
-Usage: .venv/bin/python bench/index_attack.py [--patients N] [--seed S]
+Usage: .venv/bin/python bench/index_attack.py [--patients N] [--seed S] [--reuse DATA_DIR]
 Creates (and drops first) the database `rempart_bench_attack`, loads the group with the real
 generator path (keys in a temporary folder), then plays the thief. The keys serve only to score
 the guesses; every attack reads what a dump holds: index columns, ciphertext lengths, stays
@@ -432,19 +432,25 @@ def simulated(patients: int, seed: int) -> tuple[list[dict], list[str], np.ndarr
 # --- the run --------------------------------------------------------------------------------------
 
 
+def connect(data_dir: str) -> None:
+    os.environ.update(
+        REMPART_ENV="test", REMPART_DATA_DIR=data_dir, DATABASE_URL=URL,
+        DJANGO_SETTINGS_MODULE="rempart.settings",
+    )  # fmt: skip
+    import django
+
+    django.setup()
+
+
 def setup(patients: int, seed: int) -> None:
     import psycopg
 
     with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS rempart_bench_attack WITH (FORCE)")
         conn.execute("CREATE DATABASE rempart_bench_attack")
-    os.environ.update(
-        REMPART_ENV="test", REMPART_DATA_DIR=tempfile.mkdtemp(prefix="rempart-attack-"),
-        DATABASE_URL=URL, DJANGO_SETTINGS_MODULE="rempart.settings",
-    )  # fmt: skip
-    import django
-
-    django.setup()
+    data_dir = tempfile.mkdtemp(prefix="rempart-attack-")
+    print(f"keys in {data_dir} (--reuse {data_dir} attacks this group again)")
+    connect(data_dir)
     from django.core.management import call_command
 
     from rempart.vault import keystore
@@ -528,16 +534,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=760_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reuse", metavar="DATA_DIR",
+        help="attack the group a previous run loaded (its keys folder, printed by that run)",
+    )  # fmt: skip
     args = parser.parse_args()
-    setup(args.patients, args.seed)
+    if args.reuse:
+        connect(args.reuse)
+    else:
+        setup(args.patients, args.seed)
     codes = Codes()
     started = time.perf_counter()
     real, values = dump(codes)
     print(f"dump read and scored truth decrypted in {time.perf_counter() - started:.0f} s")
 
     started = time.perf_counter()
-    _, shadow_values, shadow_profiles = simulated(args.patients, args.seed + 1000)
-    shadow_now = population_from_values(shadow_values, shadow_profiles, codes, {}, [])
+    shadow_values, shadow_profiles, shadow_lengths = simulated(args.patients, args.seed + 1000)
+    shadow_now = population_from_values(
+        shadow_values, shadow_profiles, codes, {}, [], shadow_lengths
+    )
     know = knowledge(shadow_now, codes)
     print(f"shadow population made from the source in {time.perf_counter() - started:.0f} s")
 
