@@ -3,6 +3,7 @@ canary marks following), disable; a re-index killed mid-way finishes on a rerun.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -82,6 +83,14 @@ def test_the_index_root_rotates_with_searches_and_canaries_working_throughout(gr
     assert all(_findable(p) for p in sample)
     assert policy.is_canary(canary)  # its mark was re-tagged under the new key
     assert not policy.is_canary(sample[0].pk)
+    # `keys list` counts the patients under each index key, not the canary marks (their number
+    # would tell how many canaries there are)
+    listing = io.StringIO()
+    call_command("keys", "list", stdout=listing)
+    line = next(
+        x for x in listing.getvalue().splitlines() if x.startswith("index") and "primaire" in x
+    )
+    assert line.endswith(f" {Patient.objects.count()} valeurs")
     # an edited patient is indexed under the new key, its digests as the bulk re-index made them
     patient = sample[1]
     patient.email = "nouvelle.adresse@exemple.test"

@@ -177,11 +177,13 @@ def index_key_models() -> list[type[models.Model]]:
             if any(isinstance(f, IndexKeyField) for f in m._meta.concrete_fields)]  # fmt: skip
 
 
-def rows_by_index_key() -> Counter[int | None]:
+def rows_by_index_key(*, indexed_only: bool = False) -> Counter[int | None]:
     """How many rows (patients, canary marks...) carry values made under each index key;
-    None: rows made before index keys were recorded, to re-index."""
+    None: rows made before index keys were recorded, to re-index. `indexed_only` counts the rows
+    with blind indexes only (what `keys list` shows: the number of canary marks is not told)."""
     counts: Counter[int | None] = Counter()
-    for model in index_key_models():
+    chosen = [m.model for m in indexed_models()] if indexed_only else index_key_models()
+    for model in chosen:
         for key_id, n in (
             model._base_manager.values_list("index_key_id")
             .annotate(n=models.Count("pk"))

@@ -112,7 +112,7 @@ class Command(BaseCommand):
             counts: Any = (
                 rotation.ciphertexts_by_key(category)
                 if category != crypto.INDEX_CATEGORY
-                else rotation.rows_by_index_key()
+                else rotation.rows_by_index_key(indexed_only=True)
             )
             for key in crypto.describe_keyset(handle):
                 mark = "primaire" if key.primary else ""
