@@ -6,9 +6,13 @@ Tests run inside transactions rolled back after each one, so the group is shared
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -92,6 +96,36 @@ def scratch_database(db: None) -> Iterator[str]:
     yield admin.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Console:
+    """The `rempart` command run as an operator would, in the demo posture, against a scratch
+    database and a copy of the test keys (`data_dir`)."""
+
+    env: dict[str, str]
+    data_dir: Path
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "rempart.cli", *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True,  # noqa: S603
+                              check=True)  # fmt: skip
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """In the background, in its own process group (for a kill -9 of the whole command)."""
+        return subprocess.Popen(self.command(*args), env=self.env, stdout=subprocess.DEVNULL,  # noqa: S603
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+
+@pytest.fixture
+def console(scratch_database: str, vault_dir: Path, tmp_path: Path) -> Console:
+    data_dir = tmp_path / "data"
+    shutil.copytree(vault_dir, data_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
+    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data_dir), DATABASE_URL=scratch_database)
+    return Console(env, data_dir)
 
 
 @pytest.fixture(autouse=True)

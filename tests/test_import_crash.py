@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
-
-CLI = [sys.executable, "-m", "rempart.cli"]
 
 
 def _job(url: str) -> tuple[int, str] | None:
@@ -25,16 +20,9 @@ def _job(url: str) -> tuple[int, str] | None:
 
 
 def test_an_import_killed_mid_way_finishes_on_rerun_with_no_duplicate_and_no_loss(
-    scratch_database: str, vault_dir: Path, tmp_path: Path
+    console, scratch_database: str, tmp_path: Path
 ):
-    data_dir = tmp_path / "data"
-    shutil.copytree(vault_dir, data_dir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
-    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data_dir), DATABASE_URL=scratch_database)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=True)  # noqa: S603
-
+    run = console.run
     run("migrate", "-v0")
     run("generate", "--patients", "300", "--seed", "5", "--workers", "0")
     export = tmp_path / "export.csv"
@@ -58,12 +46,8 @@ def test_an_import_killed_mid_way_finishes_on_rerun_with_no_duplicate_and_no_los
         scratch_database, "SELECT finess FROM directory_establishment ORDER BY finess LIMIT 1"
     )
 
-    importing = subprocess.Popen(  # noqa: S603
-        [*CLI, "import", str(export), "--establishment", finess, "--batch-size", "500"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    importing = console.start(
+        "import", str(export), "--establishment", finess, "--batch-size", "500"
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

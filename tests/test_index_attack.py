@@ -56,7 +56,9 @@ def _best(results, target):
 def test_the_first_design_gave_family_names_away(played):
     before, _ = played
     best = _best(before, "name")
-    assert best.above_chance / PATIENTS > 0.01  # the attack works: it would see a leak
+    # the attack sees the leak: three times the bar the stored design must stay under (about
+    # 1 to 2 % at 20,000 patients, with a fresh key each run; 4.6 % at 760,000)
+    assert best.above_chance / PATIENTS > 0.003
     assert best.attack.startswith(("rank", "excess"))
 
 

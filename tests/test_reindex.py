@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +26,6 @@ from tests.conftest import point_vault_at
 
 ACTOR = Actor.system("tests")
 INDEXES = [f for f in Patient._meta.concrete_fields if isinstance(f, BlindIndexField)]
-CLI = [sys.executable, "-m", "rempart.cli"]
 
 
 def _digests() -> dict[object, tuple[object, ...]]:
@@ -140,17 +136,8 @@ def _count(url: str, sql: str, params: list[object] | None = None) -> int:
         return int(conn.execute(sql, params or []).fetchone()[0])
 
 
-def test_a_reindex_killed_mid_way_finishes_on_rerun(
-    scratch_database: str, vault_dir: Path, tmp_path: Path
-):
-    data_dir = tmp_path / "data"
-    shutil.copytree(vault_dir, data_dir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
-    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data_dir), DATABASE_URL=scratch_database)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=True)  # noqa: S603
-
+def test_a_reindex_killed_mid_way_finishes_on_rerun(console, scratch_database: str, vault_dir):
+    run, data_dir = console.run, console.data_dir
     run("migrate", "-v0")
     run("generate", "--patients", "12000", "--seed", "4", "--workers", "0")
     run("canaries", "plant", "--per-establishment", "2")
@@ -160,13 +147,7 @@ def test_a_reindex_killed_mid_way_finishes_on_rerun(
     run("keys", "promote", "index", str(new))
 
     done_sql = "SELECT count(*) FROM patients_patient WHERE index_key_id = %s"
-    reindexing = subprocess.Popen(  # noqa: S603
-        [*CLI, "keys", "reindex", "--batch-size", "200"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    reindexing = console.start("keys", "reindex", "--batch-size", "200")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and _count(scratch_database, done_sql, [new]) < 1000:
         time.sleep(0.02)
