@@ -2,7 +2,7 @@
 stored bytes per patient, and selector latency next to the plaintext B-tree equivalent.
 
 Usage: .venv/bin/python bench/scale.py [--patients N] [--pgcrypto-rows N] [--searches N]
-                                       [--rounds N] [--load-only]
+                                       [--rounds N] [--load-only] [--searches-again DATA_DIR]
 Creates (and drops first) the database `rempart_bench_scale`; keys in a temporary folder.
 Two worker processes each make their share of the synthetic values first (not timed), as a
 loader's workers hold the rows they generated or parsed. Each timed load then goes from those
@@ -58,19 +58,25 @@ ATTRS = [
 PLAIN_TYPES = {"birth_date": "DateField", "gp_id": "UUIDField"}
 
 
+def connect(data_dir: str) -> None:
+    os.environ.update(
+        REMPART_ENV="test", REMPART_DATA_DIR=data_dir, DATABASE_URL=URL,
+        DJANGO_SETTINGS_MODULE="rempart.settings",
+    )  # fmt: skip
+    import django
+
+    django.setup()
+
+
 def setup() -> None:
     import psycopg
 
     with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS rempart_bench_scale WITH (FORCE)")
         conn.execute("CREATE DATABASE rempart_bench_scale")
-    os.environ.update(
-        REMPART_ENV="test", REMPART_DATA_DIR=tempfile.mkdtemp(prefix="rempart-bench-"),
-        DATABASE_URL=URL, DJANGO_SETTINGS_MODULE="rempart.settings",
-    )  # fmt: skip
-    import django
-
-    django.setup()
+    data_dir = tempfile.mkdtemp(prefix="rempart-bench-")
+    print(f"keys in {data_dir} (--searches-again {data_dir}: the searches alone, later)")
+    connect(data_dir)
     from django.core.management import call_command
 
     from rempart.vault import keystore
@@ -208,7 +214,15 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2, help="loads of each kind, interleaved")
     parser.add_argument("--load-only", action="store_true", help="skip pgcrypto and searches")
+    parser.add_argument(
+        "--searches-again", metavar="DATA_DIR",
+        help="only the searches, on the group an earlier run left (a database at rest: no load, "
+        "vacuum or checkpoint of a fresh load competing)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.searches_again:
+        searches_again(args.searches_again, args.searches)
+        return
     setup()
     from django.db import connection
 
@@ -318,6 +332,20 @@ def main() -> None:
 
     if not args.load_only:
         search(searched, Patient)
+
+
+def searches_again(data_dir: str, count: int) -> None:
+    connect(data_dir)
+    from django.db import connection
+
+    from rempart.patients.models import Patient
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE patients_patient")
+        cursor.execute("VACUUM ANALYZE bench_plain")
+    keys = ("birth_name", "usage_name", "birth_date", "nir", "email", "phone_mobile")
+    sample = [{k: getattr(p, k) for k in keys} for p in Patient.objects.order_by("?")[:count]]
+    search(sample, Patient)
 
 
 def search(sample: list[dict[str, Any]], patient_model: Any) -> None:
