@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -34,14 +35,19 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
-def env_secret(name: str) -> str | None:
-    """A secret from NAME, or from the file named by NAME_FILE; never both."""
+def env_secret(name: str, *, owner_only: bool = False) -> str | None:
+    """A secret from NAME, or from the file named by NAME_FILE; never both. With `owner_only`,
+    a file that its group or others may read (or write) is refused, wherever it lies."""
     direct = env_str(name)
     path = env_str(f"{name}_FILE")
     if direct and path:
         raise ImproperlyConfigured(f"set {name} or {name}_FILE, not both")
     if path:
         try:
+            if owner_only and stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+                raise ImproperlyConfigured(
+                    f"{name}_FILE={path} must be readable by its owner only (0600)"
+                )
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ImproperlyConfigured(

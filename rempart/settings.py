@@ -43,7 +43,7 @@ ALLOWED_HOSTS = (env_str("ALLOWED_HOSTS", "127.0.0.1,localhost") or "").split(",
 
 # The master key (KEK) never lives in the database. Production must name it explicitly; the demo
 # and the tests fall back to REMPART_DATA_DIR/master.key, which `rempart keys init` creates (0600).
-REMPART_MASTER_KEY = env_secret("REMPART_MASTER_KEY")
+REMPART_MASTER_KEY = env_secret("REMPART_MASTER_KEY", owner_only=True)
 REMPART_MASTER_KEY_PATH = REMPART_DATA_DIR / "master.key"
 if PRODUCTION and not REMPART_MASTER_KEY:
     raise ImproperlyConfigured(

@@ -31,6 +31,7 @@ from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
 from rempart.lib.bulkwrite import BulkWriter, binary_block
+from rempart.lib.files import private_output
 from rempart.lib.ids import new_id
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -334,9 +335,7 @@ def write_reject_file(job: ImportJob, source: Path, target: Path) -> Path:
     reasons = dict(ImportReject.objects.filter(job=job).values_list("line", "reasons"))
     dialect = sniff(source)
     header, rows = read_rows(source, dialect)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target.touch(mode=0o600)
-    with target.open("w", encoding="utf-8", newline="") as handle:
+    with private_output(target) as handle:
         out = csv.writer(handle, delimiter=";")
         out.writerow(["ligne", "motif", *header])
         for line, values in rows:

@@ -17,6 +17,7 @@ from rempart.audit.fhir import as_audit_event
 from rempart.audit.models import Action, Event, Outcome, Purpose
 from rempart.audit.services import AuditUnavailable, event_record, seal_all, seal_pending
 from rempart.audit.verify import verify_trail
+from rempart.lib.files import private_output
 
 
 class Command(BaseCommand):
@@ -90,8 +91,8 @@ class Command(BaseCommand):
             raise CommandError("aucun patient ne correspond") from None
         self.stdout.write(access_report_text(report))
         if options["pdf"]:
-            options["pdf"].write_bytes(access_report_pdf(report))
-            options["pdf"].chmod(0o600)
+            with private_output(options["pdf"], binary=True) as handle:
+                handle.write(access_report_pdf(report))
             self.stdout.write(f"PDF : {options['pdf']}")
 
     def _fhir(self, options: dict[str, Any]) -> None:
