@@ -17,6 +17,9 @@ from django.utils import timezone
 from rempart.access.models import PatientSeen
 
 
+_LOCK_CLASS = 0x5EE1  # advisory lock space of the budget counters (the key is the user id)
+
+
 @dataclass(frozen=True)
 class Usage:
     hour: int
@@ -72,10 +75,13 @@ def _touch_postgres(
 ) -> Usage:  # fmt: skip
     """One insert and one count, without waiting for the WAL flush: a counter that loses its last
     few hundred milliseconds in a server crash lets a scraper see a record or two more, while
-    every page saves a flush."""
+    every page saves a flush. A transaction-scoped advisory lock per user makes the insert and
+    the count one step: two parallel requests of one account would otherwise each count its own
+    uncommitted row and not the other's, and both pass at the budget's edge."""
     table = PatientSeen._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, user_id])
         if items:
             cursor.execute(
                 f"INSERT INTO {table} (user_id, patient_id, hour, seen_at) "
