@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from rempart.access.models import PatientSeen
 
-
 _LOCK_CLASS = 0x5EE1  # advisory lock space of the budget counters (the key is the user id)
 
 
