@@ -238,6 +238,12 @@ REMPART_DB_APP_ROLE = env_str("REMPART_DB_APP_ROLE", "")
 REMPART_CARE_UPCOMING_DAYS = env_int("REMPART_CARE_UPCOMING_DAYS", 7)
 REMPART_CARE_RECENT_DAYS = env_int("REMPART_CARE_RECENT_DAYS", 30)
 REMPART_BREAK_GLASS_HOURS = env_int("REMPART_BREAK_GLASS_HOURS", 4)
+# Coming into care: this many patients known elsewhere in the group and new to the user's
+# establishment, brought into care by one account within REMPART_CARE_NEW_HOURS, alert.
+# More break-the-glass declarations than this by one account in 24 h alert the security officer.
+REMPART_BREAK_GLASS_PER_DAY = env_int("REMPART_BREAK_GLASS_PER_DAY", 3)
+REMPART_CARE_NEW_ALERT = env_int("REMPART_CARE_NEW_ALERT", 5)
+REMPART_CARE_NEW_HOURS = env_int("REMPART_CARE_NEW_HOURS", 24)
 # Read budgets: distinct patients (and searches) per hour and per day, by role. Past the budget
 # the account must give its second factor again; past HARD_FACTOR x budget it is locked.
 REMPART_READ_BUDGETS = {
@@ -247,6 +253,7 @@ REMPART_READ_BUDGETS = {
 }  # fmt: skip
 REMPART_BUDGET_HARD_FACTOR = 1.5
 REMPART_STEP_UP_MINUTES = env_int("REMPART_STEP_UP_MINUTES", 60)
+REMPART_ACTIVATION_HOURS = env_int("REMPART_ACTIVATION_HOURS", 72)  # second-factor activation
 REMPART_STEP_UP_FAILURES = 3  # wrong codes in a row at the step-up before the account locks
 REMPART_ALERT_WEBHOOK = env_str("REMPART_ALERT_WEBHOOK", "")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rempart@localhost")

@@ -80,11 +80,39 @@ def _in_care_of(place: Establishment) -> list[uuid.UUID]:
 # --- login ------------------------------------------------------------------------------------
 
 
-def test_the_first_login_enrols_the_second_factor_with_a_qr_code(here, client):
+def _officer_issues_code(officer_client: Client, username: str) -> str:
+    page = officer_client.post("/securite/", {"action": "activation", "username": username})
+    assert page.status_code == 200 and page["Cache-Control"] == "no-store"
+    found = re.search(r'id="activation-code">[^:]+: ([A-Z0-9-]+)<', page.content.decode())
+    assert found, "the code is shown once to the officer"
+    return found.group(1)
+
+
+@pytest.fixture
+def officer_client(here) -> Client:
+    user = _staff("rssi.test", Role.SECURITY_OFFICER, here)
+    client = Client()
+    _login(client, user, _device(user))
+    return client
+
+
+def test_the_first_login_enrols_the_second_factor_only_with_the_officers_code(
+    here, client, officer_client
+):
     user = _staff("nouvelle.recrue", Role.NURSE, here)
     client.post("/connexion/", {"username": user.username, "password": PASSWORD})
     assert client.get("/")["Location"] == "/connexion/second-facteur/"
     assert client.get("/connexion/second-facteur/")["Location"] == "/connexion/enrolement/"
+    # The password alone shows no QR code and makes no device: it asks for the activation code.
+    page = client.get("/connexion/enrolement/").content.decode()
+    assert "class=\"qr\"" not in page and "Code d'activation" in page
+    assert not SealedTOTPDevice.objects.filter(user=user).exists()
+    code = _officer_issues_code(officer_client, user.username)
+    refused = client.post("/connexion/enrolement/", {"activation": "ABCD-EFGH-JKMN"})
+    assert "Code d'activation refusé" in refused.content.decode()
+    assert client.post("/connexion/enrolement/", {"activation": code.lower()})["Location"] == (
+        "/connexion/enrolement/"
+    )
     page = client.get("/connexion/enrolement/").content.decode()
     assert "<svg" in page and "Activer" in page
     device = SealedTOTPDevice.objects.get(user=user, confirmed=False)
@@ -96,6 +124,25 @@ def test_the_first_login_enrols_the_second_factor_with_a_qr_code(here, client):
     response = client.post("/connexion/enrolement/", {"code": _code(device)})
     assert response["Location"] == "/"
     assert "Bonjour nouvelle.recrue" in client.get("/").content.decode()
+    # Spent: a second person with the password and the same code binds nothing.
+    thief = Client()
+    thief.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    assert thief.get("/connexion/enrolement/")["Location"] == "/connexion/second-facteur/"
+
+
+def test_a_phisher_with_the_password_cannot_bind_a_second_factor(here, client, officer_client):
+    """The account waits for its owner's first login, with a code issued (the phisher does not
+    have it): guessing locks the account and tells the security officer."""
+    user = _staff("pas.encore.venue", Role.SECRETARY, here)
+    _officer_issues_code(officer_client, user.username)
+    client.post("/connexion/", {"username": user.username, "password": PASSWORD})
+    for attempt in range(5):
+        page = client.post("/connexion/enrolement/", {"activation": f"AAAA-BBBB-CCC{attempt + 2}"})
+    assert page.status_code == 403
+    assert AccountLock.objects.filter(user=user, lifted_at=None).exists()
+    assert not SealedTOTPDevice.objects.filter(user=user).exists()
+    assert Event.objects.filter(resource_id=str(user.pk), detail__step="activation",
+                                outcome="denied").count() == 5  # fmt: skip
 
 
 def test_a_replayed_code_is_refused_clearly_and_recorded(secretary, client):

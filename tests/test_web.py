@@ -45,4 +45,4 @@ def test_french_first_english_on_request(client, db):
     staff_create(username="nurse.en", password=PASSWORD, role=Role.NURSE)
     client.post("/connexion/", {"username": "nurse.en", "password": PASSWORD})
     enrol = client.get("/connexion/enrolement/").content.decode()
-    assert "Turn on the second factor" in enrol and "6-digit code" in enrol
+    assert "Turn on the second factor" in enrol and "Activation code" in enrol

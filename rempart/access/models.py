@@ -71,6 +71,11 @@ class AlertKind(models.TextChoices):
     CANARY = "canary", _("Dossier leurre ouvert")
     LOCK = "lock", _("Compte verrouillé")
     LOGIN = "login", _("Connexion")
+    CARE = "care", _("Prises en charge inhabituelles")
+    UNJUSTIFIED = "bg_unjust", _("Bris de glace injustifié")
+    BREAK_GLASS_RATE = "bg_rate", _("Bris de glace répétés")
+    PEERS = "peers", _("Lectures très au-dessus des pairs")
+    SESSIONS = "sessions", _("Sessions inconnues en nombre")
 
 
 class Alert(models.Model):
@@ -147,6 +152,25 @@ class PatientSeen(models.Model):
         return f"vu {self.patient_id}"
 
 
+class CareOpening(models.Model):
+    """A stay that brought a patient outside the user's care into it (planned or admitted by
+    the user). `new_here`: known elsewhere in the group, never seen in this establishment."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    patient_id = models.UUIDField()
+    stay_id = models.UUIDField()
+    establishment_id = models.UUIDField()
+    at = models.DateTimeField()
+    new_here = models.BooleanField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "at"]), models.Index(fields=["stay_id"])]
+
+    def __str__(self) -> str:
+        return f"prise en charge {self.id}"
+
+
 class CanaryMark(models.Model):
     """A canary patient, named by a keyed tag of its id: the table alone does not say which of
     the stored patients are canaries (the key is outside the database)."""
@@ -158,6 +182,29 @@ class CanaryMark(models.Model):
 
     def __str__(self) -> str:
         return "leurre"
+
+
+class ActivationCode(models.Model):
+    """A one-time code the security officer gives a person (in hand, by phone) to turn on their
+    second factor: whoever holds only the password cannot bind an authenticator to the account.
+    Only a keyed hash of the code is stored; it expires, and is spent by the enrolment."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    digest = models.BinaryField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"code d'activation {self.id}"
 
 
 def _random_id() -> int:

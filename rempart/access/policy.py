@@ -1,10 +1,16 @@
 """The one access helper every patient selector and service goes through.
 
-A user sees a patient when the patient is in their care (a current, upcoming or recent stay in
-one of their establishments, and services for clinical roles; or they are the médecin traitant),
-or under a break-the-glass declaration still running. Every open and every search is charged to
-the user's read budget first; canary patients lock the account at the first opening. Callers
-turn AccessDenied into the same "not found" they give for a missing patient.
+A user sees a patient at one of two levels:
+- the desk (identity, contact, the stays of the user's own establishments): a current, upcoming
+  or recent stay in one of their establishments (and services, for clinical roles);
+- clinical (prescriptions, the stays of every establishment): a clinician (physician, nurse,
+  pharmacist) whose service admitted the patient (present, or discharged recently); the médecin
+  traitant; or anyone under a break-the-glass declaration still running.
+A planned stay opens the desk level only: planning stays is how a stolen account would bring
+patients into its care. Clinical roles with no service see nothing. Every open and every search
+is charged to the user's read budget first; canary patients lock the account at the first
+opening, and at the first stay planned for one. Callers turn AccessDenied into the same
+"not found" they give for a missing patient.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q
@@ -21,9 +28,11 @@ from rempart.access import budgets
 from rempart.access.alerts import alert_raise
 from rempart.access.models import (
     AccountLock,
+    Alert,
     AlertKind,
     BreakGlass,
     CanaryMark,
+    CareOpening,
     Severity,
     StepUp,
 )
@@ -72,13 +81,20 @@ def is_locked(user_id: int | None) -> bool:
 
 
 def account_lock(
-    actor: Actor, *, reason: str, kind: str, severity: str, patient_id: uuid.UUID | None = None
+    actor: Actor,
+    *,
+    reason: str,
+    kind: str,
+    severity: str,
+    patient_id: uuid.UUID | None = None,
+    by: Actor | None = None,
 ) -> None:
-    """Lock the actor's account (once), tell the security officer, record it."""
+    """Lock the actor's account (once), tell the security officer, record it (as done by `by`,
+    an officer, when one decided it; by the policy itself otherwise)."""
     if actor.user_id is None or is_locked(actor.user_id):
         return
     AccountLock.objects.create(user_id=actor.user_id, reason=reason[:200], locked_at=timezone.now())
-    event_record(actor.for_purpose(Purpose.SECURITY), Action.LOCK, resource_type="User",
+    event_record((by or actor).for_purpose(Purpose.SECURITY), Action.LOCK, resource_type="User",
                  resource_id=str(actor.user_id), patient_id=patient_id,
                  detail={"reason": kind})  # fmt: skip
     message = f"Compte {actor.username} ({role_label(actor.role)}) verrouillé : {reason}"
@@ -132,18 +148,49 @@ def charge(actor: Actor, items: Sequence[uuid.UUID]) -> None:
 # --- the care relationship ------------------------------------------------------------------------
 
 
-def _in_care(actor: Actor, patient: Patient) -> bool:
+@dataclass(frozen=True)
+class Access:
+    """What an opening grants: the actor (with the purpose of the access) and whether clinical
+    content is open (prescriptions, stays of other establishments)."""
+
+    actor: Actor
+    clinical: bool
+
+
+DESK, CLINICAL_LEVEL = 1, 2
+
+
+def _care_stays(actor: Actor, patient_id: uuid.UUID) -> Q | None:
+    """The filter of the patient's stays that put them in the actor's care (None: none can)."""
+    if actor.role in CLINICAL and not actor.services:
+        return None  # fail closed: a clinician attached to no service is attached to nothing
+    if not actor.establishments:
+        return None
     now = timezone.now()
     upcoming = now + dt.timedelta(days=settings.REMPART_CARE_UPCOMING_DAYS)
     recent = now - dt.timedelta(days=settings.REMPART_CARE_RECENT_DAYS)
-    stays = Stay.objects.filter(patient_id=patient.pk, establishment_id__in=actor.establishments)
-    if actor.role in CLINICAL and actor.services:
-        stays = stays.filter(service_id__in=actor.services)
+    scope = Q(patient_id=patient_id, establishment_id__in=actor.establishments,
+              cancelled_at__isnull=True)  # fmt: skip
+    if actor.role in CLINICAL:
+        scope &= Q(service_id__in=actor.services)
     current = Q(admitted_at__isnull=False, discharged_at__isnull=True)
     planned = Q(admitted_at__isnull=True, planned_admission__range=(recent, upcoming))
-    if stays.filter(current | planned | Q(discharged_at__gte=recent)).exists():
-        return True
-    return actor.practitioner_id is not None and patient.gp_id == actor.practitioner_id
+    return scope & (current | planned | Q(discharged_at__gte=recent))
+
+
+def care_level(actor: Actor, patient: Patient) -> int:
+    """0 outside care, DESK, or CLINICAL_LEVEL (see the module's docstring); one query."""
+    if actor.practitioner_id is not None and patient.gp_id == actor.practitioner_id:
+        return CLINICAL_LEVEL
+    stays = _care_stays(actor, patient.pk)
+    if stays is None:
+        return 0
+    admitted = list(Stay.objects.filter(stays).values_list("admitted_at", flat=True)[:50])
+    if not admitted:
+        return 0
+    if actor.role in CLINICAL and any(at is not None for at in admitted):
+        return CLINICAL_LEVEL
+    return DESK
 
 
 def _break_glass(actor: Actor, patient_id: uuid.UUID) -> BreakGlass | None:
@@ -164,14 +211,17 @@ def _parse(patient_id: uuid.UUID | str) -> uuid.UUID | None:
         return None
 
 
-def authorise_open(actor: Actor, patient_id: uuid.UUID | str, patient: Patient | None) -> Actor:
-    """May the actor open this patient's record? Returns the actor with the purpose the access
-    is made for (care, break-the-glass); raises AccessDenied, StepUpRequired or AccountLocked.
-    `patient` is None when no such patient exists: refused the same way as one outside care."""
+def authorise_open(
+    actor: Actor, patient_id: uuid.UUID | str, patient: Patient | None, *, clinical: bool = False
+) -> Access:
+    """May the actor open this patient's record (its clinical content, if `clinical`)? Returns
+    the access granted, with the purpose it is made for (care, break-the-glass); raises
+    AccessDenied, StepUpRequired or AccountLocked. `patient` is None when no such patient
+    exists: refused the same way as one outside care."""
     if actor.role == SYSTEM_ROLE:
         if patient is None:
             raise AccessDenied()
-        return actor
+        return Access(actor, clinical=True)
     if actor.user_id is None or actor.role not in READERS:
         raise AccessDenied()
     if is_locked(actor.user_id):
@@ -184,11 +234,81 @@ def authorise_open(actor: Actor, patient_id: uuid.UUID | str, patient: Patient |
     charge(actor, [parsed or new_id()])  # forged ids are charged too: probing costs budget
     if patient is None:
         raise AccessDenied()
-    if _in_care(actor, patient):
-        return actor
+    level = care_level(actor, patient)
+    if level == CLINICAL_LEVEL or (level == DESK and not clinical):
+        return Access(actor, clinical=level == CLINICAL_LEVEL)
     if _break_glass(actor, patient.pk) is not None:
-        return actor.for_purpose(Purpose.BREAK_GLASS)
+        return Access(actor.for_purpose(Purpose.BREAK_GLASS), clinical=True)
     raise AccessDenied()
+
+
+# --- coming into care ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A care relationship a stay opens: `new_here` when the patient is known elsewhere in the
+    group but never had a stay in this establishment (the attacker's pattern; returning
+    patients and new registrations are the desk's daily work)."""
+
+    new_here: bool
+
+
+def authorise_care_opening(
+    actor: Actor, patient: Patient, establishment_id: uuid.UUID
+) -> Opening | None:
+    """A stay planned or admitted for `patient`: a canary locks the account; a patient outside
+    the actor's care is charged to the budget like a chart, and the Opening is returned for the
+    caller to record with the stay (None: already in care, or the console)."""
+    if actor.role == SYSTEM_ROLE:
+        return None
+    authorise_role(actor, READERS)
+    if is_canary(patient.pk):
+        account_lock(actor, reason="séjour prévu pour un dossier leurre", kind=AlertKind.CANARY,
+                     severity=Severity.CRITICAL, patient_id=patient.pk)  # fmt: skip
+        raise AccountLocked()
+    if care_level(actor, patient):
+        return None
+    charge(actor, [patient.pk])
+    from rempart.patients.models import PatientIdentifier
+
+    stays = Stay.objects.filter(patient_id=patient.pk)
+    here = stays.filter(establishment_id=establishment_id).exists()
+    elsewhere = (
+        stays.exclude(establishment_id=establishment_id).exists()
+        or PatientIdentifier.objects.filter(patient_id=patient.pk)
+        .exclude(establishment_id=establishment_id)
+        .exists()
+    )
+    return Opening(new_here=elsewhere and not here)
+
+
+def care_opened(actor: Actor, opening: Opening, *, patient_id: uuid.UUID, stay_id: uuid.UUID,
+                establishment_id: uuid.UUID) -> None:  # fmt: skip
+    """Record the care relationship a stay opened (in the stay's transaction); past a few
+    patients new to the establishment in a short time, alert the security officer: a desk
+    brings returning patients and new ones into care, a scraper brings the group's."""
+    assert actor.user_id is not None  # noqa: S101  # authorise_care_opening refuses anonymous
+    now = timezone.now()
+    CareOpening.objects.create(user_id=actor.user_id, patient_id=patient_id, stay_id=stay_id,
+                               establishment_id=establishment_id, at=now,
+                               new_here=opening.new_here)  # fmt: skip
+    if not opening.new_here:
+        return
+    since = now - dt.timedelta(hours=settings.REMPART_CARE_NEW_HOURS)
+    count = CareOpening.objects.filter(user_id=actor.user_id, new_here=True, at__gte=since).count()
+    if count < settings.REMPART_CARE_NEW_ALERT:
+        return
+    if Alert.objects.filter(
+        user_id=actor.user_id, kind=AlertKind.CARE, created_at__gte=since
+    ).exists():
+        return
+    alert_raise(severity=Severity.CRITICAL, kind=AlertKind.CARE, audience=Role.SECURITY_OFFICER,
+                user_id=actor.user_id,
+                message=f"{actor.username} ({role_label(actor.role)}) a pris en charge {count} "
+                        f"patients connus ailleurs dans le groupe et nouveaux dans son "
+                        f"établissement en moins de {settings.REMPART_CARE_NEW_HOURS} h : "
+                        "vérifiez qu'il ne s'agit pas d'un compte volé.")  # fmt: skip
 
 
 def authorise_role(actor: Actor, roles: frozenset[str] | set[str]) -> None:

@@ -58,6 +58,7 @@ class Stay(models.Model):
     admitted_at = models.DateTimeField("entrée réelle", null=True, blank=True)
     discharged_at = models.DateTimeField("sortie réelle", null=True, blank=True)
     reason = EncryptedTextField("motif", category=CLINICAL)
+    cancelled_at = models.DateTimeField("annulé le", null=True, blank=True)
 
     class Meta:
         verbose_name = "séjour"

@@ -89,7 +89,11 @@ def create_demo_accounts() -> list[DemoAccount]:
             [est],
             [first_service],
         )
-    add("pharmacien", Role.PHARMACIST, "tout le groupe", everything, [])
+    # The pharmacy of the first clinic serves its wards (a clinician attached to no service
+    # sees nothing).
+    pharmacy = everything[0]
+    add("pharmacien", Role.PHARMACIST, f"{pharmacy.name}, tous ses services", [pharmacy],
+        list(pharmacy.services.all()))  # fmt: skip
     add("dpo", Role.DPO, "tout le groupe", everything, [])
     add("rssi", Role.SECURITY_OFFICER, "tout le groupe", everything, [])
     add("auditeur", Role.AUDITOR, "tout le groupe", everything, [])

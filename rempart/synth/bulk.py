@@ -70,7 +70,7 @@ def seal_chunk(chunk: Chunk, *, as_copy: bool = False) -> SealedChunk:
     stays = [
         (s.id, s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
          s.planned_discharge, s.admitted_at, s.discharged_at,
-         reason.seal_value(s.id, s.reason) if s.reason else None)
+         reason.seal_value(s.id, s.reason) if s.reason else None, None)
         for s in chunk.stays
     ]  # fmt: skip
     prescriptions = [
@@ -109,7 +109,7 @@ def _check_columns() -> None:
         "ipps": ["id", "patient_id", "establishment_id", "ipp"],
         "stays": ["id", "patient_id", "establishment_id", "service_id", "kind",
                   "planned_admission", "planned_discharge", "admitted_at", "discharged_at",
-                  "reason"],
+                  "reason", "cancelled_at"],
         "prescriptions": ["id", "patient_id", "stay_id", "prescriber_id", "prescribed_at",
                           "status", "signed_at"],
         "lines": ["id", "prescription_id", "position", "content"],

@@ -121,24 +121,72 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
     return render(request, "web/otp_verify.html", {"form": form, "error": error})
 
 
+class ActivationForm(forms.Form):
+    activation = forms.CharField(label=_("Code d'activation remis par le responsable sécurité"),
+                                 max_length=20, strip=True,
+                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))  # fmt: skip
+
+
+_ACTIVATION = "rempart_activation"  # session key: the activation code this enrolment spends
+
+
 @require_http_methods(["GET", "POST"])
 def otp_enrol(request: HttpRequest) -> HttpResponse:
-    """First login: the authenticator app scans a QR code, then gives its first code."""
+    """First login (or a replaced phone): the activation code the security officer handed over,
+    then the authenticator app scans a QR code and gives its first code. The password alone
+    never binds a second factor to the account."""
+    from rempart.access.models import ActivationCode
+
     if not request.user.is_authenticated:
         return redirect("login")
     if _confirmed_device(request.user) is not None:
         return redirect("otp-verify")
     actor = actor_for_request(request)
+    pending = request.session.get(_ACTIVATION)
+    activation = (
+        ActivationCode.objects.filter(pk=int(pending), user=request.user, used_at=None).first()
+        if pending
+        else None
+    )
+    if activation is None:
+        gate = ActivationForm(request.POST or None)
+        error: Any = ""
+        if request.method == "POST" and gate.is_valid():
+            found = access.activation_code_check(actor=actor, user_id=request.user.pk,
+                                                 code=gate.cleaned_data["activation"])  # fmt: skip
+            if found is not None:
+                request.session[_ACTIVATION] = found.pk
+                return redirect("otp-enrol")
+            from rempart.access.policy import is_locked
+
+            if is_locked(request.user.pk):
+                from django.contrib.auth import logout
+
+                logout(request)
+                return render(request, "web/locked.html", status=403)
+            error = _("Code d'activation refusé (erroné, expiré ou déjà utilisé).")
+        return render(request, "web/otp_activation.html", {"form": gate, "error": error})
     device = SealedTOTPDevice.objects.filter(user=request.user, confirmed=False).first()
     if device is None:
         device = access.totp_device_create(actor=actor, user_id=request.user.pk)
     form = CodeForm(request.POST or None)
-    error: Any = ""
+    error = ""
     if request.method == "POST" and form.is_valid():
-        if access.totp_device_confirm(actor=actor, device=device, code=form.cleaned_data["code"]):
+        try:
+            confirmed = access.totp_device_confirm(actor=actor, device=device,
+                                                   code=form.cleaned_data["code"],
+                                                   activation=activation)  # fmt: skip
+        except ValidationError as exc:
+            request.session.pop(_ACTIVATION, None)
+            error = " ".join(exc.messages)
+            confirmed = False
+        if confirmed:
+            request.session.pop(_ACTIVATION, None)
             otp_login(request, device)
             return redirect("home")
-        error = _("Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché.")
+        error = error or _(
+            "Code refusé : vérifiez l'heure du téléphone et saisissez le code affiché."
+        )
     qr = segno.make(device.config_url, error="m").svg_inline(scale=4)
     return render(request, "web/otp_enrol.html", {"form": form, "qr": qr, "error": error})
 
@@ -217,7 +265,8 @@ def patient_chart(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         Practitioner.objects.filter(pk=chart.patient.gp_id).first() if chart.patient.gp_id else None
     )
     context = {"patient": chart.patient, "stays": chart.stays, "role": _role(request),
-               "prescriptions": chart.prescriptions, "services": services, "gp": gp}  # fmt: skip
+               "prescriptions": chart.prescriptions, "clinical": chart.clinical,
+               "services": services, "gp": gp}  # fmt: skip
     return render(request, "web/chart.html", context)
 
 
@@ -405,7 +454,7 @@ def stay_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpResponse:
-    """Admission or discharge now, from the chart."""
+    """Admission, discharge, transfer or cancellation now, from the chart."""
     stay = Stay.objects.filter(pk=stay_id).first()
     if stay is None:
         raise sel.PatientNotFound()
@@ -413,6 +462,8 @@ def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpRespon
     try:
         if move == "entree":
             care_services.stay_admit(actor=actor, stay=stay)
+        elif move == "annulation":
+            care_services.stay_cancel(actor=actor, stay=stay)
         elif move == "transfert":
             try:
                 target = Service.objects.filter(
@@ -423,8 +474,10 @@ def stay_move(request: HttpRequest, stay_id: uuid.UUID, move: str) -> HttpRespon
             if target is None:
                 raise ValidationError(_("Choisissez le service d'accueil."))
             care_services.stay_transfer(actor=actor, stay=stay, service=target)
-        else:
+        elif move == "sortie":
             care_services.stay_discharge(actor=actor, stay=stay)
+        else:
+            raise sel.PatientNotFound()
     except AccessDenied:
         raise sel.PatientNotFound() from None
     except ValidationError as exc:
@@ -524,6 +577,7 @@ class ReviewForm(forms.Form):
     verdict = forms.ChoiceField(choices=[(Review.JUSTIFIED, _("Justifié")),
                                          (Review.UNJUSTIFIED, _("Injustifié"))])  # fmt: skip
     note = forms.CharField(label=_("Note"), max_length=500)
+    lock = forms.BooleanField(required=False)
 
 
 @login_required
@@ -539,9 +593,11 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
         if form.is_valid() and declared is not None:
             access.break_glass_review(actor=actor_for_request(request), declared=declared,
                                       verdict=form.cleaned_data["verdict"],
-                                      note=form.cleaned_data["note"])  # fmt: skip
+                                      note=form.cleaned_data["note"],
+                                      lock=form.cleaned_data["lock"])  # fmt: skip
         return redirect("dpo-queue")
     pending = break_glass_queue(actor=actor_for_request(request))
+    unrealised = care_selectors.stays_never_realised(actor=actor_for_request(request))
     alerts = Alert.objects.filter(audience=Role.DPO).order_by("-created_at")[:50]
     daily = accesses_by_day(days=14)
     roles = dict(Role.choices) | {"system": "Système"}
@@ -554,6 +610,7 @@ def dpo_queue(request: HttpRequest) -> HttpResponse:
     chart = stacked_bars(daily.days, by_role, title=title)
     return render(request, "web/dpo_queue.html", {
         "pending": pending, "alerts": alerts, "form": ReviewForm(), "chart": chart,
+        "unrealised": unrealised,
         "days": daily.days, "by_role": by_role, "by_place": by_place,
     })  # fmt: skip
 
@@ -563,21 +620,47 @@ class UnlockForm(forms.Form):
     reason = forms.CharField(label=_("Motif du déverrouillage"), max_length=200)
 
 
+class AccountForm(forms.Form):
+    username = forms.CharField(label=_("Compte"), max_length=150)
+    reason = forms.CharField(label=_("Motif"), max_length=200, required=False)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def security_page(request: HttpRequest) -> HttpResponse:
+    """The security officer's page: the trail's health, keys, locks (lift, or lock an account),
+    alerts, and second-factor activation codes (shown once)."""
+    from django.contrib.auth import get_user_model
+
     _require(request, Role.SECURITY_OFFICER)
-    error = ""
+    error, issued = "", ""
+    actor = actor_for_request(request)
     if request.method == "POST":
-        form = UnlockForm(request.POST)
-        if form.is_valid():
-            try:
-                access.account_unlock(actor=actor_for_request(request),
-                                      user_id=form.cleaned_data["user_id"],
-                                      reason=form.cleaned_data["reason"])  # fmt: skip
-                return redirect("security")
-            except ValidationError as exc:
-                error = " ".join(exc.messages)
+        action = request.POST.get("action", "unlock")
+        try:
+            if action == "unlock":
+                form: forms.Form = UnlockForm(request.POST)
+                if form.is_valid():
+                    access.account_unlock(actor=actor, user_id=form.cleaned_data["user_id"],
+                                          reason=form.cleaned_data["reason"])  # fmt: skip
+                    return redirect("security")
+            else:
+                form = AccountForm(request.POST)
+                if form.is_valid():
+                    user = get_user_model().objects.filter(
+                        username=form.cleaned_data["username"]).first()  # fmt: skip
+                    if user is None:
+                        raise ValidationError(_("Compte inconnu."))
+                    if action == "lock":
+                        access.account_lock_decided(actor=actor, user_id=user.pk,
+                                                    reason=form.cleaned_data["reason"])  # fmt: skip
+                        return redirect("security")
+                    issued = f"{user.get_username()} : " + access.activation_code_issue(
+                        actor=actor, user_id=user.pk)  # fmt: skip
+            if not form.is_valid():
+                error = " ".join(str(m) for errs in form.errors.values() for m in errs)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
     locks = AccountLock.objects.filter(lifted_at=None).select_related("user")
     alerts = Alert.objects.filter(audience=Role.SECURITY_OFFICER).order_by("-created_at")[:50]
     keys = []
@@ -586,7 +669,9 @@ def security_page(request: HttpRequest) -> HttpResponse:
         counts = sorted(rotation.ciphertexts_by_key(category).items()) if (
             request.GET.get("compter") and category != crypto.INDEX_CATEGORY) else None  # fmt: skip
         keys.append((category, crypto.describe_keyset(handle), counts))
-    return render(request, "web/security.html", {
+    response = render(request, "web/security.html", {
         "locks": locks, "alerts": alerts, "error": error, "health": trail_health(),
-        "keys": keys, "counted": bool(request.GET.get("compter")),
+        "keys": keys, "counted": bool(request.GET.get("compter")), "issued": issued,
     })  # fmt: skip
+    response["Cache-Control"] = "no-store"  # an activation code is shown once
+    return response

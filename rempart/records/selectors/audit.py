@@ -60,7 +60,8 @@ def patient_access_report(*, actor: Actor, patient_id: uuid.UUID | str) -> Acces
                          resource_id=str(patient_id), outcome=Outcome.NOT_FOUND)  # fmt: skip
             raise PatientNotFound()
     else:  # a clinician shows it from the chart of a patient in their care
-        patient, actor = patient_open(actor, patient_id, Action.REPORT)
+        patient, access = patient_open(actor, patient_id, Action.REPORT)
+        actor = access.actor
     touched = EventPatient.objects.filter(patient_id=patient.pk).values("event_id")
     events = list(Event.objects.filter(Q(patient_id=patient.pk) | Q(id__in=touched)).order_by("id"))
     users = get_user_model().objects.in_bulk({e.user_id for e in events if e.user_id})

@@ -76,17 +76,18 @@ def _matches_given_name(patient: Patient, folded: str) -> bool:
 
 
 def patient_open(
-    actor: Actor, patient_id: uuid.UUID | str, action: str = Action.READ
-) -> tuple[Patient, Actor]:
-    """The patient if the actor may open the record (access policy), with the actor carrying the
-    purpose of the access; PatientNotFound for a missing patient and for one outside the actor's
-    care alike. The refusal is recorded; the caller records the access itself."""
+    actor: Actor, patient_id: uuid.UUID | str, action: str = Action.READ, *, clinical: bool = False
+) -> tuple[Patient, policy.Access]:
+    """The patient if the actor may open the record (its clinical content too, if `clinical`),
+    with the access granted (the actor carrying the purpose, and whether clinical content is
+    open); PatientNotFound for a missing patient and for one outside the actor's care alike.
+    The refusal is recorded; the caller records the access itself."""
     try:
         patient = Patient.objects.filter(pk=patient_id).first()
     except (ValidationError, ValueError):
         patient = None
     try:
-        allowed = policy.authorise_open(actor, patient_id, patient)
+        allowed = policy.authorise_open(actor, patient_id, patient, clinical=clinical)
     except policy.AccessDenied as exc:
         if patient is None:
             event_record(actor, action, resource_type="Patient",
@@ -106,7 +107,7 @@ def patient_open(
 
 def patient_get(*, actor: Actor, patient_id: uuid.UUID | str) -> Patient:
     patient, allowed = patient_open(actor, patient_id)
-    event_record(allowed, Action.READ, resource_type="Patient", resource_id=patient.pk,
+    event_record(allowed.actor, Action.READ, resource_type="Patient", resource_id=patient.pk,
                  patient_id=patient.pk)  # fmt: skip
     return patient
 

@@ -29,6 +29,7 @@ from rempart.care.models import (
 from rempart.directory.models import Practitioner, Role, Service
 from rempart.patients.models import Patient
 from rempart.records.selectors.patients import patient_open
+from rempart.records.services.patients import ipp_allocate
 
 
 def stay_create(
@@ -58,6 +59,7 @@ def stay_create(
         errors["admitted_at"] = _("L'entrée réelle est dans le futur.")
     if errors:
         raise ValidationError(errors)
+    opening = policy.authorise_care_opening(actor, patient, service.establishment_id)
     with transaction.atomic():
         stay = Stay(
             patient=patient,
@@ -71,7 +73,17 @@ def stay_create(
             reason=reason or None,
         )
         stay.save(force_insert=True)
-        _stay_event(actor, Action.CREATE, stay, "created")
+        if opening is None:
+            _stay_event(actor, Action.CREATE, stay, "created")
+        else:
+            policy.care_opened(actor, opening, patient_id=patient.pk, stay_id=stay.pk,
+                               establishment_id=service.establishment_id)  # fmt: skip
+            event_record(actor, Action.CREATE, resource_type="Stay", resource_id=stay.pk,
+                         patient_id=patient.pk,
+                         detail={"change": "created", "care": "opened",
+                                 "new_here": opening.new_here})  # fmt: skip
+        if actor.role != SYSTEM_ROLE:
+            ipp_allocate(actor=actor, patient=patient, establishment=service.establishment)
     return stay
 
 
@@ -86,11 +98,29 @@ def _authorise_stay(actor: Actor, stay: Stay) -> None:
     patient_open(actor, stay.patient_id, Action.UPDATE)
 
 
+def stay_cancel(*, actor: Actor, stay: Stay) -> Stay:
+    """A planned stay that will not happen (the patient cancelled, a duplicate): it no longer
+    puts the patient in anyone's care, and stays on the DPO's list of stays never realised."""
+    _authorise_stay(actor, stay)
+    if stay.admitted_at is not None:
+        raise ValidationError(_("Le patient est entré : le séjour ne s'annule plus."),
+                              code="admitted")  # fmt: skip
+    if stay.cancelled_at is not None:
+        raise ValidationError(_("Ce séjour est déjà annulé."), code="cancelled")
+    stay.cancelled_at = timezone.now()
+    with transaction.atomic():
+        stay.save(update_fields=["cancelled_at"])
+        _stay_event(actor, Action.UPDATE, stay, "cancelled")
+    return stay
+
+
 def stay_admit(*, actor: Actor, stay: Stay, at: dt.datetime | None = None) -> Stay:
     _authorise_stay(actor, stay)
     at = at or timezone.now()
     if stay.admitted_at is not None:
         raise ValidationError(_("Le patient est déjà entré."), code="already_admitted")
+    if stay.cancelled_at is not None:
+        raise ValidationError(_("Ce séjour a été annulé."), code="cancelled")
     stay.admitted_at = at
     with transaction.atomic():
         stay.save(update_fields=["admitted_at"])
@@ -179,7 +209,7 @@ def _authorise_prescriber(
         and prescriber.pk != actor.practitioner_id
     ):
         raise policy.AccessDenied()
-    patient_open(actor, patient_id, Action.UPDATE)
+    patient_open(actor, patient_id, Action.UPDATE, clinical=True)
 
 
 def prescription_create(
