@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from rempart.access import budgets, policy
 from rempart.access import services as access
+from rempart.access.canaries import canaries_plant
 from rempart.access.models import Alert, BreakGlass, Review, SealedTOTPDevice
 from rempart.audit.context import Actor
 from rempart.audit.models import Event, Outcome, Purpose
@@ -218,7 +219,7 @@ def test_searches_and_what_they_show_are_charged_too(world, settings):
 
 
 def test_a_canary_locks_at_the_first_opening_but_not_in_search_results(world):
-    planted = access.canaries_plant(actor=SYSTEM, per_establishment=2, seed=11)
+    planted = canaries_plant(actor=SYSTEM, per_establishment=2)
     canary = Patient.objects.get(pk=planted[0].patient_ids[0])
     secretary = world.actor("secretary")
     found = sel.patients_find_by_name_and_birth_date(
@@ -233,7 +234,7 @@ def test_a_canary_locks_at_the_first_opening_but_not_in_search_results(world):
 
 
 def test_canaries_look_like_any_other_patient_in_storage(world):
-    planted = access.canaries_plant(actor=SYSTEM, per_establishment=2, seed=12)
+    planted = canaries_plant(actor=SYSTEM, per_establishment=2)
     canary = Patient.objects.get(pk=planted[0].patient_ids[0])
     ordinary = Patient.objects.exclude(pk__in=planted[0].patient_ids).first()
     assert canary.created_at.date() == ordinary.created_at.date()

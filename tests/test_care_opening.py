@@ -15,8 +15,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from rempart.access.canaries import canaries_plant
 from rempart.access.models import AccountLock, Alert, AlertKind, BreakGlass, CareOpening
-from rempart.access.services import canaries_plant
 from rempart.audit.context import Actor
 from rempart.audit.models import Event
 from rempart.care.models import Prescription, Stay
@@ -72,9 +72,12 @@ def test_a_stolen_secretary_account_planning_stays_sees_no_clinical_content_and_
         assert "bris de glace" in chart
         prescription = Prescription.objects.filter(patient=patient).first()
         assert client.get(f"/prescriptions/{prescription.pk}/").status_code == 404
-        if alerted_after is None and Alert.objects.filter(
-            user=user, kind=AlertKind.CARE, audience=Role.SECURITY_OFFICER
-        ).exists():
+        if (
+            alerted_after is None
+            and Alert.objects.filter(
+                user=user, kind=AlertKind.CARE, audience=Role.SECURITY_OFFICER
+            ).exists()
+        ):
             alerted_after = n
     # Alerted at the fifth patient new to the establishment, well before ten.
     assert alerted_after == 5

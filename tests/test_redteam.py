@@ -105,7 +105,7 @@ def test_the_first_login_enrols_the_second_factor_only_with_the_officers_code(
     assert client.get("/connexion/second-facteur/")["Location"] == "/connexion/enrolement/"
     # The password alone shows no QR code and makes no device: it asks for the activation code.
     page = client.get("/connexion/enrolement/").content.decode()
-    assert "class=\"qr\"" not in page and "Code d'activation" in page
+    assert 'class="qr"' not in page and "Code d'activation" in page
     assert not SealedTOTPDevice.objects.filter(user=user).exists()
     code = _officer_issues_code(officer_client, user.username)
     refused = client.post("/connexion/enrolement/", {"activation": "ABCD-EFGH-JKMN"})

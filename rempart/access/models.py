@@ -172,11 +172,11 @@ class CareOpening(models.Model):
 
 
 class CanaryMark(models.Model):
-    """A canary patient, named by a keyed tag of its id: the table alone does not say which of
-    the stored patients are canaries (the key is outside the database)."""
+    """A canary patient, named by a keyed tag of its id, among random decoy tags: the table
+    says neither which stored patients are canaries (the key is outside the database), nor how
+    many there are, nor where (rempart.access.canaries)."""
 
     tag = models.BinaryField(primary_key=True)
-    establishment_id = models.UUIDField()
     # the index key the tag was made under (`rempart keys reindex` moves it to the primary)
     index_key_id = IndexKeyField()
 

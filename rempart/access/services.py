@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +29,7 @@ from rempart.access.models import (
     Severity,
     StepUp,
 )
-from rempart.audit.context import SYSTEM_ROLE, Actor
+from rempart.audit.context import Actor
 from rempart.audit.models import Action, Outcome, Purpose
 from rempart.audit.services import event_record
 from rempart.directory.models import Role
@@ -298,58 +297,6 @@ def totp_device_confirm(
 
 
 # --- canaries -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Planted:
-    establishment_id: uuid.UUID
-    patient_ids: list[uuid.UUID]
-
-
-def canaries_plant(*, actor: Actor, per_establishment: int, seed: int) -> list[Planted]:
-    """Fake patients, made by the same generator as the synthetic group, sealed like any other,
-    with an IPP in their establishment and no stay: in nobody's care. Only a keyed tag of their
-    ids marks them (the key is outside the database)."""
-    if actor.role != SYSTEM_ROLE:
-        raise policy.AccessDenied()
-    from rempart.directory.models import Establishment
-    from rempart.patients.models import IppCounter, PatientIdentifier
-    from rempart.synth.population import canary_identities
-
-    planted = []
-    with transaction.atomic():
-        for place in Establishment.objects.order_by("finess"):
-            ids = []
-            mixed = seed * 100_003 + place.pk.int % 9973
-            for data in canary_identities(count=per_establishment, seed=mixed):
-                patient = Patient(**data.as_model_values())
-                patient.save(force_insert=True)
-                # Stamped like a patient of the group, not like a later addition.
-                twin = (
-                    Patient.objects.exclude(pk=patient.pk)
-                    .order_by("?")
-                    .values_list("created_at", "updated_at")
-                    .first()
-                )
-                if twin is not None:
-                    Patient.objects.filter(pk=patient.pk).update(created_at=twin[0],
-                                                                 updated_at=twin[1])  # fmt: skip
-                counter, _ = IppCounter.objects.select_for_update().get_or_create(
-                    establishment=place
-                )
-                counter.last_value += 1
-                counter.save(update_fields=["last_value"])
-                PatientIdentifier.objects.create(patient=patient, establishment=place,
-                                                 ipp=f"{counter.last_value:010d}")  # fmt: skip
-                CanaryMark.objects.create(tag=policy.canary_tag(patient.pk),
-                                          establishment_id=place.pk)  # fmt: skip
-                ids.append(patient.pk)
-            planted.append(Planted(place.pk, ids))
-        event_record(actor.for_purpose(Purpose.SECURITY), Action.CREATE,
-                     resource_type="Canary",
-                     detail={"establishments": len(planted),
-                             "per_establishment": per_establishment})  # fmt: skip
-    return planted
 
 
 def canary_marks_rekey(model: type[Any], patient_ids: list[uuid.UUID]) -> int:

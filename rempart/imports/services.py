@@ -32,6 +32,7 @@ from rempart.imports.models import ImportJob, ImportReject
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
 from rempart.lib.bulkwrite import BulkWriter, binary_block
 from rempart.lib.files import private_output
+from rempart.lib.identifiers import ipp_step
 from rempart.lib.ids import new_id
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -231,7 +232,7 @@ def _assign_ipps(
             kept.append((patient_id, "", line))
     for i, (patient_id, ipp, line) in enumerate(kept):
         if not ipp:
-            counter.last_value += 1
+            counter.last_value += ipp_step()
             kept[i] = (patient_id, f"{counter.last_value:010d}", line)
     counter.save(update_fields=["last_value"])
     return kept, refused

@@ -110,3 +110,19 @@ def nir_check_digits(first13: str) -> str:
 def luhn_complete(digits: str) -> str:
     """digits followed by their Luhn key (used to mint synthetic FINESS and RPPS numbers)."""
     return digits + str(luhn.calc_check_digit(digits))
+
+
+# --- IPP numbering ---------------------------------------------------------------------------
+
+# About one IPP number in IPP_GAP is left free when numbers are given out: canary patients
+# (rempart.access.canaries) take free numbers among the others, so an IPP does not date them.
+IPP_GAP = 20
+
+
+def ipp_step(draw: int | None = None) -> int:
+    """How far the counter moves for the next IPP: 1, or 2 (a number left free) about once in
+    IPP_GAP. `draw` makes it deterministic (the generator passes a value from its seed)."""
+    import secrets
+
+    value = secrets.randbelow(IPP_GAP) if draw is None else draw % IPP_GAP
+    return 2 if value == 0 else 1

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rempart.lib.identifiers import nir_check_digits
+from rempart.lib.identifiers import ipp_step, nir_check_digits
 from rempart.patients.validation import PatientData
 from rempart.synth import data as ref
 from rempart.synth.generator import (
@@ -449,10 +449,12 @@ def make_chunk(directory: Directory, index: int, *, with_care: bool = True) -> C
 def number_ipps(
     visits: list[tuple[uuid.UUID, uuid.UUID]], counters: dict[uuid.UUID, int]
 ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
-    """IPP numbers in order of first visit, continuing each establishment's counter."""
+    """IPP numbers in order of first visit, continuing each establishment's counter (about one
+    number in IPP_GAP left free, for canaries)."""
     rows = []
     for patient_id, establishment_id in visits:
-        counters[establishment_id] = counters.get(establishment_id, 0) + 1
+        step = ipp_step(patient_id.int ^ establishment_id.int)
+        counters[establishment_id] = counters.get(establishment_id, 0) + step
         rows.append((patient_id, establishment_id, f"{counters[establishment_id]:010d}"))
     return rows
 

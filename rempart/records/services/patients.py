@@ -11,6 +11,7 @@ from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment
+from rempart.lib.identifiers import ipp_step
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.validation import PatientData, clean_patient
 from rempart.records.selectors.patients import patient_open
@@ -73,7 +74,7 @@ def ipp_allocate(
         counter, _ = IppCounter.objects.select_for_update().get_or_create(
             establishment=establishment
         )
-        counter.last_value += 1
+        counter.last_value += ipp_step()
         counter.save(update_fields=["last_value"])
         identifier = PatientIdentifier.objects.create(
             patient=patient, establishment=establishment, ipp=f"{counter.last_value:010d}"
