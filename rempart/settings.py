@@ -123,7 +123,7 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "web/locked.html"
 AXES_VERBOSE = False
-AXES_IPWARE_PROXY_COUNT = 0
+AXES_CLIENT_IP_CALLABLE = "rempart.web.middleware.client_address"  # one rule for the address
 
 # Content Security Policy with nonces: no inline script or style without the page's nonce.
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
@@ -244,13 +244,19 @@ REMPART_BREAK_GLASS_HOURS = env_int("REMPART_BREAK_GLASS_HOURS", 4)
 REMPART_BREAK_GLASS_PER_DAY = env_int("REMPART_BREAK_GLASS_PER_DAY", 3)
 REMPART_CARE_NEW_ALERT = env_int("REMPART_CARE_NEW_ALERT", 5)
 REMPART_CARE_NEW_HOURS = env_int("REMPART_CARE_NEW_HOURS", 24)
-# Read budgets: distinct patients (and searches) per hour and per day, by role. Past the budget
-# the account must give its second factor again; past HARD_FACTOR x budget it is locked.
+# Read budgets: distinct patients (and searches) per hour, per day and per week (the 7 days
+# up to now), by role. Past a budget the account must give its second factor again; past
+# HARD_FACTOR x budget it is locked. A week is not 7 busy days: a slow scraper that keeps under
+# the hourly budget all day, every day, meets the daily and then the weekly one.
 REMPART_READ_BUDGETS = {
-    "physician": (80, 300), "nurse": (60, 240), "secretary": (60, 240),
-    "pharmacist": (80, 300), "dpo": (20, 60), "security_officer": (20, 60),
-    "auditor": (20, 60), "tech_admin": (0, 0),
+    "physician": (80, 300, 900), "nurse": (60, 240, 700), "secretary": (60, 240, 700),
+    "pharmacist": (80, 300, 900), "dpo": (20, 60, 150), "security_officer": (20, 60, 150),
+    "auditor": (20, 60, 150), "tech_admin": (0, 0, 0),
 }  # fmt: skip
+# An account that has read more than PEER_FACTOR times the median of the others of its role
+# today (and at least PEER_FLOOR patients) is alerted to the security officer, once a day.
+REMPART_PEER_FACTOR = 4
+REMPART_PEER_FLOOR = 40
 REMPART_BUDGET_HARD_FACTOR = 1.5
 REMPART_STEP_UP_MINUTES = env_int("REMPART_STEP_UP_MINUTES", 60)
 REMPART_ACTIVATION_HOURS = env_int("REMPART_ACTIVATION_HOURS", 72)  # second-factor activation
@@ -265,4 +271,14 @@ EMAIL_BACKEND = (
 
 # Behind a reverse proxy that sets them: take the client address from X-Forwarded-For and the
 # request id from X-Request-ID. Off by default (anyone could forge them).
-REMPART_TRUST_PROXY_HEADERS = env_bool("REMPART_TRUST_PROXY_HEADERS", False)
+# Reverse proxies in front of the application that append to X-Forwarded-For (0: none, the
+# client address is the TCP peer). The client address is then the one the outermost trusted
+# proxy saw, counted from the right (django-ipware): what a client writes itself on the left of
+# the header is ignored. REMPART_TRUST_PROXY_HEADERS=1 (older setting) means one proxy.
+REMPART_TRUSTED_PROXIES = env_int(
+    "REMPART_TRUSTED_PROXIES", 1 if env_bool("REMPART_TRUST_PROXY_HEADERS", False) else 0
+)
+# Requests carrying a session cookie the server does not know, per client address and window:
+# the first is recorded, past the limit they are refused (429) and the security officer told.
+REMPART_UNKNOWN_SESSIONS_LIMIT = env_int("REMPART_UNKNOWN_SESSIONS_LIMIT", 30)
+REMPART_UNKNOWN_SESSIONS_WINDOW = env_int("REMPART_UNKNOWN_SESSIONS_WINDOW", 600)  # seconds

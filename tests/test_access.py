@@ -269,9 +269,9 @@ def test_budgets_can_be_shared_through_redis(world, settings):
     client.flushdb()
     try:
         a, b = uuid.uuid4(), uuid.uuid4()
-        assert budgets.touch(4242, [a]) == budgets.Usage(1, 1)
-        assert budgets.touch(4242, [a, b]) == budgets.Usage(2, 2)
-        assert budgets.touch(4243, [a]) == budgets.Usage(1, 1)
+        assert budgets.touch(4242, [a]) == budgets.Usage(1, 1, 1)
+        assert budgets.touch(4242, [a, b]) == budgets.Usage(2, 2, 2)
+        assert budgets.touch(4243, [a]) == budgets.Usage(1, 1, 1)
     finally:
         client.flushdb()
         budgets._redis.cache_clear()

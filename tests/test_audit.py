@@ -139,6 +139,10 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
                    Action.UPDATE, True),
     "stay_discharge": (lambda p, g: care_services.stay_discharge(actor=ACTOR, stay=_stay(p)),
                        Action.UPDATE, True),
+    "stay_cancel": (lambda p, g: care_services.stay_cancel(actor=ACTOR, stay=_stay(p, False)),
+                    Action.UPDATE, True),
+    "stays_never_realised": (lambda p, g: care_selectors.stays_never_realised(actor=ACTOR),
+                             Action.READ, False),
     "stay_transfer": (
         lambda p, g: care_services.stay_transfer(
             actor=ACTOR, stay=(stay := _stay(p)),

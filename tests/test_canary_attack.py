@@ -147,7 +147,7 @@ def dump(group) -> tuple[np.ndarray, np.ndarray, list[uuid.UUID]]:
 
 
 def test_canaries_are_planted_among_the_others_with_past_care(dump):
-    features, positive, ids = dump
+    _, positive, ids = dump
     # Every clinic found free numbers and twins; the nursing home's residents stay (they are
     # current patients, never models), so it gets the few who left.
     assert positive.sum() >= 4 * PER_ESTABLISHMENT

@@ -105,7 +105,7 @@ def test_the_first_login_enrols_the_second_factor_only_with_the_officers_code(
     assert client.get("/connexion/second-facteur/")["Location"] == "/connexion/enrolement/"
     # The password alone shows no QR code and makes no device: it asks for the activation code.
     page = client.get("/connexion/enrolement/").content.decode()
-    assert 'class="qr"' not in page and "Code d'activation" in page
+    assert "QR code d'enrôlement" not in page and "Code d'activation" in page
     assert not SealedTOTPDevice.objects.filter(user=user).exists()
     code = _officer_issues_code(officer_client, user.username)
     refused = client.post("/connexion/enrolement/", {"activation": "ABCD-EFGH-JKMN"})
@@ -184,7 +184,8 @@ def test_a_tampered_session_is_refused(secretary, client):
     assert response.status_code == 302 and response["Location"].startswith("/connexion/")
     event = Event.objects.order_by("-id").first()
     assert (event.action, event.outcome, event.detail) == (
-        "login_failed", "denied", {"reason": "unknown_session"})  # fmt: skip
+        "login_failed", "denied",
+        {"reason": "unknown_session", "count": 1, "rate_limited": False})  # fmt: skip
 
 
 def test_pages_carry_a_csp_with_a_nonce_and_refuse_framing(secretary, client):
@@ -303,7 +304,7 @@ def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
     secretary, here, client, settings
 ):
     user, device = secretary
-    budget_hour, _ = settings.REMPART_READ_BUDGETS["secretary"]
+    budget_hour = settings.REMPART_READ_BUDGETS["secretary"][0]
     _admit(here, 2 * budget_hour)
     _login(client, user, device)
     mine = _in_care_of(here)
@@ -335,7 +336,7 @@ def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
 
 def test_a_scraper_enumerating_the_search_is_locked_too(secretary, group, client, settings):
     user, device = secretary
-    budget_hour, _ = settings.REMPART_READ_BUDGETS["secretary"]
+    budget_hour = settings.REMPART_READ_BUDGETS["secretary"][0]
     _login(client, user, device)
     seen: set[str] = set()
     for record in group.patients:

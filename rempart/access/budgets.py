@@ -1,5 +1,6 @@
-"""Read budgets: distinct patients (and searches) each user touched this hour and today, counted
-where every app process sees them: Redis when REDIS_URL is set, the database otherwise."""
+"""Read budgets: distinct patients (and searches) each user touched this hour, today and in the
+last 7 days, counted where every app process sees them: Redis when REDIS_URL is set, the
+database otherwise; and how an account's day compares with the others of its role."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from rempart.access.models import PatientSeen
@@ -23,12 +25,14 @@ _LOCK_CLASS = 0x5EE1  # advisory lock space of the budget counters (the key is t
 class Usage:
     hour: int
     day: int
+    week: int
 
 
-def _windows(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+def _windows(now: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
     local = timezone.localtime(now)
     hour = local.replace(minute=0, second=0, microsecond=0)
-    return hour, hour.replace(hour=0)
+    day = hour.replace(hour=0)
+    return hour, day, day - dt.timedelta(days=6)
 
 
 @lru_cache(maxsize=1)
@@ -42,20 +46,24 @@ def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = No
     """Count `items` (patient ids, or a fresh id per search) as seen by the user; return how
     many distinct items the user has touched this hour and today."""
     now = now or timezone.now()
-    hour, day = _windows(now)
+    hour, day, week = _windows(now)
     if settings.REDIS_URL:
         hour_key = f"rempart:seen:{user_id}:{hour:%Y%m%d%H}"
-        day_key = f"rempart:seen:{user_id}:{day:%Y%m%d}"
+        day_key = _day_key(user_id, day)
+        days = [_day_key(user_id, day - dt.timedelta(days=k)) for k in range(7)]
         pipe = _redis().pipeline()
         if items:
             members = [str(i) for i in items]
             pipe.sadd(hour_key, *members).expire(hour_key, 7200)
-            pipe.sadd(day_key, *members).expire(day_key, 172800)
+            pipe.sadd(day_key, *members).expire(day_key, 8 * 86400)
         pipe.scard(hour_key).scard(day_key)
-        *_, hour_count, day_count = pipe.execute()
-        return Usage(int(hour_count), int(day_count))
+        pipe.sunionstore(f"rempart:seen:{user_id}:week", days).expire(
+            f"rempart:seen:{user_id}:week", 60
+        )
+        *_, hour_count, day_count, week_count, _expired = pipe.execute()
+        return Usage(int(hour_count), int(day_count), int(week_count))
     if connection.vendor == "postgresql":
-        return _touch_postgres(user_id, items, hour, day, now)
+        return _touch_postgres(user_id, items, hour, day, week, now)
     if items:
         PatientSeen.objects.bulk_create(
             [PatientSeen(user_id=user_id, patient_id=i, hour=hour, seen_at=now) for i in items],
@@ -65,12 +73,17 @@ def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = No
     return Usage(
         hour=mine.filter(hour=hour).count(),
         day=mine.filter(hour__gte=day).values("patient_id").distinct().count(),
+        week=mine.filter(hour__gte=week).values("patient_id").distinct().count(),
     )
+
+
+def _day_key(user_id: int, day: dt.datetime) -> str:
+    return f"rempart:seen:{user_id}:{day:%Y%m%d}"
 
 
 def _touch_postgres(
     user_id: int, items: Sequence[uuid.UUID], hour: dt.datetime, day: dt.datetime,
-    now: dt.datetime,
+    week: dt.datetime, now: dt.datetime,
 ) -> Usage:  # fmt: skip
     """One insert and one count, without waiting for the WAL flush: a counter that loses its last
     few hundred milliseconds in a server crash lets a scraper see a record or two more, while
@@ -88,14 +101,36 @@ def _touch_postgres(
                 [user_id, list(items), hour, now],
             )
         cursor.execute(
-            f"SELECT count(*) FILTER (WHERE hour = %s), count(DISTINCT patient_id) "  # noqa: S608
+            f"SELECT count(*) FILTER (WHERE hour = %s), "  # noqa: S608
+            "count(DISTINCT patient_id) FILTER (WHERE hour >= %s), count(DISTINCT patient_id) "
             f"FROM {table} WHERE user_id = %s AND hour >= %s",
-            [hour, user_id, day],
+            [hour, day, user_id, week],
         )
-        hour_count, day_count = cursor.fetchone()
-    return Usage(int(hour_count), int(day_count))
+        hour_count, day_count, week_count = cursor.fetchone()
+    return Usage(int(hour_count), int(day_count), int(week_count))
 
 
-def limits(role: str) -> tuple[int, int]:
-    hour, day = settings.REMPART_READ_BUDGETS.get(role, (0, 0))
-    return int(hour), int(day)
+def limits(role: str) -> tuple[int, int, int]:
+    """(hour, day, week) budgets of the role; a (hour, day) setting gets 3 days' worth a week."""
+    budget = tuple(settings.REMPART_READ_BUDGETS.get(role, (0, 0, 0)))
+    hour, day = int(budget[0]), int(budget[1])
+    return hour, day, int(budget[2]) if len(budget) > 2 else 3 * day
+
+
+def peers_today(user_ids: Sequence[int], now: dt.datetime | None = None) -> list[int]:
+    """Distinct patients each of these accounts has touched today (the peer comparison)."""
+    if not user_ids:
+        return []
+    _, day, _ = _windows(now or timezone.now())
+    if settings.REDIS_URL:
+        pipe = _redis().pipeline()
+        for user_id in user_ids:
+            pipe.scard(_day_key(user_id, day))
+        return [int(n) for n in pipe.execute()]
+    counts = dict(
+        PatientSeen.objects.filter(user_id__in=list(user_ids), hour__gte=day)
+        .values("user_id")
+        .annotate(n=Count("patient_id", distinct=True))
+        .values_list("user_id", "n")
+    )
+    return [int(counts.get(u, 0)) for u in user_ids]

@@ -117,19 +117,28 @@ def _free_numbers(establishment: Establishment) -> tuple[list[int], int]:
 
 
 def _identity_like(twin: Patient, seed: int) -> PatientData:
-    """A generated identity of the twin's sex, born as near the twin as the pool allows, with a
-    NIR exactly when the twin has one (the NIR index is empty or not in the clear, next to the
-    identity status)."""
+    """A generated identity of the twin's sex, with a NIR exactly when the twin has one, the
+    same contact details present or absent (each blind index is empty or not in the clear), and
+    born as near the twin as the pool allows."""
     from rempart.synth.population import canary_identities
 
     pool = canary_identities(count=300, seed=seed)
     want_nir = bool(twin.nir)
     fitting = [d for d in pool if d.sex == twin.sex and (bool(d.nir) or not want_nir)] or pool
     born = twin.birth_date or dt.date(1970, 1, 1)
-    best = min(fitting, key=lambda d: abs((d.birth_date - born).days) + _RNG.random())
+    shape = [bool(getattr(twin, f)) for f in _PRESENCE]
+
+    def distance(d: PatientData) -> float:
+        misses = sum(bool(getattr(d, f)) != want for f, want in zip(_PRESENCE, shape, strict=True))
+        return misses * 100_000 + abs((d.birth_date - born).days) + _RNG.random()
+
+    best = min(fitting, key=distance)
     if not want_nir:
         best = replace(best, nir="")
     return replace(best, identity_status=twin.identity_status)
+
+
+_PRESENCE = ("usage_name", "email", "phone_mobile", "phone_home")
 
 
 def _twin_for(establishment: Establishment, number: int, now: dt.datetime) -> Any:
@@ -149,8 +158,9 @@ def _twin_for(establishment: Establishment, number: int, now: dt.datetime) -> An
     twin_ident = below or above
     if twin_ident is None:
         return None
-    stays = Stay.objects.filter(patient_id=twin_ident.patient_id, establishment=establishment)
-    if not stays.exists() or stays.filter(discharged_at=None).exists():
+    here = Stay.objects.filter(patient_id=twin_ident.patient_id, establishment=establishment)
+    anywhere = Stay.objects.filter(patient_id=twin_ident.patient_id)
+    if not here.exists() or anywhere.filter(discharged_at=None).exists():
         return None
     from rempart.access.policy import is_canary
 
@@ -162,6 +172,7 @@ def _twin_for(establishment: Establishment, number: int, now: dt.datetime) -> An
 def _plant_one(
     establishment: Establishment, number: int, twin_ident: PatientIdentifier,
     neighbour: PatientIdentifier | None, now: dt.datetime, seed: int,
+    free: dict[uuid.UUID, list[int]],
 ) -> uuid.UUID:  # fmt: skip
     twin = Patient.objects.get(pk=twin_ident.patient_id)
     other = Patient.objects.get(pk=neighbour.patient_id) if neighbour else None
@@ -182,7 +193,24 @@ def _plant_one(
     ident_id = _uuid7_between(twin_ident.pk, _next_id(PatientIdentifier, twin_ident.pk))
     PatientIdentifier.objects.create(id=ident_id, patient=patient,
                                      establishment=establishment, ipp=f"{number:010d}")  # fmt: skip
-    _copy_care(twin, patient, establishment, now)
+    places = {establishment.pk}
+    # An IPP in each other establishment the twin has one in: the free number nearest the
+    # twin's there (a canary known in one place only would stand out among the group's).
+    for other_ident in PatientIdentifier.objects.filter(patient=twin).exclude(
+        establishment=establishment
+    ):
+        numbers = free.get(other_ident.establishment_id)
+        if not numbers or not other_ident.ipp.isdigit():
+            continue
+        nearest = min(numbers, key=lambda n: abs(n - int(other_ident.ipp)))
+        numbers.remove(nearest)
+        PatientIdentifier.objects.create(
+            id=_uuid7_between(other_ident.pk, _next_id(PatientIdentifier, other_ident.pk)),
+            patient=patient, establishment_id=other_ident.establishment_id,
+            ipp=f"{nearest:010d}",
+        )  # fmt: skip
+        places.add(other_ident.establishment_id)
+    _copy_care(twin, patient, establishment, places, now)
     CanaryMark.objects.create(tag=get_vault().indexer.tag("canary", pid.bytes))
     return pid
 
@@ -197,23 +225,25 @@ def _stretched(length: dt.timedelta) -> dt.timedelta:
     return dt.timedelta(seconds=unit * max(1, units + _RNG.randint(-spread, spread)))
 
 
-def _copy_care(twin: Patient, canary: Patient, establishment: Establishment, now: dt.datetime):  # type: ignore[no-untyped-def]
-    """The twin's stays in the establishment, shifted and stretched, with their prescriptions."""
+def _copy_care(  # type: ignore[no-untyped-def]
+    twin: Patient, canary: Patient, establishment: Establishment, places: set[uuid.UUID],
+    now: dt.datetime,
+):  # fmt: skip
+    """The twin's stays, shifted and stretched, with their prescriptions: in the same places
+    where the canary has an IPP, moved to the same kind of service of `establishment` else."""
     from rempart.care.models import PrescriptionStatus
     from rempart.synth import data as ref
     from rempart.synth.population import _line_content
 
     latest_end = now - dt.timedelta(days=1)
     born = dt.datetime.combine(canary.birth_date or dt.date(1900, 1, 1), dt.time(), tzinfo=dt.UTC)
-    # The twin's stays elsewhere come along too, moved to the same kind of service here (the
-    # canary has an IPP here only): a canary with fewer stays than its twin would show.
     here = {svc.code: svc.pk for svc in establishment.services.all()}
     stays = []
     for stay in Stay.objects.filter(patient=twin).select_related("service"):
-        if stay.establishment_id != establishment.pk:
-            if stay.service.code not in here or stay.discharged_at is None:
+        if stay.establishment_id not in places:
+            if stay.service.code not in here:
                 continue
-            stay.service_id = here[stay.service.code]
+            stay.establishment_id, stay.service_id = establishment.pk, here[stay.service.code]
         stays.append(stay)
     last_end = max(s.discharged_at for s in stays if s.discharged_at)
     first_start = min(s.planned_admission for s in stays)
@@ -235,7 +265,8 @@ def _copy_care(twin: Patient, canary: Patient, establishment: Establishment, now
         if stay.planned_discharge is not None and start is not None and end is not None:
             planned_discharge = max(start, moved(stay.planned_discharge))
         copy = Stay(id=_uuid7_between(stay.pk, _next_id(Stay, stay.pk)), patient=canary,
-                    establishment=establishment, service_id=stay.service_id, kind=stay.kind,
+                    establishment_id=stay.establishment_id, service_id=stay.service_id,
+                    kind=stay.kind,
                     planned_admission=moved(stay.planned_admission),
                     planned_discharge=planned_discharge, admitted_at=start, discharged_at=end,
                     reason=stay.reason)  # fmt: skip
@@ -274,11 +305,15 @@ def canaries_plant(*, actor: Actor, per_establishment: int, reorder: bool = True
     indexer = get_vault().indexer
     planted: list[Planted] = []
     with transaction.atomic():
-        for place in Establishment.objects.order_by("finess"):
-            free, _last = _free_numbers(place)
-            _RNG.shuffle(free)
+        places = list(Establishment.objects.order_by("finess"))
+        free = {place.pk: _free_numbers(place)[0] for place in places}
+        for place in places:
+            holes = list(free[place.pk])
+            _RNG.shuffle(holes)
             ids: list[uuid.UUID] = []
-            for number in free:
+            for number in holes:
+                if number not in free[place.pk]:
+                    continue  # taken meanwhile by a canary of another place
                 if len(ids) == per_establishment:
                     break
                 found = _twin_for(place, number, now)
@@ -288,7 +323,8 @@ def canaries_plant(*, actor: Actor, per_establishment: int, reorder: bool = True
                     indexer.tag("canary_seed", place.pk.bytes + number.to_bytes(8, "big"))[:8],
                     "big",
                 )
-                ids.append(_plant_one(place, number, found[0], found[1], now, seed))
+                free[place.pk].remove(number)
+                ids.append(_plant_one(place, number, found[0], found[1], now, seed, free))
             planted.append(Planted(place.pk, ids))
         marks = sum(len(p.patient_ids) for p in planted)
         decoys = sum(_RNG.randint(*DECOYS_PER_CANARY) for _ in range(marks))

@@ -135,14 +135,51 @@ def charge(actor: Actor, items: Sequence[uuid.UUID]) -> None:
     if actor.role == SYSTEM_ROLE or actor.user_id is None:
         return
     usage = budgets.touch(actor.user_id, items)
-    hour, day = budgets.limits(actor.role)
+    hour, day, week = budgets.limits(actor.role)
     factor = settings.REMPART_BUDGET_HARD_FACTOR
-    if usage.hour > hour * factor or usage.day > day * factor:
-        reason = f"budget de lecture dépassé ({usage.hour} cette heure, {usage.day} aujourd'hui)"
+    if usage.hour > hour * factor or usage.day > day * factor or usage.week > week * factor:
+        reason = (f"budget de lecture dépassé ({usage.hour} cette heure, {usage.day} "
+                  f"aujourd'hui, {usage.week} en 7 jours)")  # fmt: skip
         account_lock(actor, reason=reason, kind=AlertKind.BUDGET, severity=Severity.CRITICAL)
         raise AccountLocked()
-    if (usage.hour > hour or usage.day > day) and not stepped_up(actor.user_id):
+    _peer_check(actor, usage.day)
+    if (usage.hour > hour or usage.day > day or usage.week > week) and not stepped_up(
+        actor.user_id
+    ):
         raise StepUpRequired()
+
+
+PEER_STEP = 20  # the comparison runs when an account's day count crosses a multiple of this
+
+
+def _peer_check(actor: Actor, day_count: int) -> None:
+    """Far more distinct patients today than the others of the role: alert the security
+    officer once a day. Runs every PEER_STEP patients, not on every page."""
+    if day_count < settings.REMPART_PEER_FLOOR or day_count % PEER_STEP != 0:
+        return
+    assert actor.user_id is not None  # noqa: S101  # charge() returns early for anonymous
+    from rempart.directory.models import StaffMember
+
+    others = list(
+        StaffMember.objects.filter(role=actor.role, user__is_active=True)
+        .exclude(user_id=actor.user_id)
+        .values_list("user_id", flat=True)[:2000]
+    )
+    # The others at work today; with fewer than 3 of them (a night, a small site) the floor
+    # alone decides: a lone account reading that many at night is what a scraper looks like.
+    counts = sorted(n for n in budgets.peers_today(others) if n > 0)
+    median = counts[len(counts) // 2] if len(counts) >= 3 else 0
+    if day_count <= settings.REMPART_PEER_FACTOR * max(median, 1):
+        return
+    since = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    if Alert.objects.filter(user_id=actor.user_id, kind=AlertKind.PEERS,
+                            created_at__gte=since).exists():  # fmt: skip
+        return
+    alert_raise(severity=Severity.WARNING, kind=AlertKind.PEERS, audience=Role.SECURITY_OFFICER,
+                user_id=actor.user_id,
+                message=f"{actor.username} ({role_label(actor.role)}) a consulté {day_count} "
+                        f"dossiers aujourd'hui ; médiane des {len(counts)} autres comptes de "
+                        f"la fonction actifs aujourd'hui : {median}.")  # fmt: skip
 
 
 # --- the care relationship ------------------------------------------------------------------------

@@ -318,3 +318,24 @@ def canary_marks_rekey(model: type[Any], patient_ids: list[uuid.UUID]) -> int:
         )
         moved += 1
     return moved
+
+
+def canary_decoys_rekey() -> int:
+    """After a full re-index, the marks still under an older index key are the decoys (every
+    canary's own mark moved with its patient's batch): they get fresh random tags under the
+    primary key, so the old key can be disabled and nothing tells decoys from marks. Returns
+    how many moved."""
+    if rotation_pending():
+        return 0
+    primary = get_vault().indexer.primary_key_id
+    stale = list(CanaryMark.objects.exclude(index_key_id=primary).values_list("tag", flat=True))
+    with transaction.atomic():
+        CanaryMark.objects.filter(tag__in=stale).delete()
+        CanaryMark.objects.bulk_create([CanaryMark(tag=secrets.token_bytes(16)) for _ in stale])
+    return len(stale)
+
+
+def rotation_pending() -> bool:
+    from rempart.vault import rotation
+
+    return rotation.count_to_reindex() > 0

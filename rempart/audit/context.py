@@ -29,6 +29,8 @@ class Actor:
     services: tuple[uuid.UUID, ...] = ()
     practitioner_id: uuid.UUID | None = None
     session_key: str = ""
+    # The request id a client or proxy sent (X-Request-ID), kept beside the server's own.
+    client_request_id: str = ""
 
     @classmethod
     def system(cls, command: str, purpose: str = Purpose.ADMINISTRATION) -> Actor:

@@ -75,6 +75,8 @@ def event_record(
     """Write one event (and the patients a search returned); returns its id. Raises
     AuditUnavailable, having written nothing, when the trail cannot be written."""
     detail = dict(detail or {})
+    if actor.client_request_id:
+        detail["client_request_id"] = actor.client_request_id
     if patients:
         detail["results"] = [str(p) for p in patients]
     values = [

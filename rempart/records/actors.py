@@ -12,11 +12,17 @@ UNKNOWN_ROLE = "unknown"
 
 
 def actor_for_user(
-    user: Any, *, ip: str = "", request_id: str = "", session_key: str = ""
+    user: Any,
+    *,
+    ip: str = "",
+    request_id: str = "",
+    session_key: str = "",
+    client_request_id: str = "",
 ) -> Actor:
     """The actor for an authenticated user (or an anonymous one, for failed logins)."""
     if user is None or not getattr(user, "is_authenticated", False):
-        return Actor(username="anonyme", role=UNKNOWN_ROLE, ip=ip, request_id=request_id)
+        return Actor(username="anonyme", role=UNKNOWN_ROLE, ip=ip, request_id=request_id,
+                     client_request_id=client_request_id)  # fmt: skip
     staff = StaffMember.objects.filter(user=user).first()
     places = (
         tuple(staff.establishments.order_by("finess").values_list("id", flat=True)) if staff else ()
@@ -33,6 +39,7 @@ def actor_for_user(
         services=services,
         practitioner_id=staff.practitioner_id if staff else None,
         session_key=session_key,
+        client_request_id=client_request_id,
     )
 
 
@@ -42,5 +49,6 @@ def actor_for_request(request: Any) -> Actor:
         getattr(request, "user", None),
         ip=getattr(request, "client_ip", ""),
         request_id=getattr(request, "request_id", ""),
+        client_request_id=getattr(request, "client_request_id", ""),
         session_key=(session.session_key or "") if session is not None else "",
     )

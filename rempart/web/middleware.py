@@ -1,9 +1,11 @@
-"""Gives every request an id and the client's address, which the audit events carry."""
+"""Gives every request an id and the client's address, which the audit events carry; counts
+requests with an unknown session cookie per address."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -13,43 +15,108 @@ from rempart.lib.ids import new_id
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def client_address(request: Any) -> str:
+    """The client's address: the TCP peer, or behind REMPART_TRUSTED_PROXIES reverse proxies the
+    address the outermost of them saw, counted from the right of X-Forwarded-For (django-ipware);
+    what a client writes at the left of that header is never taken. Also axes's callable."""
+    cached = getattr(request, "client_ip", None)
+    if cached is not None:
+        return str(cached)
+    peer = str(request.META.get("REMOTE_ADDR", ""))
+    proxies = settings.REMPART_TRUSTED_PROXIES
+    if proxies <= 0:
+        return peer[:45]
+    from ipware import get_client_ip
+
+    try:
+        # python-ipware counts the proxies listed in the header: all but the last one, which is
+        # the TCP peer; non-strict, the entries a client wrote before them are skipped.
+        found, _routable = get_client_ip(request, proxy_order="left-most",
+                                         proxy_count=proxies - 1, strict=False,
+                                         request_header_order=["HTTP_X_FORWARDED_FOR"])  # fmt: skip
+    except ValueError:
+        found = None
+    return (found or peer)[:45]
+
+
 class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # The id in the trail is always the server's; a client's (or proxy's) is kept beside it.
+        request.request_id = new_id().hex  # type: ignore[attr-defined]
         incoming = request.headers.get("X-Request-ID", "")
-        trusted = settings.REMPART_TRUST_PROXY_HEADERS
-        request.request_id = (  # type: ignore[attr-defined]
-            incoming if trusted and _REQUEST_ID.match(incoming) else new_id().hex
+        request.client_request_id = (  # type: ignore[attr-defined]
+            incoming if _REQUEST_ID.match(incoming) else ""
         )
-        address = request.META.get("REMOTE_ADDR", "")
-        if trusted:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            address = forwarded.split(",")[0].strip() or address
-        request.client_ip = address[:45]  # type: ignore[attr-defined]
-        self._note_invalid_session(request)
+        request.client_ip = client_address(request)  # type: ignore[attr-defined]
+        refused = self._unknown_session(request)
+        if refused is not None:
+            return refused
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
 
     @staticmethod
-    def _note_invalid_session(request: HttpRequest) -> None:
-        """A session cookie the server does not know (tampered, forged, or expired) is
-        recorded: the request goes on as anonymous."""
+    def _unknown_session(request: HttpRequest) -> HttpResponse | None:
+        """A session cookie the server does not know (tampered, forged, expired): the request
+        goes on as anonymous. Counted per client address and window, not written one by one:
+        the first of a window is recorded in the trail; past the limit the security officer is
+        told (once) and such requests are refused, so nobody floods the trail or the logs
+        without logging in."""
         if not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
-            return
+            return None
         request.session.get("_auth_user_id")  # loads the session; an unknown key is dropped
         if request.session.session_key is not None:
-            return
-        from rempart.audit.context import Actor
-        from rempart.audit.models import Action, Outcome, Purpose
-        from rempart.audit.services import event_record
+            return None
+        from django.core.cache import cache
 
-        actor = Actor(username="anonyme", role="unknown", purpose=Purpose.SECURITY,
-                      ip=request.client_ip, request_id=request.request_id)  # type: ignore[attr-defined]  # fmt: skip
-        event_record(actor, Action.LOGIN_FAILED, resource_type="Session", outcome=Outcome.DENIED,
-                     detail={"reason": "unknown_session"})  # fmt: skip
+        address = request.client_ip  # type: ignore[attr-defined]
+        window = settings.REMPART_UNKNOWN_SESSIONS_WINDOW
+        key = f"rempart:unknown-session:{address}"
+        if cache.add(key, 1, timeout=window):
+            count = 1
+        else:
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between the two calls
+                cache.add(key, 1, timeout=window)
+                count = 1
+        limit = settings.REMPART_UNKNOWN_SESSIONS_LIMIT
+        if count == 1:
+            _record_unknown_session(request, count, limit)
+        elif count == limit + 1:
+            _record_unknown_session(request, count, limit)
+            from rempart.access.alerts import alert_raise
+            from rempart.access.models import AlertKind, Severity
+            from rempart.directory.models import Role
+
+            alert_raise(severity=Severity.WARNING, kind=AlertKind.SESSIONS,
+                        audience=Role.SECURITY_OFFICER,
+                        message=f"Plus de {limit} requêtes avec une session inconnue depuis "
+                                f"{address} en {window // 60} min : refusées jusqu'à la fin "
+                                "de la fenêtre.")  # fmt: skip
+        if count > limit:
+            response = HttpResponse("Trop de requêtes.", status=429,
+                                    content_type="text/plain; charset=utf-8")  # fmt: skip
+            response["Retry-After"] = str(window)
+            response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+            return response
+        return None
+
+
+def _record_unknown_session(request: HttpRequest, count: int, limit: int) -> None:
+    from rempart.audit.context import Actor
+    from rempart.audit.models import Action, Outcome, Purpose
+    from rempart.audit.services import event_record
+
+    actor = Actor(username="anonyme", role="unknown", purpose=Purpose.SECURITY,
+                  ip=request.client_ip, request_id=request.request_id,  # type: ignore[attr-defined]
+                  client_request_id=request.client_request_id)  # type: ignore[attr-defined]  # fmt: skip
+    event_record(actor, Action.LOGIN_FAILED, resource_type="Session", outcome=Outcome.DENIED,
+                 detail={"reason": "unknown_session", "count": count,
+                         "rate_limited": count > limit})  # fmt: skip
 
 
 # Pages a logged-in user may reach before giving the second factor.

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rempart.access.services import canary_marks_rekey
+from rempart.access.services import canary_decoys_rekey, canary_marks_rekey
 from rempart.audit.context import Actor
 from rempart.audit.models import Action, Purpose
 from rempart.audit.services import AuditUnavailable, event_record
@@ -102,6 +102,7 @@ class Command(BaseCommand):
             n = rotation.reindex(
                 batch_size=batch_size, progress=advance, on_batch=canary_marks_rekey
             )
+        canary_decoys_rekey()
         key_id = keystore.get_vault().indexer.primary_key_id
         _audit("reindex", {"category": crypto.INDEX_CATEGORY, "key_id": key_id, "rows": n})
         self.stdout.write(f"index : {n} lignes réindexées sous la clé {key_id}")
