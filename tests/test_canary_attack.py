@@ -68,13 +68,12 @@ heap AS (
            row_number() OVER (ORDER BY id) AS by_id
     FROM patients_patient),
 same_length AS (
-    SELECT s.patient_id, count(*) AS twins
-    FROM care_stay s JOIN care_stay o
-      ON o.service_id = s.service_id AND o.patient_id <> s.patient_id
-     AND o.discharged_at - o.admitted_at = s.discharged_at - s.admitted_at
-     AND o.kind = s.kind
-    WHERE s.kind IN ('full', 'day_case', 'emergency')
-    GROUP BY s.patient_id),
+    SELECT patient_id, sum(alike - 1) AS twins FROM (
+        SELECT patient_id, count(*) OVER (
+                   PARTITION BY service_id, kind, discharged_at - admitted_at) AS alike
+        FROM care_stay
+        WHERE kind IN ('full', 'day_case', 'emergency') AND discharged_at IS NOT NULL) s
+    GROUP BY patient_id),
 trail AS (
     SELECT patient_id, count(*) AS n FROM audit_event_patient GROUP BY patient_id)
 SELECT p.id,

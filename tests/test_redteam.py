@@ -105,11 +105,11 @@ def test_the_first_login_enrols_the_second_factor_only_with_the_officers_code(
     assert client.get("/connexion/second-facteur/")["Location"] == "/connexion/enrolement/"
     # The password alone shows no QR code and makes no device: it asks for the activation code.
     page = client.get("/connexion/enrolement/").content.decode()
-    assert "QR code d'enrôlement" not in page and "Code d'activation" in page
+    assert "QR code d'enrôlement" not in page and 'name="activation"' in page
     assert not SealedTOTPDevice.objects.filter(user=user).exists()
     code = _officer_issues_code(officer_client, user.username)
     refused = client.post("/connexion/enrolement/", {"activation": "ABCD-EFGH-JKMN"})
-    assert "Code d'activation refusé" in refused.content.decode()
+    assert "activation refusé (erroné, expiré" in refused.content.decode()
     assert client.post("/connexion/enrolement/", {"activation": code.lower()})["Location"] == (
         "/connexion/enrolement/"
     )
