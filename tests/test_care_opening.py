@@ -72,6 +72,9 @@ def test_a_stolen_secretary_account_planning_stays_sees_no_clinical_content_and_
         assert "bris de glace" in chart
         prescription = Prescription.objects.filter(patient=patient).first()
         assert client.get(f"/prescriptions/{prescription.pk}/").status_code == 404
+        assert client.get(f"/prescriptions/{prescription.pk}/ordonnance.pdf").status_code == 404
+        # nor the access report, which names every establishment that read the record
+        assert client.get(f"/patients/{patient.pk}/acces/").status_code == 404
         if (
             alerted_after is None
             and Alert.objects.filter(

@@ -87,3 +87,25 @@ def test_an_account_reading_far_more_than_its_peers_is_alerted(place, settings, 
         if backend == "redis":
             budgets._redis().flushdb()
             budgets._redis.cache_clear()
+
+
+def test_through_http_a_scraper_far_above_its_peers_is_alerted(place, settings):
+    """The same through the pages: a stolen desk account walking ids (each one charged, found
+    or not) while the other desks work at their pace."""
+    import uuid
+
+    from django.test import Client
+
+    from tests.test_redteam import _device, _login
+
+    settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (500, 900, 2000)}
+    for k in range(3):
+        _read(_secretary(f"sec.pair{k}", place), 5)
+    user = staff_create(username="sec.volee", password=PASSWORD, role=Role.SECRETARY,
+                        establishments=[place]).user  # fmt: skip
+    client = Client()
+    _login(client, user, _device(user))
+    for n in range(1, 41):
+        assert client.get(f"/patients/{uuid.uuid4()}/").status_code == 404
+        alerted = Alert.objects.filter(kind=AlertKind.PEERS, user=user).exists()
+        assert alerted == (n >= 40)

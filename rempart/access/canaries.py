@@ -1,19 +1,22 @@
 """Canary patients that look like everyone else, to a thief holding the dump and the source.
 
-A canary is modelled on a real patient of the same establishment, its twin: the holder of the
-IPP just below a free number of the establishment's sequence (IPP allocation leaves about one
-number in 40 free, see `rempart.lib.identifiers.IPP_GAP`). The canary takes that free number,
-so its IPP sits among the others; its ids are UUIDv7 whose times fall between its twin's and the
-next patient's, like its creation stamps; it has the twin's stays in that establishment (all
-past, shifted by a few days, lengths stretched a little), with their prescriptions (same
-prescriber and status, lines drawn from the catalogue); its identity is drawn by the group
-generator from a seed derived from the index key (the same sex and about the same age as the
-twin). Only a keyed tag of its id marks it, among decoy tags, with nothing else in the row. The
+A canary is modelled on a real patient, its twin: the holder of the IPP just below a free
+number of an establishment's sequence (IPP allocation leaves about one number in IPP_GAP free,
+see `rempart.lib.identifiers`), whose stays are all over (a canary is nobody's current or
+upcoming patient). The canary takes that free number, and a free number near the twin's in each
+other establishment where the twin has an IPP; its ids are UUIDv7 drawn between the twin's and
+the next row's, its creation stamps between the twin's and the neighbour's; it has the twin's
+stays, shifted together by up to 20 days, each with the length of another patient's stay of the
+same service and kind, and their prescriptions (same prescriber and status, as many lines drawn
+from the catalogue); its identity comes from the group generator seeded by a tag of the index
+root, of the twin's sex and shape (NIR, usage name, e-mail, phones present or not), born near
+it. Only a keyed tag of its id marks it, among decoy tags, with nothing else in the row. The
 tables are then rewritten in id order (PostgreSQL `CLUSTER`), so rows planted today are not at
 the end of the heap.
 
-The thief's test (tests/test_canary_attack.py) plays every query on the clear columns we thought
-of and finds canaries no more often than chance.
+The thief's test (tests/test_canary_attack.py) plays 32 queries on the clear columns and a
+nearest-neighbour attack; bench/canary_attack.py plays them at group scale with a logistic
+regression over all of them.
 """
 
 from __future__ import annotations
@@ -158,6 +161,12 @@ def _twin_for(establishment: Establishment, number: int, now: dt.datetime) -> An
     twin_ident = below or above
     if twin_ident is None:
         return None
+    # A patient with IPPs in k establishments sits next to free numbers in k sequences: taken
+    # with probability 1/k, twins are drawn like patients, not like IPPs (else canaries would
+    # have more establishments and stays than the group; measured at 760,000 patients).
+    places = PatientIdentifier.objects.filter(patient_id=twin_ident.patient_id).count()
+    if _RNG.random() * places >= 1:
+        return None
     here = Stay.objects.filter(patient_id=twin_ident.patient_id, establishment=establishment)
     anywhere = Stay.objects.filter(patient_id=twin_ident.patient_id)
     if not here.exists() or anywhere.filter(discharged_at=None).exists():
@@ -204,8 +213,16 @@ def _plant_one(
             continue
         nearest = min(numbers, key=lambda n: abs(n - int(other_ident.ipp)))
         numbers.remove(nearest)
+        # its id right after the holder of the number below it there: IPP order and id order
+        # agree as they do for every patient
+        before = (
+            PatientIdentifier.objects.filter(establishment_id=other_ident.establishment_id,
+                                             ipp__lt=f"{nearest:010d}")
+            .order_by("-ipp")
+            .first()
+        ) or other_ident  # fmt: skip
         PatientIdentifier.objects.create(
-            id=_uuid7_between(other_ident.pk, _next_id(PatientIdentifier, other_ident.pk)),
+            id=_uuid7_between(before.pk, _next_id(PatientIdentifier, before.pk)),
             patient=patient, establishment_id=other_ident.establishment_id,
             ipp=f"{nearest:010d}",
         )  # fmt: skip
@@ -213,6 +230,29 @@ def _plant_one(
     _copy_care(twin, patient, establishment, places, now)
     CanaryMark.objects.create(tag=get_vault().indexer.tag("canary", pid.bytes))
     return pid
+
+
+def _donor_length(stay: Stay, twin: Patient) -> dt.timedelta | None:
+    """The length of another patient's stay of the same service and kind, drawn at random (a
+    random point in the id range, the next such stay after it): the copy's length then follows
+    the group's own distribution, not one shaped around the twin's."""
+    first = Stay.objects.order_by("pk").values_list("pk", flat=True).first()
+    last = Stay.objects.order_by("-pk").values_list("pk", flat=True).first()
+    if first is None or last is None:
+        return None
+    start = uuid.UUID(int=first.int + _RNG.randrange(max(1, last.int - first.int)))
+    found = (
+        Stay.objects.filter(service_id=stay.service_id, kind=stay.kind, pk__gte=start,
+                            admitted_at__isnull=False, discharged_at__isnull=False)
+        .exclude(patient=twin)
+        .order_by("pk")
+        .values_list("admitted_at", "discharged_at")[:1]
+    )  # fmt: skip
+    row = next(iter(found), None)
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    length: dt.timedelta = row[1] - row[0]
+    return length
 
 
 def _stretched(length: dt.timedelta) -> dt.timedelta:
@@ -259,7 +299,7 @@ def _copy_care(  # type: ignore[no-untyped-def]
         start = moved(stay.admitted_at)
         end = stay.discharged_at
         if start is not None and end is not None and stay.admitted_at is not None:
-            end = start + _stretched(end - stay.admitted_at)
+            end = start + (_donor_length(stay, twin) or _stretched(end - stay.admitted_at))
             end = min(end, latest_end) if start < latest_end else end
         planned_discharge = None
         if stay.planned_discharge is not None and start is not None and end is not None:

@@ -59,8 +59,9 @@ def patient_access_report(*, actor: Actor, patient_id: uuid.UUID | str) -> Acces
             event_record(actor, Action.REPORT, resource_type="AccessReport",
                          resource_id=str(patient_id), outcome=Outcome.NOT_FOUND)  # fmt: skip
             raise PatientNotFound()
-    else:  # a clinician shows it from the chart of a patient in their care
-        patient, access = patient_open(actor, patient_id, Action.REPORT)
+    else:  # a clinician shows it from the chart of a patient in their care (clinical level:
+        # the report names every establishment that read the record)
+        patient, access = patient_open(actor, patient_id, Action.REPORT, clinical=True)
         actor = access.actor
     touched = EventPatient.objects.filter(patient_id=patient.pk).values("event_id")
     events = list(Event.objects.filter(Q(patient_id=patient.pk) | Q(id__in=touched)).order_by("id"))
