@@ -138,9 +138,10 @@ def test_a_secretary_logs_in_searches_and_opens_a_chart(demo, browser):
     assert name in page.inner_text("table")
     _shot(page, "05-recherche")
     page.click("table a")
-    page.get_by_role("link", name="Qui a consulté ce dossier").click()
-    assert secretary in page.inner_text("table")
-    _shot(page, "06-qui-a-consulte")
+    # The desk sees identity, contact and its establishment's stays; prescriptions, other
+    # establishments' stays and the access report wait for a clinician of the admitting service.
+    assert "Le contenu clinique" in page.inner_text("main")
+    assert page.get_by_role("link", name="Qui a consulté ce dossier").count() == 0
     # The same chart on a tablet held upright: nothing wider than the screen.
     page.go_back()
     page.set_viewport_size({"width": 768, "height": 1024})
@@ -154,6 +155,11 @@ def test_a_physician_prescribes_signs_and_downloads_the_ordonnance(demo, browser
     physician = _account(demo, "medecin.")
     _login(page, demo, physician)
     page.click("table a")
+    # A patient expected in the physician's service (a consultation tomorrow, say) shows no
+    # prescription until the entry is recorded: then the clinical content opens.
+    if page.get_by_role("link", name="Nouvelle prescription").count() == 0:
+        assert "Le contenu clinique" in page.inner_text("main")
+        page.get_by_role("button", name="Enregistrer l'entrée").first.click()
     page.get_by_role("link", name="Nouvelle prescription").click()
     everything = page.locator("#id_drug option").count()
     page.fill("#q", "parac")  # htmx narrows the list as one types (no click, CSP intact)
@@ -175,6 +181,14 @@ def test_a_physician_prescribes_signs_and_downloads_the_ordonnance(demo, browser
     with page.expect_download() as download:
         page.get_by_role("link", name="Imprimer l'ordonnance (PDF)").click()
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF-")
+    signed = page.url.rstrip("/").rsplit("/", 1)[1].replace("-", "")
+    patient = demo.sql("SELECT patient_id FROM care_prescription WHERE id = ?", signed)[0][0]
+    patient = str(patient).replace("-", "")
+    patient = f"{patient[:8]}-{patient[8:12]}-{patient[12:16]}-{patient[16:20]}-{patient[20:]}"
+    page.goto(f"{demo.url}/patients/{patient}/")
+    page.get_by_role("link", name="Qui a consulté ce dossier").click()
+    assert "\tMédecin\t" in page.inner_text("table")  # the physician's own accesses, by name
+    _shot(page, "06-qui-a-consulte")
 
 
 def test_a_nurse_breaks_the_glass_for_a_patient_of_another_establishment(demo, browser):
