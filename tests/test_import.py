@@ -21,13 +21,16 @@ from rempart.synth.legacy import write_legacy_export
 ACTOR = Actor.system("tests")  # the console: access control is tested in test_access.py
 
 TODAY = dt.date(2026, 11, 28)
-REASON_OF_FAULT = {
-    "nir_key": "nir: La clé du NIR est fausse.",
+REASON_OF_FAULT = {  # refused lines: no usable identity
     "future_birth": "birth_date: La date de naissance est dans le futur.",
     "no_name": "birth_name: Le nom de naissance est obligatoire.",
-    "unknown_gp": "gp_rpps: Médecin traitant inconnu (RPPS).",
     "bad_date": "birth_date: Date de naissance illisible.",
+    "no_birth_date": "birth_date: La date de naissance est obligatoire.",
 }
+FIELD_OF_FAULT = {  # imported lines that lost a field
+    "nir_key": "nir:", "bad_gp": "gp_rpps:", "bad_email": "email:", "bad_phone": "phone_",
+    "bad_postcode": "postcode:", "bad_place": "birth_place_code:",
+}  # fmt: skip
 
 
 def _gps() -> list[str]:
@@ -38,7 +41,7 @@ def _gps() -> list[str]:
 def export(group, tmp_path: Path):
     path = tmp_path / "export.csv"
     summary = write_legacy_export(path, patients=1200, seed=99, today=TODAY, gps=_gps(),
-                                  faults=25, duplicates=10)  # fmt: skip
+                                  faults=25, duplicates=10, encoding="cp1252")  # fmt: skip
     return path, summary
 
 
@@ -47,19 +50,38 @@ def _establishment() -> Establishment:
 
 
 def test_an_export_is_imported_with_its_faults_refused_and_explained(export, tmp_path):
+    from rempart.imports.models import ImportLine
+
     path, written = export
     before = Patient.objects.count()
     rejects = tmp_path / "rejets.csv"
     summary = import_file(path, establishment_finess=_establishment().finess,
                           reject_path=rejects, batch_size=300, workers=0)  # fmt: skip
-    assert summary.rejected == len(written.faulty) == 25
-    assert summary.imported == written.rows - 25
+    # Only the lines without a usable identity are refused; every other patient comes in.
+    assert summary.rejected == len(written.refused) == 12  # 25 faults, the 10 kinds in turn
+    assert summary.imported == written.rows - 12
+    assert summary.warned >= len(written.warned) == 13
     assert Patient.objects.count() == before + summary.imported
+    lines = ImportLine.objects.filter(job_id=summary.job_id)
+    refused = {r.line: r for r in lines.filter(kind="refused")}
+    assert {n: r.reasons for n, r in refused.items()} == {
+        n: REASON_OF_FAULT[fault] for n, fault in written.refused.items()
+    }
+    # The refused line is kept sealed, whole, for its correction in the page.
+    some = next(iter(refused.values()))
+    assert set(some.content) >= {"nom", "prenom", "naissance"}
+    warned = {w.line: w.reasons for w in lines.filter(kind="warning")}
+    for n, fault in written.warned.items():
+        assert FIELD_OF_FAULT[fault] in warned[n], (fault, warned[n])
+    # A wrong NIR key: the patient comes in without it, provisional.
+    nir_line = next(n for n, f in written.warned.items() if f == "nir_key")
+    patient = Patient.objects.get(pk=lines.get(line=nir_line, kind="warning").patient_id)
+    assert patient.nir is None and patient.identity_status == "PROV"
     with rejects.open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle, delimiter=";"))
     assert rows[0][:3] == ["ligne", "motif", "ipp"]
     assert {int(r[0]): r[1] for r in rows[1:]} == {
-        line: REASON_OF_FAULT[fault] for line, fault in written.faulty.items()
+        line: REASON_OF_FAULT[fault] for line, fault in written.refused.items()
     }
     assert rejects.stat().st_mode & 0o777 == 0o600
     # Each committed batch left its audit event (job, lines, counts; no patient values).
@@ -69,6 +91,37 @@ def test_an_export_is_imported_with_its_faults_refused_and_explained(export, tmp
     assert batches.count() == -(-written.rows // 300)
     assert sum(e.detail["imported"] for e in batches) == summary.imported
     assert Event.objects.filter(resource_type="DuplicateCandidate").exists()
+
+
+def test_french_data_as_it_is_comes_in(export):
+    """Accented e-mail addresses, phones in every notation, mixed date formats, stray spaces,
+    town GPs outside the directory: none of it costs a patient or a field."""
+    from rempart.imports.models import ImportLine
+
+    path, written = export
+    known = set(Practitioner.objects.values_list("rpps", flat=True))
+    summary = import_file(path, batch_size=400, workers=0)
+    new = Patient.objects.filter(created_at__gte=ImportJob.objects.get(pk=summary.job_id)
+                                 .started_at)  # fmt: skip
+    emails = [p.email for p in new if p.email]
+    assert sum(1 for e in emails if not e.isascii()) > 20
+    warned = ImportLine.objects.filter(job_id=summary.job_id, kind="warning")
+    assert (
+        not warned.filter(reasons__startswith="email")
+        .exclude(line__in=[n for n, f in written.warned.items() if f == "bad_email"])
+        .exists()
+    )
+    with path.open(encoding="cp1252") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    assert any(r["tel"].startswith("+33") for r in rows) and any(
+        "-" in r["naissance"] for r in rows
+    )
+    town = {r["medecin_traitant_rpps"] for r in rows} - known - {"", "1234567"}
+    created = Practitioner.objects.filter(rpps__in=town)
+    assert created.count() == len(town) and all(p.to_complete for p in created)
+    with_gp = [p for p in new if p.gp_id is not None]
+    assert len(with_gp) > len(new) // 2
+    assert {p.gp_id for p in with_gp} <= set(Practitioner.objects.values_list("id", flat=True))
 
 
 def test_imported_patients_are_sealed_searchable_and_keep_their_ipp(export):
@@ -148,7 +201,7 @@ def test_an_empty_file_is_refused(group, tmp_path):
         import_file(path, workers=0)
 
 
-def test_a_legacy_ipp_already_given_to_someone_else_is_refused(group, tmp_path):
+def test_a_legacy_ipp_already_given_to_someone_else_gets_a_new_number(group, tmp_path):
     establishment = _establishment()
     taken = PatientIdentifier.objects.filter(establishment=establishment).first().ipp
     path = tmp_path / "ipp.csv"
@@ -161,9 +214,14 @@ def test_a_legacy_ipp_already_given_to_someone_else_is_refused(group, tmp_path):
     summary = import_file(
         path, establishment_finess=establishment.finess, reject_path=tmp_path / "r.csv", workers=0
     )
-    assert (summary.imported, summary.rejected) == (1, 1)
-    assert "IPP déjà attribué" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+    assert (summary.imported, summary.rejected, summary.warned) == (2, 0, 1)
+    from rempart.imports.models import ImportLine
+
+    warning = ImportLine.objects.get(job_id=summary.job_id, kind="warning")
+    assert warning.line == 2 and "IPP d'origine déjà attribué" in warning.reasons
     assert PatientIdentifier.objects.filter(establishment=establishment, ipp="777777").exists()
+    renumbered = PatientIdentifier.objects.get(patient_id=warning.patient_id)
+    assert renumbered.ipp != taken
 
 
 @pytest.mark.parametrize(

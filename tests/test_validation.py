@@ -216,3 +216,50 @@ def test_errors_speak_the_users_language():
         with pytest.raises(ValidationError) as english:
             clean_patient(bad)
         assert english.value.message_dict["birth_name"] == ["The birth name is required."]
+
+
+# --- what a legacy import keeps ----------------------------------------------------------------
+
+
+def test_accented_addresses_are_addresses():
+    from rempart.patients.validation import email_is_valid
+
+    assert email_is_valid("lou.guér3@exemple.fr") and email_is_valid("zoé@exemple.fr")
+    assert email_is_valid("jean.dupont@exemple.fr")
+    assert not email_is_valid("jean..dupont@@exemple") and not email_is_valid("é@")
+    assert clean_patient(_data(email="Lou.Guér3@Exemple.fr")).email == "lou.guér3@exemple.fr"
+
+
+def test_an_import_keeps_the_patient_and_leaves_a_faulty_field_out():
+    from rempart.patients.validation import clean_for_import
+
+    kept, warnings = clean_for_import(_data(email="pas une adresse", postcode="9310",
+                                            phone_home="06 12"))  # fmt: skip
+    assert (kept.email, kept.postcode, kept.phone_home) == ("", "", "")
+    assert [w.split(":")[0] for w in warnings] == ["email", "phone_home", "postcode"]
+    assert all("pas une adresse" not in w for w in warnings)  # reasons, never values
+
+
+def test_an_import_makes_an_identity_with_a_wrong_nir_provisional():
+    from rempart.patients.validation import clean_for_import
+
+    good = _data()
+    wrong = good.nir[:13] + ("00" if good.nir[13:] != "00" else "01")
+    kept, warnings = clean_for_import(_data(nir=wrong, identity_status="QUAL"))
+    assert kept.nir == "" and kept.identity_status == "PROV"
+    assert warnings[0].startswith("nir:") and warnings[-1].startswith("identity_status:")
+    kept, _ = clean_for_import(_data(sex=""))
+    assert kept.sex == "I"
+
+
+FATAL = [{"birth_name": ""}, {"given_names": ""}, {"birth_date": None},
+         {"birth_date": dt.date(2999, 1, 1)}]  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", FATAL)
+def test_an_import_refuses_only_a_line_without_a_usable_identity(fault):
+    from rempart.patients.validation import clean_for_import
+
+    with pytest.raises(ValidationError) as refused:
+        clean_for_import(_data(email="pas une adresse", **fault))
+    assert set(refused.value.message_dict) == set(fault)  # the e-mail is not what refused it

@@ -62,12 +62,20 @@ class Practitioner(models.Model):
     )
     establishments = models.ManyToManyField(Establishment, blank=True, related_name="practitioners")
     city = models.CharField("ville d'exercice", max_length=100, blank=True)
+    profession = models.CharField("profession", max_length=100, blank=True)
+    address_line = models.CharField("adresse d'exercice", max_length=200, blank=True)
+    postcode = models.CharField("code postal d'exercice", max_length=5, blank=True)
+    # Named by an imported record (a médecin traitant) but not found in the directory yet: the
+    # RPPS is well formed, the rest is to be completed (by the next directory import).
+    to_complete = models.BooleanField("à compléter", default=False)
 
     class Meta:
         verbose_name = "praticien"
         ordering = ["family_name", "given_name"]
 
     def __str__(self) -> str:
+        if self.to_complete and not self.family_name:
+            return f"Praticien RPPS {self.rpps} (à compléter)"
         return f"Dr {self.given_name} {self.family_name}"
 
 

@@ -7,6 +7,7 @@ from django.db import models
 
 from rempart.directory.models import Establishment
 from rempart.lib.ids import new_id
+from rempart.vault.fields import EncryptedJSONField
 
 
 class ImportJob(models.Model):
@@ -28,6 +29,7 @@ class ImportJob(models.Model):
     imported = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
+    warned = models.PositiveIntegerField(default=0)  # imported with a field left out
     # Patient indexes dropped for a first load into an empty table (PostgreSQL), rebuilt at the
     # end; kept here so a crashed job still rebuilds them when it resumes.
     deferred_indexes = models.JSONField(default=list, blank=True)
@@ -42,15 +44,37 @@ class ImportJob(models.Model):
         return f"Import {self.file_name}"
 
 
-class ImportReject(models.Model):
-    """A refused line: its number and why, never its content (the reject file has that)."""
+class ImportLine(models.Model):
+    """A line of an import that needs a look: refused (its values kept sealed until it is
+    corrected in the "Reprise des données" page or discarded) or imported with warnings (the
+    fields left out). Reasons name fields and rules, never values."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejects")
+    class Kind(models.TextChoices):
+        REFUSED = "refused", "Refusée"
+        WARNING = "warning", "Importée avec avertissement"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "À traiter"
+        CORRECTED = "corrected", "Corrigée et importée"
+        DISCARDED = "discarded", "Écartée"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="lines")
     line = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     reasons = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    patient_id = models.UUIDField(null=True, blank=True)  # imported (warning) or corrected
+    # The refused line as it was ({column: value}), sealed like an identity; emptied when the
+    # line is corrected or discarded.
+    content = EncryptedJSONField("ligne refusée (chiffrée)", category="identity")
+    handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "line"], name="one_reject_per_line")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "line", "kind"], name="one_issue_per_line")
+        ]
+        indexes = [models.Index(fields=["job", "kind", "status"])]
 
     def __str__(self) -> str:
         return f"Ligne {self.line}"

@@ -1,5 +1,7 @@
-"""Import a legacy patient export: every row validated, valid rows sealed and loaded in batches,
-refused rows listed with their line and reason; resumable after a crash, never half-written.
+"""Import a legacy patient export: every row validated, rows with a usable identity sealed and
+loaded in batches (a faulty optional field left out with a warning), the others refused with
+their line and reason and kept sealed for correction in the "Reprise des données" page;
+resumable after a crash, never half-written.
 
 Workers validate and seal batches; the main process writes each batch, its IPPs, its rejects and
 the job's checkpoint in one transaction. Re-running the same file resumes after the last
@@ -19,7 +21,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -28,16 +29,16 @@ from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Practitioner
-from rempart.imports.models import ImportJob, ImportReject
+from rempart.imports.models import ImportJob, ImportLine
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
 from rempart.lib.bulkwrite import BulkWriter, binary_block
 from rempart.lib.files import private_output
-from rempart.lib.identifiers import ipp_step
+from rempart.lib.identifiers import ipp_step, validate_rpps
 from rempart.lib.ids import new_id
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
-from rempart.patients.validation import clean_patient
+from rempart.patients.validation import clean_for_import
 from rempart.records.services.vigilance import duplicates_find
 
 Progress = Callable[[int], None]
@@ -49,7 +50,10 @@ class Batch:
     patients: list[tuple[Any, ...]] | list[bytes] = field(default_factory=list)  # bytes: COPY
     count: int = 0
     ipps: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)  # (patient, ipp, line)
-    rejects: list[tuple[int, str]] = field(default_factory=list)
+    # refused lines: (line, reasons, the line's values by column), sealed when written
+    rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
+    new_gps: dict[str, uuid.UUID] = field(default_factory=dict)  # RPPS not in the directory
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class ImportSummary:
     reject_file: Path | None
     resumed_from_line: int
     already_done: bool = False
+    warned: int = 0
 
 
 def _reasons(exc: ValidationError) -> str:
@@ -89,6 +94,39 @@ def _init_worker(context: _Context) -> None:
     # The collector stays on here: refused rows raise exceptions, whose tracebacks are cycles.
 
 
+_EXTERNAL = uuid.UUID("6d2f3f4e-0b1c-4f7a-9a55-5e0c1e7a2b10")  # namespace of to-complete ids
+
+
+def external_practitioner_id(rpps: str) -> uuid.UUID:
+    """The id of the practitioner an import creates for an RPPS not in the directory: the same in
+    every worker process and on every re-run, so rows sealed in parallel agree on it."""
+    return uuid.uuid5(_EXTERNAL, rpps)
+
+
+def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, list[str]]:
+    """The médecin traitant named by an RPPS: from the directory; a well-formed RPPS it does not
+    hold becomes an external practitioner to complete; a malformed one is left out (warning)."""
+    rpps = "".join(raw.split())
+    if not rpps:
+        return None, []
+    known = context.gps.get(rpps)
+    if known is not None:
+        return known, []
+    try:
+        validate_rpps(rpps)
+    except ValidationError as exc:
+        return None, [f"gp_rpps: {' '.join(exc.messages)} Médecin traitant écarté."]
+    # A town GP the directory does not hold yet: created "to complete", not a fault of the line.
+    batch.new_gps[rpps] = external_practitioner_id(rpps)
+    return batch.new_gps[rpps], []
+
+
+def _line_values(header: list[str], values: list[str]) -> dict[str, str]:
+    named = dict(zip(header, values, strict=False))
+    named.update({f"colonne {i + 1}": v for i, v in enumerate(values) if i >= len(header)})
+    return named
+
+
 def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch:
     reader = RowReader(context.mapping, context.header)
     sealer = PatientSealer()
@@ -99,18 +137,16 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     for line, values in rows:
         try:
             extracted = reader.extract(values)
-            gp_id = None
-            if extracted.gp_rpps:
-                gp_id = context.gps.get(extracted.gp_rpps)
-                if gp_id is None:
-                    raise ValidationError({"gp_rpps": ["Médecin traitant inconnu (RPPS)."]})
-            data = clean_patient(extracted.data, today=today, gp_id=gp_id)
+            gp_id, warnings = _gp(context, extracted.gp_rpps, batch)
+            data, more = clean_for_import(extracted.data, today=today, gp_id=gp_id)
         except ValidationError as exc:
-            batch.rejects.append((line, _reasons(exc)))
+            batch.rejects.append((line, _reasons(exc), _line_values(context.header, values)))
             continue
         patient_id = new_id()
         accepted.append((patient_id, data.as_model_values()))
         batch.ipps.append((patient_id, extracted.ipp, line))
+        if warnings or more:
+            batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
     batch.count = len(accepted)
     batch.patients = (
         sealer.binary_rows(accepted, now) if context.as_copy else sealer.rows(accepted, now)
@@ -155,24 +191,26 @@ def _chunks(
 
 
 def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
-    """One transaction: the batch's patients, their IPPs, its rejects and the checkpoint."""
+    """One transaction: the batch's new external practitioners, its patients, their IPPs, its
+    refused and warned lines, and the checkpoint."""
     patients: list[Any] = list(batch.patients)
     ipps = batch.ipps
-    rejects = list(batch.rejects)
+    warnings = list(batch.warnings)
     with transaction.atomic():
         if writer.postgres:
             # The batch and its checkpoint commit together, so a commit lost in a server crash
             # loses both and the job redoes the batch: no need to wait for each WAL flush.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
+        if batch.new_gps:
+            Practitioner.objects.bulk_create(
+                [Practitioner(id=pid, rpps=rpps, family_name="", given_name="", specialty="",
+                              to_complete=True) for rpps, pid in batch.new_gps.items()],
+                ignore_conflicts=True,
+            )  # fmt: skip
         if job.establishment_id is not None and ipps:
-            ipps, refused = _assign_ipps(job.establishment_id, ipps)
-            if refused:
-                # A legacy IPP already used: refuse those rows (drop their sealed rows).
-                lines = {line for line, _ in refused}
-                rejects.extend(refused)
-                keep = [i for i, (_, _, line) in enumerate(batch.ipps) if line not in lines]
-                patients = [batch.patients[i] for i in keep]
+            ipps, renumbered = _assign_ipps(job.establishment_id, ipps)
+            warnings.extend(renumbered)
         if patients and isinstance(patients[0], bytes):
             writer.write(Patient, binary_block(patients))
         else:
@@ -182,27 +220,43 @@ def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter)
                 PatientIdentifier,
                 [(new_id(), pid, job.establishment_id, ipp) for pid, ipp, _ in ipps],
             )
-        ImportReject.objects.bulk_create(
-            [ImportReject(job=job, line=line, reasons=reasons) for line, reasons in rejects]
-        )
-        imported = batch.count - (len(batch.ipps) - len(ipps))
+        ImportLine.objects.bulk_create(
+            [ImportLine(job=job, line=line, kind=ImportLine.Kind.REFUSED, reasons=reasons,
+                        content=values) for line, reasons, values in batch.rejects]
+            + [ImportLine(job=job, line=line, kind=ImportLine.Kind.WARNING, reasons=reasons,
+                          patient_id=pid) for line, reasons, pid in _merged(warnings)]
+        )  # fmt: skip
+        imported, rejected, warned = batch.count, len(batch.rejects), len(_merged(warnings))
         event_record(actor, Action.IMPORT, resource_type="ImportJob", resource_id=job.pk,
                      detail={"last_line": batch.last_line, "imported": imported,
-                             "rejected": len(rejects)})  # fmt: skip
+                             "rejected": rejected, "warned": warned})  # fmt: skip
         ImportJob.objects.filter(pk=job.pk).update(
             lines_done=batch.last_line,
             imported=job.imported + imported,
-            rejected=job.rejected + len(rejects),
+            rejected=job.rejected + rejected,
+            warned=job.warned + warned,
         )
         job.lines_done = batch.last_line
         job.imported += imported
-        job.rejected += len(rejects)
+        job.rejected += rejected
+        job.warned += warned
+
+
+def _merged(warnings: list[tuple[int, str, uuid.UUID]]) -> list[tuple[int, str, uuid.UUID]]:
+    """One warning line per source line (the IPP renumbering joins the fields left out)."""
+    by_line: dict[int, tuple[int, str, uuid.UUID]] = {}
+    for line, reasons, pid in warnings:
+        if line in by_line:
+            reasons = f"{by_line[line][1]} ; {reasons}"
+        by_line[line] = (line, reasons, pid)
+    return sorted(by_line.values(), key=lambda w: w[0])
 
 
 def _assign_ipps(
     establishment_id: uuid.UUID, ipps: list[tuple[uuid.UUID, str, int]]
-) -> tuple[list[tuple[uuid.UUID, str, int]], list[tuple[int, str]]]:
-    """Legacy IPPs kept when free, fresh ones from the counter otherwise."""
+) -> tuple[list[tuple[uuid.UUID, str, int]], list[tuple[int, str, uuid.UUID]]]:
+    """Legacy IPPs kept when free; fresh ones from the counter otherwise, and a warning when a
+    legacy IPP was already given to another patient (the patient comes in all the same)."""
     legacy = [ipp for _, ipp, _ in ipps if ipp]
     taken: set[str] = set()
     if legacy:
@@ -217,25 +271,24 @@ def _assign_ipps(
         establishment_id=establishment_id
     )
     kept: list[tuple[uuid.UUID, str, int]] = []
-    refused: list[tuple[int, str]] = []
+    renumbered: list[tuple[int, str, uuid.UUID]] = []
     seen: set[str] = set()
     for patient_id, ipp, line in ipps:
+        if ipp and (ipp in taken or ipp in seen):
+            renumbered.append((line, "ipp: IPP d'origine déjà attribué à un autre patient : "
+                                     "nouveau numéro.", patient_id))  # fmt: skip
+            ipp = ""
         if ipp:
-            if ipp in taken or ipp in seen:
-                refused.append((line, "ipp: IPP déjà attribué à un autre patient."))
-                continue
             seen.add(ipp)
             if ipp.isdigit():
                 counter.last_value = max(counter.last_value, int(ipp))
-            kept.append((patient_id, ipp, line))
-        else:
-            kept.append((patient_id, "", line))
+        kept.append((patient_id, ipp, line))
     for i, (patient_id, ipp, line) in enumerate(kept):
         if not ipp:
             counter.last_value += ipp_step()
             kept[i] = (patient_id, f"{counter.last_value:010d}", line)
     counter.save(update_fields=["last_value"])
-    return kept, refused
+    return kept, renumbered
 
 
 def _defer_patient_indexes(job: ImportJob) -> None:
@@ -303,12 +356,9 @@ def import_file(
         mapping=mapping.name,
         defaults={"file_name": path.name[:255], "establishment": establishment},
     )
-    reject_path = (
-        reject_path or Path(settings.REMPART_DATA_DIR) / "imports" / f"{job.id}-rejets.csv"
-    )
     if job.status == ImportJob.Status.DONE:
-        return ImportSummary(job.id, job.imported, job.rejected, job.duplicates, reject_path,
-                             job.lines_done, already_done=True)  # fmt: skip
+        return ImportSummary(job.id, job.imported, job.rejected, job.duplicates, None,
+                             job.lines_done, already_done=True, warned=job.warned)  # fmt: skip
     resumed_from = job.lines_done
     gps = dict(Practitioner.objects.values_list("rpps", "id"))
     context = _Context(mapping, header, gps, connection.vendor == "postgresql")
@@ -326,14 +376,17 @@ def import_file(
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates
     )
-    written = write_reject_file(job, path, reject_path) if job.rejected else None
-    return ImportSummary(job.id, job.imported, job.rejected, duplicates, written, resumed_from)
+    # The refused lines stay sealed in the database; a clear file only when asked for.
+    written = write_reject_file(job, path, reject_path) if reject_path and job.rejected else None
+    return ImportSummary(job.id, job.imported, job.rejected, duplicates, written, resumed_from,
+                         warned=job.warned)  # fmt: skip
 
 
 def write_reject_file(job: ImportJob, source: Path, target: Path) -> Path:
     """The refused lines, as they were, with their line number and reasons (mode 0600: the file
     holds patient data in clear, like the export it comes from)."""
-    reasons = dict(ImportReject.objects.filter(job=job).values_list("line", "reasons"))
+    refused = ImportLine.objects.filter(job=job, kind=ImportLine.Kind.REFUSED)
+    reasons = dict(refused.values_list("line", "reasons"))
     dialect = sniff(source)
     header, rows = read_rows(source, dialect)
     with private_output(target) as handle:

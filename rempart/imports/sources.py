@@ -43,7 +43,7 @@ MEDIBOARD: dict[str, Any] = {
         "ipp": ["ipp"],
         "identity_status": ["statut_identite"],
     },
-    "date_formats": ["%d/%m/%Y", "%Y-%m-%d"],
+    "date_formats": ["%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"],
 }
 REQUIRED = ("birth_name", "given_names", "sex", "birth_date")
 _SEX = {"m": "M", "h": "M", "1": "M", "f": "F", "2": "F", "i": "I", "3": "I"}

@@ -60,6 +60,24 @@ class PatientData:
 _MODEL_FIELDS = tuple(f.name for f in fields(PatientData) if f.name != "extra")
 
 
+def email_is_valid(email: str) -> bool:
+    """An address as French people have them: ASCII ones by Django's validator (fast), others
+    (`lou.guér3@exemple.fr`: RFC 6531) by email-validator, without any network look-up."""
+    if email.isascii():
+        try:
+            validate_email(email)
+        except ValidationError:
+            return False
+        return True
+    import email_validator
+
+    try:
+        email_validator.validate_email(email, check_deliverability=False, allow_smtputf8=True)
+    except email_validator.EmailNotValidError:
+        return False
+    return True
+
+
 def clean_patient(
     data: PatientData, *, today: dt.date | None = None, **changes: Any
 ) -> PatientData:
@@ -124,11 +142,8 @@ def clean_patient(
         fail("birth_place_code", _("Une identité récupérée ou qualifiée a un lieu de naissance."))
 
     email = data.email.strip().lower()
-    if email:
-        try:
-            validate_email(email)
-        except ValidationError:
-            fail("email", _("L'adresse électronique est mal formée."))
+    if email and not email_is_valid(email):
+        fail("email", _("L'adresse électronique est mal formée."))
     phones = {}
     for name in ("phone_mobile", "phone_home"):
         raw = getattr(data, name).strip()
@@ -158,3 +173,50 @@ def clean_patient(
         **phones,
         **changes,
     )
+
+
+# Fields a legacy import leaves out (with a warning) rather than lose the patient over.
+OPTIONAL = ("email", "phone_mobile", "phone_home", "postcode", "birth_place_code", "nir",
+            "usage_name", "city", "address_line")  # fmt: skip
+_FATAL = ("birth_name", "given_names", "birth_date")
+
+
+def clean_for_import(
+    data: PatientData, *, today: dt.date | None = None, **changes: Any
+) -> tuple[PatientData, list[str]]:
+    """What a legacy import keeps of a row: refused (ValidationError) only without a usable
+    identity (no family name, no given name, no or an impossible birth date); a faulty optional
+    field is left out with a warning; a sex the source did not give becomes "I"; an identity
+    that lost its INS (a NIR whose key or traits are wrong, a bad birth place) is provisional,
+    never qualified. Returns the cleaned data and the warnings (field: reason, never a value)."""
+    warnings: list[str] = []
+    for _attempt in range(4):
+        try:
+            return clean_patient(data, today=today, **changes), warnings
+        except ValidationError as exc:
+            faults = exc.message_dict
+        fatal = {k: v for k, v in faults.items() if k in _FATAL}
+        if fatal:
+            raise ValidationError(fatal)
+        dropped: dict[str, Any] = {}
+        for name, messages in faults.items():
+            text = " ".join(messages)
+            if name in OPTIONAL:
+                dropped[name] = ""
+                warnings.append(f"{name}: {text} Champ écarté.")
+            elif name == "sex":
+                dropped["sex"] = Sex.UNDETERMINED
+                warnings.append(f"sex: {text} Sexe enregistré comme indéterminé.")
+            elif name == "identity_status":
+                dropped["identity_status"] = IdentityStatus.PROVISIONAL
+                warnings.append(f"identity_status: {text} Identité provisoire.")
+            else:
+                raise ValidationError({name: messages})
+        status = dropped.get("identity_status", data.identity_status)
+        wrong_nir = "nir" in dropped and status != IdentityStatus.PROVISIONAL
+        if wrong_nir or (status in _WITH_INS and "birth_place_code" in dropped):
+            dropped["identity_status"] = IdentityStatus.PROVISIONAL
+            warnings.append("identity_status: identité sans INS vérifiable, enregistrée "
+                            "provisoire.")  # fmt: skip
+        data = replace(data, **dropped)
+    raise ValidationError(_("Ligne inutilisable."))

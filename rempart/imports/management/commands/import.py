@@ -28,7 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--map", type=Path, dest="mapping", help="column mapping (JSON)")
         parser.add_argument("--establishment", help="FINESS of the establishment giving the IPPs")
-        parser.add_argument("--rejects", type=Path, help="where to write refused lines")
+        parser.add_argument(
+            "--rejects", type=Path,
+            help="also write the refused lines in clear to this file (0600); they are kept "
+                 "sealed in the database for the 'Reprise des données' page either way",
+        )  # fmt: skip
         parser.add_argument("--batch-size", type=int, default=5000)
         parser.add_argument("--workers", type=int, default=2)
 
@@ -55,8 +59,12 @@ class Command(BaseCommand):
         elif summary.resumed_from_line:
             self.stdout.write(f"Reprise après la ligne {summary.resumed_from_line}.")
         self.stdout.write(
-            f"{summary.imported} patients importés, {summary.rejected} lignes refusées, "
-            f"{summary.duplicates} doublons potentiels à examiner ({elapsed:.1f} s)."
+            f"{summary.imported} patients importés (dont {summary.warned} avec un champ écarté), "
+            f"{summary.rejected} lignes refusées, {summary.duplicates} doublons potentiels à "
+            f"examiner ({elapsed:.1f} s)."
         )
+        if summary.rejected or summary.warned:
+            self.stdout.write("Motifs ligne par ligne, correction des lignes refusées : page "
+                              "« Reprise des données ».")  # fmt: skip
         if summary.reject_file is not None and summary.rejected:
             self.stdout.write(f"Lignes refusées et motifs : {summary.reject_file}")
