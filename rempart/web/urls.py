@@ -29,4 +29,7 @@ urlpatterns = [
     path("sejours/<uuid:stay_id>/<str:move>/", views.stay_move, name="stay-move"),
     path("dpo/", views.dpo_queue, name="dpo-queue"),
     path("securite/", views.security_page, name="security"),
+    path("reprise/", views.imports_page, name="imports"),
+    path("reprise/<uuid:job_id>/", views.import_job_page, name="import-job"),
+    path("reprise/ligne/<uuid:line_id>/", views.import_line_page, name="import-line"),
 ]

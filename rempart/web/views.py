@@ -364,12 +364,7 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.data_for()
         try:
-            clean_patient(data)
-            found = {p.pk: p for p in sel.patients_find_by_name_and_birth_date(
-                actor=actor, name=data.birth_name, birth_date=data.birth_date)}  # fmt: skip
-            if data.nir.strip():
-                found.update({p.pk: p for p in sel.patients_find_by_nir(actor=actor, nir=data.nir)})
-            candidates = list(found.values())
+            candidates = _vigilance(actor, data)
             if not candidates or form.cleaned_data["confirm"]:
                 place = Establishment.objects.filter(pk__in=actor.establishments).order_by(
                     "finess").first()  # fmt: skip
@@ -379,6 +374,17 @@ def patient_new(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
     return render(request, "web/patient_new.html", {"form": form, "candidates": candidates})
+
+
+def _vigilance(actor: Any, data: PatientData) -> list[Any]:
+    """Identity vigilance before a registration: the data validated, then the patients already
+    known under this name and birth date, or this INS (the searches are charged and recorded)."""
+    clean_patient(data)
+    found = {p.pk: p for p in sel.patients_find_by_name_and_birth_date(
+        actor=actor, name=data.birth_name, birth_date=data.birth_date)}  # fmt: skip
+    if data.nir.strip():
+        found.update({p.pk: p for p in sel.patients_find_by_nir(actor=actor, nir=data.nir)})
+    return list(found.values())
 
 
 @login_required
@@ -675,3 +681,75 @@ def security_page(request: HttpRequest) -> HttpResponse:
     })  # fmt: skip
     response["Cache-Control"] = "no-store"  # an activation code is shown once
     return response
+
+
+# --- legacy data: "Reprise des données" ----------------------------------------------------------
+
+
+@login_required
+def imports_page(request: HttpRequest) -> HttpResponse:
+    from rempart.imports import corrections
+
+    jobs = corrections.import_jobs(actor=actor_for_request(request))
+    return render(request, "web/imports.html", {"jobs": jobs})
+
+
+@login_required
+def import_job_page(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    from rempart.imports import corrections
+
+    try:
+        lines = corrections.import_job_lines(actor=actor_for_request(request), job_id=job_id)
+    except corrections.LineNotFound:
+        raise sel.PatientNotFound() from None
+    return render(request, "web/import_job.html", {"lines": lines, "role": _role(request)})
+
+
+class DiscardForm(forms.Form):
+    reason = forms.ChoiceField(label=_("Motif"), choices=[])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from rempart.imports.corrections import DISCARD_REASONS
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["reason"]
+        assert isinstance(field, forms.ChoiceField)  # noqa: S101  # declared above
+        field.choices = list(DISCARD_REASONS.items())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_line_page(request: HttpRequest, line_id: uuid.UUID) -> HttpResponse:
+    """A refused line: its values read back into the registration form (same validation, same
+    identity vigilance), registered as a patient once corrected, or discarded."""
+    from rempart.imports import corrections
+
+    actor = actor_for_request(request)
+    try:
+        line, prefilled = corrections.import_line_open(actor=actor, line_id=line_id)
+    except corrections.LineNotFound:
+        raise sel.PatientNotFound() from None
+    posted = request.POST.get("action", "") if request.method == "POST" else ""
+    form = NewPatientForm(request.POST if posted == "correct" else None,
+                          initial=corrections.prefill_initial(prefilled))  # fmt: skip
+    discard = DiscardForm(request.POST if posted == "discard" else None)
+    candidates: list[Any] = []
+    if posted == "discard" and discard.is_valid():
+        corrections.import_line_discard(actor=actor, line=line,
+                                        reason=discard.cleaned_data["reason"])  # fmt: skip
+        messages.success(request, _("Ligne écartée."))
+        return redirect("import-job", job_id=line.job_id)
+    if posted == "correct" and form.is_valid():
+        data = form.data_for()
+        try:
+            candidates = _vigilance(actor, data)
+            if not candidates or form.cleaned_data["confirm"]:
+                patient = corrections.import_line_correct(actor=actor, line=line, data=data)
+                messages.success(request, _("Ligne corrigée : le patient est enregistré."))
+                return redirect("stay-new", patient_id=patient.pk)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+    return render(request, "web/import_line.html", {
+        "line": line, "form": form, "discard": discard, "candidates": candidates,
+        "can_correct": _role(request) in corrections.CORRECTORS,
+    })  # fmt: skip
