@@ -81,9 +81,10 @@ def main() -> None:
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         finess = conn.execute("SELECT finess FROM directory_establishment ORDER BY finess").fetchone()[0]  # fmt: skip
     seconds, peak, out = rempart(env, "import", str(export), "--establishment", finess)
-    print(f"\nrempart import ({n} rows, {size:.0f} MiB, cp1252, 500 faulty rows, 1,000 duplicates)")
+    print(f"\nrempart import ({n} rows, {size:.0f} MiB, cp1252, messy, 500 faulty rows, "
+          "1,000 duplicates)")  # fmt: skip
     print(f"  {seconds:.1f} s, {n / seconds:,.0f} rows/s, peak RSS {peak:.0f} MiB")
-    print(f"  {out.strip().splitlines()[-2 if 'refusées et motifs' in out else -1]}")
+    print(f"  {next(line for line in out.splitlines() if 'patients importés' in line)}")
     small_seconds, small_peak, _ = rempart(env, "import", str(small), "--establishment", finess)
     print(
         f"  the same command on {n // 10} rows: {small_seconds:.1f} s, peak RSS {small_peak:.0f} MiB"

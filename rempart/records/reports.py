@@ -8,6 +8,7 @@ from django.utils import timezone
 from fpdf import FPDF
 
 from rempart.care.models import Drug, Prescription, Route
+from rempart.directory.models import Practitioner
 from rempart.records.selectors.audit import AccessEntry, AccessReport
 
 TITLE = "Qui a consulté ce dossier"
@@ -91,6 +92,13 @@ def ordonnance_pdf(prescription: Prescription) -> bytes:
     pdf.set_font("helvetica", "B", 11)
     pdf.cell(0, 7, _latin1(f"{patient.birth_name or ''} {patient.given_names or ''}, "
                            f"né(e) le {born}"), new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    gp = Practitioner.objects.filter(pk=patient.gp_id).first() if patient.gp_id else None
+    if gp is not None:  # a copy goes to the médecin traitant, named from the directory
+        pdf.set_font("helvetica", "", 9)
+        where = ", ".join(p for p in (gp.address_line, f"{gp.postcode} {gp.city}".strip()) if p)
+        pdf.cell(0, 5, _latin1(f"Médecin traitant : {gp} (RPPS {gp.rpps})"
+                               + (f", {where}" if where else "")),
+                 new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     pdf.ln(6)
     pdf.set_font("helvetica", "", 11)
     names = {d.code: str(d) for d in Drug.objects.filter(

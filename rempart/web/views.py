@@ -329,11 +329,28 @@ class IdentityForm(forms.Form):
     address_line = forms.CharField(label=_("Adresse"), max_length=200, required=False)
     postcode = forms.CharField(label=_("Code postal"), max_length=5, required=False)
     city = forms.CharField(label=_("Ville"), max_length=100, required=False)
+    gp_rpps = forms.CharField(label=_("Médecin traitant (n° RPPS)"), max_length=11,
+                              required=False)  # fmt: skip
+
+    def clean_gp_rpps(self) -> str:
+        from rempart.lib.identifiers import validate_rpps
+
+        raw = "".join(str(self.cleaned_data.get("gp_rpps") or "").split())
+        return validate_rpps(raw) if raw else ""
 
     def data_for(self, gp_id: Any = None) -> PatientData:
+        """The form's patient; the médecin traitant from the directory by RPPS (one absent from
+        it is added "to complete", as an import does), else `gp_id` as it was."""
         values: dict[str, Any] = {
-            k: (v or "") for k, v in self.cleaned_data.items() if k != "confirm"
+            k: (v or "") for k, v in self.cleaned_data.items() if k not in ("confirm", "gp_rpps")
         }
+        rpps = self.cleaned_data.get("gp_rpps")
+        if rpps:
+            from rempart.imports.services import external_practitioner_id
+
+            gp_id = Practitioner.objects.get_or_create(rpps=rpps, defaults={
+                "id": external_practitioner_id(rpps), "family_name": "", "given_name": "",
+                "specialty": "", "to_complete": True})[0].pk  # fmt: skip
         return PatientData(**values, gp_id=gp_id)
 
 
@@ -392,7 +409,9 @@ def _vigilance(actor: Any, data: PatientData) -> list[Any]:
 def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     actor = actor_for_request(request)
     patient = sel.patient_get(actor=actor, patient_id=patient_id)
-    initial = {name: getattr(patient, name) or "" for name in IdentityForm.base_fields}
+    initial = {name: getattr(patient, name, "") or "" for name in IdentityForm.base_fields}
+    gp = Practitioner.objects.filter(pk=patient.gp_id).first() if patient.gp_id else None
+    initial["gp_rpps"] = gp.rpps if gp else ""
     form = IdentityForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
