@@ -103,22 +103,33 @@ def external_practitioner_id(rpps: str) -> uuid.UUID:
     return uuid.uuid5(_EXTERNAL, rpps)
 
 
+_outside: dict[str, uuid.UUID | str] = {}  # per process: RPPS not in the directory, checked once
+
+
 def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, list[str]]:
     """The médecin traitant named by an RPPS: from the directory; a well-formed RPPS it does not
     hold becomes an external practitioner to complete; a malformed one is left out (warning)."""
-    rpps = "".join(raw.split())
+    rpps = raw if raw.isdigit() else "".join(raw.split())
     if not rpps:
         return None, []
     known = context.gps.get(rpps)
     if known is not None:
         return known, []
-    try:
-        validate_rpps(rpps)
-    except ValidationError as exc:
-        return None, [f"gp_rpps: {' '.join(exc.messages)} Médecin traitant écarté."]
+    checked = _outside.get(rpps)
+    if checked is None:
+        try:
+            validate_rpps(rpps)
+        except ValidationError as exc:
+            checked = f"gp_rpps: {' '.join(exc.messages)} Médecin traitant écarté."
+        else:
+            checked = external_practitioner_id(rpps)
+        if len(_outside) < 500_000:
+            _outside[rpps] = checked
+    if isinstance(checked, str):
+        return None, [checked]
     # A town GP the directory does not hold yet: created "to complete", not a fault of the line.
-    batch.new_gps[rpps] = external_practitioner_id(rpps)
-    return batch.new_gps[rpps], []
+    batch.new_gps[rpps] = checked
+    return checked, []
 
 
 def _line_values(header: list[str], values: list[str]) -> dict[str, str]:
@@ -190,10 +201,14 @@ def _chunks(
         yield chunk
 
 
-def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter) -> None:
-    """One transaction: the batch's new external practitioners, its patients, their IPPs, its
-    refused and warned lines, and the checkpoint."""
+def _write_batch(
+    actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter, created: set[str]
+) -> None:
+    """One transaction: the batch's new external practitioners (those not `created` by an
+    earlier batch of this run), its patients, their IPPs, its refused and warned lines, and the
+    checkpoint."""
     patients: list[Any] = list(batch.patients)
+    new_gps = {r: pid for r, pid in batch.new_gps.items() if r not in created}
     ipps = batch.ipps
     warnings = list(batch.warnings)
     with transaction.atomic():
@@ -202,10 +217,10 @@ def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter)
             # loses both and the job redoes the batch: no need to wait for each WAL flush.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        if batch.new_gps:
+        if new_gps:
             Practitioner.objects.bulk_create(
                 [Practitioner(id=pid, rpps=rpps, family_name="", given_name="", specialty="",
-                              to_complete=True) for rpps, pid in batch.new_gps.items()],
+                              to_complete=True) for rpps, pid in new_gps.items()],
                 ignore_conflicts=True,
             )  # fmt: skip
         if job.establishment_id is not None and ipps:
@@ -240,6 +255,7 @@ def _write_batch(actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter)
         job.imported += imported
         job.rejected += rejected
         job.warned += warned
+    created.update(new_gps)  # after the commit: a rolled-back batch's practitioners are redone
 
 
 def _merged(warnings: list[tuple[int, str, uuid.UUID]]) -> list[tuple[int, str, uuid.UUID]]:
@@ -366,9 +382,10 @@ def import_file(
     writer = BulkWriter()
     if not resumed_from:
         _defer_patient_indexes(job)
+    created: set[str] = set()
     with _batches(context, _chunks(pending, batch_size), workers) as batches:
         for batch in batches:
-            _write_batch(actor, job, batch, writer)
+            _write_batch(actor, job, batch, writer, created)
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
     _rebuild_patient_indexes(job)

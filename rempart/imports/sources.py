@@ -157,7 +157,11 @@ class RowReader:
             for target, candidates in mapping.columns.items()
         }
         self.width = len(header)
-        self._day_first = "%d/%m/%Y" in mapping.date_formats
+        formats = mapping.date_formats
+        self._day_first_separators = "".join(
+            sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats
+        )
+        self._iso = "%Y-%m-%d" in formats
 
     def _get(self, values: list[str], target: str) -> str:
         for i in self._sources.get(target, ()):
@@ -168,9 +172,14 @@ class RowReader:
         return ""
 
     def _date(self, raw: str) -> dt.date | None:
-        if self._day_first and len(raw) == 10 and raw[2] == raw[5] == "/":  # dd/mm/yyyy, fast
-            day, month, year = raw[:2], raw[3:5], raw[6:]
-            if raw.isascii() and day.isdigit() and month.isdigit() and year.isdigit():
+        if len(raw) == 10 and raw.isascii():  # the usual shapes, without strptime
+            if raw[2] == raw[5] and raw[2] in self._day_first_separators:  # dd/mm/yyyy
+                day, month, year = raw[:2], raw[3:5], raw[6:]
+            elif raw[4] == raw[7] == "-" and self._iso:  # yyyy-mm-dd
+                year, month, day = raw[:4], raw[5:7], raw[8:]
+            else:
+                day = month = year = ""
+            if day.isdigit() and month.isdigit() and year.isdigit():
                 try:
                     return dt.date(int(year), int(month), int(day))
                 except ValueError:
