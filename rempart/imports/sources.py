@@ -158,9 +158,7 @@ class RowReader:
         }
         self.width = len(header)
         formats = mapping.date_formats
-        self._day_first_separators = "".join(
-            sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats
-        )
+        self._day_first_separators = "".join(sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats)
         self._iso = "%Y-%m-%d" in formats
 
     def _get(self, values: list[str], target: str) -> str:

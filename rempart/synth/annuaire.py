@@ -54,52 +54,73 @@ def write_directory_extract(
     progress: Callable[[int], None] | None = None,
 ) -> int:  # fmt: skip
     """Write the extract: `people` professionals (the RPPS numbers in `include` among them, as
-    general practitioners), each with one to three activities; returns the number of rows."""
+    general practitioners), each with one to three activities; returns the number of rows.
+    Draws are made for everyone at once (NumPy): a million rows take seconds."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
     families = FamilyNames.build(rng, size=max(2_000, min(100_000, people // 4)))
     given = GivenNames()
+    n = people
     weights = np.array([p[3] for p in PROFESSIONS])
-    rows = 0
+    profession_of = rng.choice(len(PROFESSIONS), size=n, p=weights)
+    specialty_draw = rng.random(n)
+    female = rng.random(n) < 0.55
+    family_of = families.draw(rng, n)
+    source, choice = rng.random((n, 3)), rng.random((n, 3))
+    activities = 1 + rng.poisson(0.4, n)
+    adeli = rng.random(n) < 0.05
+    numbers = rng.integers(0, 10**9, size=2 * n + 16)
+    residence = rng.integers(0, len(ref.RESIDENCES), size=n)
+    street = rng.integers(0, len(ref.STREET_NAMES), size=n)
+    street_kind = rng.integers(0, len(ref.STREET_KINDS), size=n)
+    street_no = rng.integers(1, 200, size=n)
+    at = {name: i for i, name in enumerate(HEADER)}
     taken = set(include)
+    drawn = iter(numbers.tolist())
+    rows = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write("|".join(HEADER) + "|\n")
-        for k in range(people):
+        for k in range(n):
             if k < len(include):
-                rpps, profession = include[k], PROFESSIONS[0]
-                specialty = "Médecine générale"
+                rpps, profession, specialty, is_adeli = (
+                    include[k],
+                    PROFESSIONS[0],
+                    "Médecine générale",
+                    False,
+                )
             else:
-                rpps = luhn_complete(f"1{int(rng.integers(0, 10**9)):09d}")
+                rpps = luhn_complete(f"1{next(drawn):09d}")
                 while rpps in taken:
-                    rpps = luhn_complete(f"1{int(rng.integers(0, 10**9)):09d}")
+                    rpps = luhn_complete(f"1{next(drawn):09d}")
                 taken.add(rpps)
-                profession = PROFESSIONS[int(rng.choice(len(PROFESSIONS), p=weights))]
-                specialty = profession[2][int(rng.integers(0, len(profession[2])))]
-            adeli = rng.random() < 0.05 and k >= len(include)
-            sex = "F" if rng.random() < 0.55 else "M"
-            first = given.pick(sex, 1975, 1, rng.random(3), rng.random(3))[0]
-            family = families.names[int(families.draw(rng, 1)[0])]
-            for activity in range(1 + int(rng.poisson(0.4))):
-                postcode, city, _ = ref.RESIDENCES[int(rng.integers(0, len(ref.RESIDENCES)))]
-                street = ref.STREET_NAMES[int(rng.integers(0, len(ref.STREET_NAMES)))]
-                kind = ref.STREET_KINDS[int(rng.integers(0, len(ref.STREET_KINDS)))]
-                row = dict.fromkeys(HEADER, "")
-                row.update({
-                    "Type d'identifiant PP": "0" if adeli else "8",
-                    "Identifiant PP": rpps[1:10] if adeli else rpps,
-                    "Identification nationale PP": ("0" if adeli else "8") + rpps,
-                    "Nom d'exercice": family, "Prénom d'exercice": first,
-                    "Code profession": profession[0], "Libellé profession": profession[1],
-                    "Libellé savoir-faire": specialty,
-                    "Numéro Voie (coord. structure)": "" if activity else str(
-                        rng.integers(1, 200)),
-                    "Libellé type de voie (coord. structure)": "" if activity else kind,
-                    "Libellé Voie (coord. structure)": "" if activity else street,
-                    "Code postal (coord. structure)": postcode,
-                    "Libellé commune (coord. structure)": city,
-                    "Code pays (coord. structure)": "99100",
-                    "Libellé pays (coord. structure)": "France",
-                })  # fmt: skip
-                handle.write("|".join(row[h] for h in HEADER) + "|\n")
+                profession = PROFESSIONS[int(profession_of[k])]
+                specialty = profession[2][int(specialty_draw[k] * len(profession[2]))]
+                is_adeli = bool(adeli[k])
+            first = given.pick("F" if female[k] else "M", 1975, 1, source[k], choice[k])[0]
+            postcode, city, _ = ref.RESIDENCES[int(residence[k])]
+            row = [""] * len(HEADER)
+            row[at["Type d'identifiant PP"]] = "0" if is_adeli else "8"
+            row[at["Identifiant PP"]] = rpps[1:10] if is_adeli else rpps
+            row[at["Identification nationale PP"]] = ("0" if is_adeli else "8") + rpps
+            row[at["Nom d'exercice"]] = families.names[int(family_of[k])]
+            row[at["Prénom d'exercice"]] = first
+            row[at["Code profession"]], row[at["Libellé profession"]] = profession[:2]
+            row[at["Libellé savoir-faire"]] = specialty
+            row[at["Code postal (coord. structure)"]] = postcode
+            row[at["Libellé commune (coord. structure)"]] = city
+            row[at["Code pays (coord. structure)"]] = "99100"
+            row[at["Libellé pays (coord. structure)"]] = "France"
+            for activity in range(int(activities[k])):
+                if activity == 0:  # the first activity has the practice address
+                    row[at["Numéro Voie (coord. structure)"]] = str(street_no[k])
+                    row[at["Libellé type de voie (coord. structure)"]] = ref.STREET_KINDS[
+                        int(street_kind[k])]  # fmt: skip
+                    row[at["Libellé Voie (coord. structure)"]] = ref.STREET_NAMES[int(street[k])]
+                else:
+                    for column in ("Numéro Voie (coord. structure)",
+                                   "Libellé type de voie (coord. structure)",
+                                   "Libellé Voie (coord. structure)"):  # fmt: skip
+                        row[at[column]] = ""
+                handle.write("|".join(row) + "|\n")
                 rows += 1
             if progress is not None and (k + 1) % 50_000 == 0:
                 progress(50_000)
