@@ -105,3 +105,20 @@ def test_other_roles_do_not_see_the_imports(imported):
     assert client.get("/reprise/").status_code == 403
     line = ImportLine.objects.filter(job_id=summary.job_id, kind="refused").first()
     assert client.get(f"/reprise/ligne/{line.pk}/").status_code == 403
+
+
+def test_the_pages_label_every_field_and_have_one_title(imported):
+    from tests.test_pages_a11y import Fields
+
+    place, _, summary = imported
+    secretary = _staff("sec.a11y", Role.SECRETARY, place)
+    client = Client()
+    _login(client, secretary, _device(secretary))
+    line = ImportLine.objects.filter(job_id=summary.job_id, kind="refused").first()
+    for url in ("/reprise/", f"/reprise/{summary.job_id}/", f"/reprise/ligne/{line.pk}/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        parsed = Fields()
+        parsed.feed(response.content.decode())
+        assert parsed.lang == "fr" and parsed.h1 == 1, url
+        assert parsed.unlabelled() == [], url
