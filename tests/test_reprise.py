@@ -97,8 +97,16 @@ def test_a_refused_line_is_discarded_with_a_reason_from_the_list(imported):
     assert Event.objects.filter(action="delete", resource_id=str(line.pk)).exists()
 
 
-def test_other_roles_do_not_see_the_imports(imported):
+def test_other_roles_and_other_establishments_do_not_see_the_imports(imported):
     place, _, summary = imported
+    elsewhere = Establishment.objects.exclude(pk=place.pk).first()
+    other_desk = _staff("sec.ailleurs", Role.SECRETARY, elsewhere)
+    other = Client()
+    _login(other, other_desk, _device(other_desk))
+    assert "export.csv" not in other.get("/reprise/").content.decode()
+    assert other.get(f"/reprise/{summary.job_id}/").status_code == 404
+    refused = ImportLine.objects.filter(job_id=summary.job_id, kind="refused").first()
+    assert other.get(f"/reprise/ligne/{refused.pk}/").status_code == 404
     nurse = _staff("inf.reprise", Role.NURSE, place)
     client = Client()
     _login(client, nurse, _device(nurse))

@@ -39,10 +39,24 @@ class LineNotFound(Exception):
     """No such line, or one already handled."""
 
 
+def _jobs_of(actor: Actor) -> Any:
+    """The imports an actor may see: all for the DPO and the console; for the desk, those of its
+    establishments (and those made for none)."""
+    from django.db.models import Q
+
+    from rempart.audit.context import SYSTEM_ROLE
+
+    jobs = ImportJob.objects.all()
+    if actor.role not in (Role.DPO, SYSTEM_ROLE):
+        jobs = jobs.filter(Q(establishment_id__in=actor.establishments) | Q(establishment=None))
+    return jobs
+
+
 def import_jobs(*, actor: Actor) -> list[ImportJob]:
-    """Every import, newest first, with its counts (no patient data)."""
+    """The imports the actor may see, newest first, with their counts (no patient data)."""
     policy.authorise_role(actor, VIEWERS)
-    return list(ImportJob.objects.select_related("establishment").order_by("-started_at")[:200])
+    jobs = _jobs_of(actor).select_related("establishment").order_by("-started_at")
+    return list(jobs[:200])
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ def import_job_lines(*, actor: Actor, job_id: uuid.UUID | str) -> JobLines:
     """An import's lines to look at: the refused ones still open, and the warnings (line
     numbers and reasons only: reading them reveals no patient data)."""
     policy.authorise_role(actor, VIEWERS)
-    job = ImportJob.objects.filter(pk=job_id).select_related("establishment").first()
+    job = _jobs_of(actor).filter(pk=job_id).select_related("establishment").first()
     if job is None:
         raise LineNotFound()
     lines = ImportLine.objects.filter(job=job).defer("content").order_by("line")
@@ -67,10 +81,10 @@ def import_job_lines(*, actor: Actor, job_id: uuid.UUID | str) -> JobLines:
     return JobLines(job, refused, warned)
 
 
-def _open_line(line_id: uuid.UUID | str) -> ImportLine:
+def _open_line(actor: Actor, line_id: uuid.UUID | str) -> ImportLine:
     line = (
         ImportLine.objects.filter(pk=line_id, kind=ImportLine.Kind.REFUSED,
-                                  status=ImportLine.Status.OPEN)
+                                  status=ImportLine.Status.OPEN, job__in=_jobs_of(actor))
         .select_related("job")
         .first()
     )  # fmt: skip
@@ -83,7 +97,7 @@ def import_line_open(*, actor: Actor, line_id: uuid.UUID | str) -> tuple[ImportL
     """A refused line to correct, its values read back into a patient's fields (as far as the
     mapping tells): charged to the read budget and recorded like an opened chart."""
     policy.authorise_role(actor, VIEWERS)
-    line = _open_line(line_id)
+    line = _open_line(actor, line_id)
     policy.charge(actor, [line.pk])
     event_record(actor, Action.READ, resource_type="ImportLine", resource_id=line.pk,
                  detail={"job": str(line.job_id), "line": line.line})  # fmt: skip
