@@ -35,7 +35,7 @@ def imported(group, tmp_path: Path):
 def _form(values: dict[str, str]) -> dict[str, str]:
     fields = ["birth_name", "usage_name", "given_names", "first_given_name", "sex", "birth_date",
               "birth_place_code", "nir", "identity_status", "phone_mobile", "phone_home", "email",
-              "address_line", "postcode", "city"]  # fmt: skip
+              "address_line", "postcode", "city", "gp_rpps"]  # fmt: skip
     return {f: values.get(f, "") for f in fields}
 
 
@@ -59,8 +59,10 @@ def test_a_refused_line_is_corrected_into_a_patient_in_the_page(imported):
     page = client.get(f"/reprise/ligne/{line.pk}/").content.decode()
     given = _initial(page, "given_names")
     assert given and _initial(page, "birth_name") == ""  # the line's values, back in the form
+    rpps = (line.content or {}).get("medecin_traitant_rpps", "")
+    assert _initial(page, "gp_rpps") == rpps
     values = {"birth_name": "Reprise", "given_names": given, "sex": "F",
-              "birth_date": "1971-05-04", "identity_status": "PROV"}  # fmt: skip
+              "birth_date": "1971-05-04", "identity_status": "PROV", "gp_rpps": rpps}  # fmt: skip
     # Same validation as the registration page: a birth date in the future is refused.
     future = {**_form(values), "birth_date": "2999-01-01", "action": "correct"}
     refused = client.post(f"/reprise/ligne/{line.pk}/", future)
@@ -73,6 +75,8 @@ def test_a_refused_line_is_corrected_into_a_patient_in_the_page(imported):
     assert line.status == "corrected" and line.content is None and line.patient_id
     patient = Patient.objects.get(pk=line.patient_id)
     assert patient.birth_name == "REPRISE" and patient.given_names == given
+    if rpps:  # the médecin traitant from the directory (or to complete)
+        assert Practitioner.objects.get(pk=patient.gp_id).rpps == rpps
     assert PatientIdentifier.objects.filter(patient=patient, establishment=place).exists()
     steps = Event.objects.filter(resource_type="ImportLine", resource_id=str(line.pk))
     assert {e.action for e in steps} == {"read", "update"}

@@ -173,9 +173,15 @@ def import_line_discard(*, actor: Actor, line: ImportLine, reason: str) -> None:
                              "change": "discarded", "reason": reason})  # fmt: skip
 
 
-def prefill_initial(data: PatientData) -> dict[str, Any]:
-    """Form initial values from prefilled data."""
+def prefill_initial(data: PatientData, values: dict[str, str] | None = None) -> dict[str, Any]:
+    """Form initial values from prefilled data (and the médecin traitant's RPPS of the line's
+    `values`, when it is 11 digits)."""
     initial: dict[str, Any] = {}
+    for column in MEDIBOARD["columns"]["gp_rpps"]:
+        rpps = "".join((values or {}).get(column, "").split())
+        if len(rpps) == 11 and rpps.isdigit():
+            initial["gp_rpps"] = rpps
+            break
     for name in ("birth_name", "usage_name", "given_names", "first_given_name", "sex",
                  "birth_place_code", "nir", "phone_mobile", "phone_home", "email",
                  "address_line", "postcode", "city"):  # fmt: skip

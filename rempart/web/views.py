@@ -750,7 +750,7 @@ def import_line_page(request: HttpRequest, line_id: uuid.UUID) -> HttpResponse:
         raise sel.PatientNotFound() from None
     posted = request.POST.get("action", "") if request.method == "POST" else ""
     form = NewPatientForm(request.POST if posted == "correct" else None,
-                          initial=corrections.prefill_initial(prefilled))  # fmt: skip
+                          initial=corrections.prefill_initial(prefilled, line.content))  # fmt: skip
     discard = DiscardForm(request.POST if posted == "discard" else None)
     candidates: list[Any] = []
     if posted == "discard" and discard.is_valid():
