@@ -10,15 +10,15 @@ import pytest
 
 from rempart.directory.annuaire import DirectoryFileError, directory_import
 from rempart.directory.models import Practitioner
-from rempart.imports.services import external_practitioner_id
 from rempart.lib.identifiers import luhn_complete
+from rempart.records.services.directory import to_complete_id
 from rempart.synth.annuaire import write_directory_extract
 
 
 def test_the_extract_completes_the_practitioners_and_reruns_change_nothing(group, tmp_path):
     unknown = [luhn_complete(f"19{k:08d}") for k in range(3)]
     for rpps in unknown:
-        Practitioner.objects.create(id=external_practitioner_id(rpps), rpps=rpps,
+        Practitioner.objects.create(id=to_complete_id(rpps), rpps=rpps,
                                     family_name="", given_name="", specialty="",
                                     to_complete=True)  # fmt: skip
     internal = Practitioner.objects.filter(internal=True).first()
@@ -35,7 +35,7 @@ def test_the_extract_completes_the_practitioners_and_reruns_change_nothing(group
         done = Practitioner.objects.get(rpps=rpps)
         assert not done.to_complete and done.family_name and done.profession == "Médecin"
         assert done.specialty == "Médecine générale" and done.address_line and done.postcode
-        assert done.id == external_practitioner_id(rpps)  # the patients' links still hold
+        assert done.id == to_complete_id(rpps)  # the patients' links still hold
     internal.refresh_from_db()
     assert internal.internal and set(internal.establishments.values_list("pk", flat=True)) == places
     again = directory_import(path)

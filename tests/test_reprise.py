@@ -51,15 +51,18 @@ def test_a_refused_line_is_corrected_into_a_patient_in_the_page(imported):
     _login(client, secretary, _device(secretary))
     assert "export.csv" in client.get("/reprise/").content.decode()
     job = client.get(f"/reprise/{summary.job_id}/").content.decode()
-    no_name = next(n for n, f in written.refused.items() if f == "no_name")
-    line = ImportLine.objects.get(job_id=summary.job_id, line=no_name, kind="refused")
+    no_names = ImportLine.objects.filter(
+        job_id=summary.job_id, kind="refused",
+        line__in=[n for n, f in written.refused.items() if f == "no_name"],
+    )  # fmt: skip
+    line = next(x for x in no_names if x.content.get("medecin_traitant_rpps"))
     assert "birth_name: Le nom de naissance est obligatoire." in job
     assert f"/reprise/ligne/{line.pk}/" in job
 
     page = client.get(f"/reprise/ligne/{line.pk}/").content.decode()
     given = _initial(page, "given_names")
     assert given and _initial(page, "birth_name") == ""  # the line's values, back in the form
-    rpps = (line.content or {}).get("medecin_traitant_rpps", "")
+    rpps = line.content["medecin_traitant_rpps"]
     assert _initial(page, "gp_rpps") == rpps
     values = {"birth_name": "Reprise", "given_names": given, "sex": "F",
               "birth_date": "1971-05-04", "identity_status": "PROV", "gp_rpps": rpps}  # fmt: skip
@@ -75,8 +78,7 @@ def test_a_refused_line_is_corrected_into_a_patient_in_the_page(imported):
     assert line.status == "corrected" and line.content is None and line.patient_id
     patient = Patient.objects.get(pk=line.patient_id)
     assert patient.birth_name == "REPRISE" and patient.given_names == given
-    if rpps:  # the médecin traitant from the directory (or to complete)
-        assert Practitioner.objects.get(pk=patient.gp_id).rpps == rpps
+    assert Practitioner.objects.get(pk=patient.gp_id).rpps == rpps  # from the directory
     assert PatientIdentifier.objects.filter(patient=patient, establishment=place).exists()
     steps = Event.objects.filter(resource_type="ImportLine", resource_id=str(line.pk))
     assert {e.action for e in steps} == {"read", "update"}
@@ -134,3 +136,17 @@ def test_the_pages_label_every_field_and_have_one_title(imported):
         parsed.feed(response.content.decode())
         assert parsed.lang == "fr" and parsed.h1 == 1, url
         assert parsed.unlabelled() == [], url
+
+
+def test_reading_refused_lines_costs_budget_like_charts(imported, settings):
+    """A stolen desk account cannot read the refused lines of an import for free: each one is
+    charged like a chart, and past the budget the second factor is asked again."""
+    place, _, summary = imported
+    settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (2, 100, 300)}
+    secretary = _staff("sec.curieuse", Role.SECRETARY, place)
+    client = Client()
+    _login(client, secretary, _device(secretary))
+    lines = list(ImportLine.objects.filter(job_id=summary.job_id, kind="refused")[:3])
+    assert [client.get(f"/reprise/ligne/{x.pk}/").status_code for x in lines[:2]] == [200, 200]
+    third = client.get(f"/reprise/ligne/{lines[2].pk}/")
+    assert third.status_code == 302 and third["Location"].startswith("/confirmer/")

@@ -3,10 +3,12 @@ Messages name accounts and ids, never patient data."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import urllib.request
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -33,6 +35,14 @@ def alert_raise(
     _mail(alert)
     _webhook(alert)
     return alert
+
+
+def alert_once(*, since: dt.datetime, user_id: int, **fields: Any) -> Alert | None:
+    """`alert_raise` unless the account already had an alert of this kind since `since` (rates
+    and thresholds are told once per window, not at every request past them)."""
+    if Alert.objects.filter(user_id=user_id, kind=fields["kind"], created_at__gte=since).exists():
+        return None
+    return alert_raise(user_id=user_id, **fields)
 
 
 def _mail(alert: Alert) -> None:

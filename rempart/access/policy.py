@@ -25,10 +25,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rempart.access import budgets
-from rempart.access.alerts import alert_raise
+from rempart.access.alerts import alert_once, alert_raise
 from rempart.access.models import (
     AccountLock,
-    Alert,
     AlertKind,
     BreakGlass,
     CanaryMark,
@@ -172,14 +171,11 @@ def _peer_check(actor: Actor, day_count: int) -> None:
     if day_count <= settings.REMPART_PEER_FACTOR * max(median, 1):
         return
     since = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    if Alert.objects.filter(user_id=actor.user_id, kind=AlertKind.PEERS,
-                            created_at__gte=since).exists():  # fmt: skip
-        return
-    alert_raise(severity=Severity.WARNING, kind=AlertKind.PEERS, audience=Role.SECURITY_OFFICER,
-                user_id=actor.user_id,
-                message=f"{actor.username} ({role_label(actor.role)}) a consulté {day_count} "
-                        f"dossiers aujourd'hui ; médiane des {len(counts)} autres comptes de "
-                        f"la fonction actifs aujourd'hui : {median}.")  # fmt: skip
+    alert_once(since=since, severity=Severity.WARNING, kind=AlertKind.PEERS,
+               audience=Role.SECURITY_OFFICER, user_id=actor.user_id,
+               message=f"{actor.username} ({role_label(actor.role)}) a consulté {day_count} "
+                       f"dossiers aujourd'hui ; médiane des {len(counts)} autres comptes de "
+                       f"la fonction actifs aujourd'hui : {median}.")  # fmt: skip
 
 
 # --- the care relationship ------------------------------------------------------------------------
@@ -336,16 +332,12 @@ def care_opened(actor: Actor, opening: Opening, *, patient_id: uuid.UUID, stay_i
     count = CareOpening.objects.filter(user_id=actor.user_id, new_here=True, at__gte=since).count()
     if count < settings.REMPART_CARE_NEW_ALERT:
         return
-    if Alert.objects.filter(
-        user_id=actor.user_id, kind=AlertKind.CARE, created_at__gte=since
-    ).exists():
-        return
-    alert_raise(severity=Severity.CRITICAL, kind=AlertKind.CARE, audience=Role.SECURITY_OFFICER,
-                user_id=actor.user_id,
-                message=f"{actor.username} ({role_label(actor.role)}) a pris en charge {count} "
-                        f"patients connus ailleurs dans le groupe et nouveaux dans son "
-                        f"établissement en moins de {settings.REMPART_CARE_NEW_HOURS} h : "
-                        "vérifiez qu'il ne s'agit pas d'un compte volé.")  # fmt: skip
+    alert_once(since=since, severity=Severity.CRITICAL, kind=AlertKind.CARE,
+               audience=Role.SECURITY_OFFICER, user_id=actor.user_id,
+               message=f"{actor.username} ({role_label(actor.role)}) a pris en charge {count} "
+                       f"patients connus ailleurs dans le groupe et nouveaux dans son "
+                       f"établissement en moins de {settings.REMPART_CARE_NEW_HOURS} h : "
+                       "vérifiez qu'il ne s'agit pas d'un compte volé.")  # fmt: skip
 
 
 def authorise_role(actor: Actor, roles: frozenset[str] | set[str]) -> None:

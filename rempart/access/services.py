@@ -15,11 +15,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rempart.access import policy
-from rempart.access.alerts import alert_raise
+from rempart.access.alerts import alert_once, alert_raise
 from rempart.access.models import (
     AccountLock,
     ActivationCode,
-    Alert,
     AlertKind,
     BreakGlass,
     BreakGlassReason,
@@ -88,13 +87,10 @@ def _break_glass_rate(actor: Actor, now: dt.datetime) -> None:
     count = BreakGlass.objects.filter(user_id=actor.user_id, declared_at__gte=since).count()
     if count <= settings.REMPART_BREAK_GLASS_PER_DAY:
         return
-    if Alert.objects.filter(user_id=actor.user_id, kind=AlertKind.BREAK_GLASS_RATE,
-                            created_at__gte=since).exists():  # fmt: skip
-        return
-    alert_raise(severity=Severity.CRITICAL, kind=AlertKind.BREAK_GLASS_RATE,
-                audience=Role.SECURITY_OFFICER, user_id=actor.user_id,
-                message=f"{actor.username} ({policy.role_label(actor.role)}) a déclaré {count} "
-                        "bris de glace en 24 h : vérifiez l'usage du compte.")  # fmt: skip
+    alert_once(since=since, severity=Severity.CRITICAL, kind=AlertKind.BREAK_GLASS_RATE,
+               audience=Role.SECURITY_OFFICER, user_id=actor.user_id,
+               message=f"{actor.username} ({policy.role_label(actor.role)}) a déclaré {count} "
+                       "bris de glace en 24 h : vérifiez l'usage du compte.")  # fmt: skip
 
 
 def break_glass_review(
@@ -325,7 +321,9 @@ def canary_decoys_rekey() -> int:
     canary's own mark moved with its patient's batch): they get fresh random tags under the
     primary key, so the old key can be disabled and nothing tells decoys from marks. Returns
     how many moved."""
-    if rotation_pending():
+    from rempart.vault import rotation
+
+    if rotation.count_to_reindex() > 0:
         return 0
     primary = get_vault().indexer.primary_key_id
     stale = list(CanaryMark.objects.exclude(index_key_id=primary).values_list("tag", flat=True))
@@ -333,9 +331,3 @@ def canary_decoys_rekey() -> int:
         CanaryMark.objects.filter(tag__in=stale).delete()
         CanaryMark.objects.bulk_create([CanaryMark(tag=secrets.token_bytes(16)) for _ in stale])
     return len(stale)
-
-
-def rotation_pending() -> bool:
-    from rempart.vault import rotation
-
-    return rotation.count_to_reindex() > 0

@@ -39,6 +39,7 @@ from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.patients.validation import clean_for_import
+from rempart.records.services.directory import to_complete_id
 from rempart.records.services.vigilance import duplicates_find
 
 Progress = Callable[[int], None]
@@ -94,15 +95,6 @@ def _init_worker(context: _Context) -> None:
     # The collector stays on here: refused rows raise exceptions, whose tracebacks are cycles.
 
 
-_EXTERNAL = uuid.UUID("6d2f3f4e-0b1c-4f7a-9a55-5e0c1e7a2b10")  # namespace of to-complete ids
-
-
-def external_practitioner_id(rpps: str) -> uuid.UUID:
-    """The id of the practitioner an import creates for an RPPS not in the directory: the same in
-    every worker process and on every re-run, so rows sealed in parallel agree on it."""
-    return uuid.uuid5(_EXTERNAL, rpps)
-
-
 _outside: dict[str, uuid.UUID | str] = {}  # per process: RPPS not in the directory, checked once
 
 
@@ -122,7 +114,7 @@ def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, li
         except ValidationError as exc:
             checked = f"gp_rpps: {' '.join(exc.messages)} Médecin traitant écarté."
         else:
-            checked = external_practitioner_id(rpps)
+            checked = to_complete_id(rpps)
         if len(_outside) < 500_000:
             _outside[rpps] = checked
     if isinstance(checked, str):

@@ -346,11 +346,9 @@ class IdentityForm(forms.Form):
         }
         rpps = self.cleaned_data.get("gp_rpps")
         if rpps:
-            from rempart.imports.services import external_practitioner_id
+            from rempart.records.services.directory import practitioner_for_rpps
 
-            gp_id = Practitioner.objects.get_or_create(rpps=rpps, defaults={
-                "id": external_practitioner_id(rpps), "family_name": "", "given_name": "",
-                "specialty": "", "to_complete": True})[0].pk  # fmt: skip
+            gp_id = practitioner_for_rpps(rpps=rpps).pk
         return PatientData(**values, gp_id=gp_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
@@ -68,3 +69,20 @@ def staff_create(
         staff.establishments.set(list(establishments))
         staff.services.set(list(services))
     return staff
+
+
+_TO_COMPLETE = uuid.UUID("6d2f3f4e-0b1c-4f7a-9a55-5e0c1e7a2b10")  # namespace of to-complete ids
+
+
+def to_complete_id(rpps: str) -> uuid.UUID:
+    """The id of the practitioner made for a well-formed RPPS the directory does not hold: the
+    same in every import worker, on every re-run and at the desk, so links made in parallel
+    agree; `rempart directory import` completes the row and keeps the id."""
+    return uuid.uuid5(_TO_COMPLETE, rpps)
+
+
+def practitioner_for_rpps(*, rpps: str) -> Practitioner:
+    """The directory's practitioner with this (validated) RPPS, or a new one "to complete"."""
+    return Practitioner.objects.get_or_create(rpps=rpps, defaults={
+        "id": to_complete_id(rpps), "family_name": "", "given_name": "", "specialty": "",
+        "to_complete": True})[0]  # fmt: skip
