@@ -531,6 +531,14 @@ def test_an_identity_change_is_recorded_with_the_fields_changed(secretary, here,
     assert Patient.objects.get(pk=patient.pk).identity_status == "VALI"
     event = Event.objects.filter(action="update", patient_id=patient.pk).order_by("-id").first()
     assert event.detail == {"fields": ["identity_status"]} and event.username == user.username
+    # The town is checked against INSEE's communes after saving: told, never refused.
+    form.update(identity_status="VALI", postcode="75011", city="Lyon")
+    told = client.post(f"/patients/{patient.pk}/modifier/", form, follow=True).content.decode()
+    assert "Adresse enregistrée, à vérifier" in told and "ce code postal" in told
+    assert Patient.objects.get(pk=patient.pk).city == "LYON"
+    form.update(postcode="93200", city="St-Denis")
+    quiet = client.post(f"/patients/{patient.pk}/modifier/", form, follow=True).content.decode()
+    assert "Identité enregistrée" in quiet and "à vérifier" not in quiet
 
 
 def test_search_criteria_in_a_url_are_ignored(secretary, group, client):

@@ -240,6 +240,23 @@ def test_an_import_keeps_the_patient_and_leaves_a_faulty_field_out():
     assert all("pas une adresse" not in w for w in warnings)  # reasons, never values
 
 
+@pytest.mark.parametrize(("postcode", "city", "fault"), [
+    ("93200", "St-Denis", None), ("93200", "SAINT DENIS", None), ("75011", "Paris 11e", None),
+    ("75011", "paris 11ème arrondissement", None), ("20000", "AJACCIO CEDEX 1", None),
+    ("91000", "Évry-Courcouronnes", None), ("93200", "", None),
+    ("93200", "Montreuil", "city"), ("99999", "Paris", "postcode"), ("75011", "Lyon", "city"),
+])  # fmt: skip
+def test_an_import_checks_postcode_and_town_against_the_insee_list(postcode, city, fault):
+    """The way people write a town is its commune; a town the postcode does not serve, or a
+    postcode INSEE does not know, warns and the address is kept for the desk to check."""
+    from rempart.patients.validation import clean_for_import
+
+    kept, warnings = clean_for_import(_data(postcode=postcode, city=city))
+    assert (kept.postcode, kept.city) == (postcode, " ".join(city.split()).upper())
+    assert [w.split(":")[0] for w in warnings] == ([fault] if fault else [])
+    assert all(city not in w or not city for w in warnings)
+
+
 def test_an_import_makes_an_identity_with_a_wrong_nir_provisional():
     from rempart.patients.validation import clean_for_import
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from rempart.lib.communes import address_warning
 from rempart.lib.identifiers import check_nir_matches_traits, validate_insee_place, validate_nir
 from rempart.lib.normalise import fold_phone
 from rempart.patients.models import IdentityStatus, Sex
@@ -192,9 +193,14 @@ def clean_for_import(
     warnings: list[str] = []
     for _attempt in range(4):
         try:
-            return clean_patient(data, today=today, **changes), warnings
+            kept = clean_patient(data, today=today, **changes)
         except ValidationError as exc:
             faults = exc.message_dict
+        else:
+            address = address_warning(kept.postcode, kept.city)
+            if address:
+                warnings.append(f"{address[0]}: {address[1]} Adresse gardée, à vérifier.")
+            return kept, warnings
         fatal = {k: v for k, v in faults.items() if k in _FATAL}
         if fatal:
             raise ValidationError(fatal)

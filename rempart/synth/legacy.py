@@ -27,7 +27,8 @@ HEADER = [
 # Deliberate faults: those that leave no usable identity refuse the line; the others only lose
 # a field (with a warning), the patient comes in.
 REFUSING = ("future_birth", "no_name", "bad_date", "no_birth_date")
-WARNING = ("nir_key", "bad_gp", "bad_email", "bad_phone", "bad_postcode", "bad_place")
+WARNING = ("nir_key", "bad_gp", "bad_email", "bad_phone", "bad_postcode", "bad_place",
+           "wrong_town")  # fmt: skip
 FAULTS = REFUSING + WARNING
 
 
@@ -85,6 +86,14 @@ def _phone_style(number: str, style: int) -> str:
             "0033" + digits[1:])[style]  # fmt: skip
 
 
+def _town_style(town: str, postcode: str, style: int) -> str:
+    if style == 0:
+        return town.replace("SAINT-", "ST ").title()
+    if style == 1 and town == "PARIS":
+        return f"Paris {int(postcode[3:])}e"
+    return f"{town} CEDEX"
+
+
 def _messy(row: list[str], u: np.ndarray, data: PatientData, number: int) -> None:
     """What people and old software do to clean data, none of it a fault."""
     if u[0] < 0.25 and data.email:
@@ -97,6 +106,8 @@ def _messy(row: list[str], u: np.ndarray, data: PatientData, number: int) -> Non
         row[1] = f" {row[1]}  "
     if u[3] < 0.08:
         row[10] = f"{row[10]} "
+    elif u[3] < 0.2:  # the town as people write it: "St-Denis", "Paris 11e", "Créteil Cedex"
+        row[10] = _town_style(row[10], row[9], int(u[3] * 100) % 3)
         row[8] = row[8].replace(" ", "  ", 1)
     style = int(u[4] * 5)
     row[11], row[12] = _phone_style(row[11], style), _phone_style(row[12], style)
@@ -123,6 +134,8 @@ def _fault(row: list[str], fault: str) -> None:
         row[11] = "06 12"
     elif fault == "bad_postcode":
         row[9] = "9310"
+    elif fault == "wrong_town":  # a town that this postcode does not serve
+        row[10] = "MARSEILLE" if not row[9].startswith("13") else "LILLE"
     elif fault == "bad_place":
         row[7] = "ZZ999"
         row[14] = ""  # a NIR would carry the place too

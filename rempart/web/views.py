@@ -37,6 +37,7 @@ from rempart.audit.selectors import accesses_by_day, trail_health
 from rempart.audit.services import event_record
 from rempart.care.models import Route, Stay, StayKind
 from rempart.directory.models import Establishment, Practitioner, Role, Service
+from rempart.lib.communes import address_warning
 from rempart.patients.models import IdentityStatus, Patient, Sex
 from rempart.patients.validation import PatientData, clean_patient
 from rempart.records.actors import actor_for_request
@@ -385,10 +386,20 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                     "finess").first()  # fmt: skip
                 patient = patient_services.patient_create(actor=actor, data=data,
                                                           establishment=place)  # fmt: skip
+                _address_notice(request, data)
                 return redirect("stay-new", patient_id=patient.pk)
         except ValidationError as exc:
             _add_errors(form, exc)
     return render(request, "web/patient_new.html", {"form": form, "candidates": candidates})
+
+
+def _address_notice(request: HttpRequest, data: PatientData) -> None:
+    """Postcode and town against INSEE's communes: told to the desk after saving, never a
+    refusal (a CEDEX, a commune just merged)."""
+    fault = address_warning(data.postcode, data.city)
+    if fault:
+        notice = _("Adresse enregistrée, à vérifier : %(why)s") % {"why": fault[1]}
+        messages.warning(request, notice)
 
 
 def _vigilance(actor: Any, data: PatientData) -> list[Any]:
@@ -419,6 +430,7 @@ def patient_edit(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
             _add_errors(form, exc)
         else:
             messages.success(request, _("Identité enregistrée."))
+            _address_notice(request, form.data_for())
             return redirect("patient-chart", patient_id=patient.pk)
     return render(request, "web/patient_edit.html", {"form": form, "patient": patient})
 
@@ -763,6 +775,7 @@ def import_line_page(request: HttpRequest, line_id: uuid.UUID) -> HttpResponse:
             if not candidates or form.cleaned_data["confirm"]:
                 patient = corrections.import_line_correct(actor=actor, line=line, data=data)
                 messages.success(request, _("Ligne corrigée : le patient est enregistré."))
+                _address_notice(request, data)
                 return redirect("stay-new", patient_id=patient.pk)
         except ValidationError as exc:
             _add_errors(form, exc)
