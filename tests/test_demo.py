@@ -20,6 +20,14 @@ def test_the_demo_sets_up_keys_database_group_and_accounts(tmp_path: Path):
     assert (tmp_path / "master.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "demo-accounts.txt").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "rempart.sqlite3").exists()
+    # The town GPs come from a synthetic extract of the ANS directory, loaded on SQLite.
+    assert "Annuaire des professionnels de santé" in first.stdout
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "rempart.sqlite3") as db:
+        external = db.execute("SELECT count(*), sum(profession != ''), sum(to_complete) FROM "
+                              "directory_practitioner WHERE NOT internal").fetchone()  # fmt: skip
+    assert external[0] >= 900 and external[1] == external[0] and external[2] == 0
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)  # noqa: S603
     assert "Génération" not in second.stdout
     password = next(

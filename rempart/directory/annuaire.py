@@ -153,10 +153,11 @@ def _upsert(practitioners: dict[str, tuple[str, ...]]) -> tuple[int, int]:
                 "address_line = EXCLUDED.address_line, postcode = EXCLUDED.postcode, "
                 "to_complete = false"
             )
-        else:
-            for rpps, values in practitioners.items():
-                named = dict(zip(columns[2:], values, strict=True))
-                updated = Practitioner.objects.filter(rpps=rpps).update(**named, to_complete=False)
-                if not updated:
-                    Practitioner.objects.create(rpps=rpps, **named)
+        else:  # SQLite (the demo): the same upsert through the ORM
+            Practitioner.objects.bulk_create(
+                [Practitioner(**dict(zip(columns, row, strict=True)), internal=False,
+                              to_complete=False) for row in rows],
+                batch_size=500, update_conflicts=True, unique_fields=["rpps"],
+                update_fields=[*columns[2:], "to_complete"],
+            )  # fmt: skip
     return created, completed

@@ -54,6 +54,7 @@ class Command(BaseCommand):
             )
             group_generate(patients=options["patients"], seed=options["seed"], establishments=5)
             create_demo_accounts()
+            self._load_directory()
             call_command("canaries", "plant", "--per-establishment", "3", verbosity=0)
         seal_all()
         self._print_accounts(options["addrport"])
@@ -64,6 +65,21 @@ class Command(BaseCommand):
             call_command(
                 "runserver", options["addrport"], use_reloader=False, insecure_serving=True
             )
+
+    def _load_directory(self) -> None:
+        """The town GPs from a synthetic extract of the ANS directory, as a site loads the
+        real one with `rempart directory import`: the médecins traitants the group knows are
+        in it, with a thousand other professionals of the region."""
+        from rempart.directory.annuaire import directory_import
+        from rempart.directory.models import Practitioner
+        from rempart.synth.annuaire import write_directory_extract
+
+        gps = list(Practitioner.objects.filter(internal=False).values_list("rpps", flat=True))
+        path = settings.REMPART_DATA_DIR / "annuaire-demo.txt"
+        write_directory_extract(path, people=len(gps) + 1000, seed=2024, include=gps)
+        loaded = directory_import(path)
+        self.stdout.write(f"Annuaire des professionnels de santé (extrait synthétique, {path}) : "
+                          f"{loaded.practitioners} praticiens.")  # fmt: skip
 
     def _print_accounts(self, addrport: str) -> None:
         self.stdout.write("")
