@@ -221,6 +221,60 @@ def test_a_nurse_breaks_the_glass_for_a_patient_of_another_establishment(demo, b
     _shot(dpo, "10-dpo-revue")
 
 
+def test_a_secretary_corrects_and_discards_refused_import_lines(demo, browser):
+    """A legacy export with lines lacking a usable identity is imported at the secretary's
+    establishment; in "Reprise des données" she corrects one refused line (the patient comes in)
+    and discards another with a reason."""
+    secretary = _account(demo, "secretaire.")
+    finess = demo.sql(
+        "SELECT e.finess FROM directory_establishment e JOIN directory_staffmember_establishments"
+        " se ON se.establishment_id = e.id JOIN directory_staffmember s ON s.id = se.staffmember_id"
+        " JOIN auth_user u ON u.id = s.user_id WHERE u.username = ? ORDER BY e.finess",
+        secretary,
+    )[0][0]
+    export = demo.data / "reprise.csv"
+    for args in (
+        ["legacy_export", "--patients", "40", "--seed", "7", "--faults", "8", "--out", str(export)],
+        ["import", str(export), "--establishment", finess],
+    ):
+        subprocess.run([*CLI, *args], env=demo.env, check=True, capture_output=True)  # noqa: S603
+    before = demo.sql("SELECT count(*) FROM patients_patient")[0][0]
+    page = _page(browser)
+    _login(page, demo, secretary)
+    page.click("text=Reprise des données")
+    assert "reprise.csv" in page.inner_text("main")
+    _shot(page, "15-reprise")
+    page.click("main table a")
+    page.wait_for_url(re.compile(r".*/reprise/[0-9a-f-]{36}/"))
+    refused = page.locator("main table a", has_text="Corriger ou écarter")
+    assert refused.count() == 4, page.inner_text("main")  # 8 faults: 4 refusing, 4 warning
+    assert "email:" in page.inner_text("main") and "nir:" in page.inner_text("main")
+    refused.first.click()
+    page.wait_for_url(re.compile(r".*/reprise/ligne/[0-9a-f-]{36}/"))
+    _shot(page, "16-ligne-refusee")
+    reason = page.inner_text("[role=alert]")
+    assert "birth_date" in reason or "birth_name" in reason
+    if not page.input_value("#id_birth_name"):
+        page.fill("#id_birth_name", "Reprise")
+    page.fill("#id_birth_date", "1961-04-12")
+    save = page.get_by_role("button", name="Enregistrer le patient")
+    save.click()
+    page.wait_for_load_state()
+    if page.locator("#doublons").count():
+        page.check("#id_confirm")
+        save.click()
+    page.wait_for_url(re.compile(r".*/sejour/"))
+    assert "Ligne corrigée" in page.inner_text("main")
+    assert demo.sql("SELECT count(*) FROM patients_patient")[0][0] == before + 1
+    page.goto(demo.url + "/reprise/")
+    page.click("main table a")
+    page.locator("main table a", has_text="Corriger ou écarter").first.click()
+    page.select_option("#id_reason", index=1)
+    page.get_by_role("button", name="Écarter").click()
+    assert "Ligne écartée" in page.inner_text("main")
+    assert page.locator("main table a", has_text="Corriger ou écarter").count() == 2
+
+
 def test_a_scraping_secretary_is_asked_again_then_locked(demo, browser):
     page = _page(browser)
     secretary = sorted(u for u in demo.accounts if u.startswith("secretaire."))[-1]

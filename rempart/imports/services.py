@@ -267,7 +267,12 @@ def _assign_ipps(
     legacy IPP was already given to another patient (the patient comes in all the same)."""
     legacy = [ipp for _, ipp, _ in ipps if ipp]
     taken: set[str] = set()
-    if legacy:
+    if legacy and connection.vendor != "postgresql":  # SQLite (the demo): a few at a time
+        here = PatientIdentifier.objects.filter(establishment_id=establishment_id)
+        for start in range(0, len(legacy), 500):
+            chunk = legacy[start : start + 500]
+            taken.update(here.filter(ipp__in=chunk).values_list("ipp", flat=True))
+    elif legacy:
         with connection.cursor() as cursor:  # one array parameter, not thousands of them
             cursor.execute(
                 f"SELECT ipp FROM {PatientIdentifier._meta.db_table} "  # noqa: S608  # model name
