@@ -14,7 +14,7 @@ import csv
 import hashlib
 import multiprocessing
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -31,10 +31,17 @@ from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportLine
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
-from rempart.lib.bulkwrite import BulkWriter, binary_block
+from rempart.lib.bulkwrite import (
+    BulkWriter,
+    Same,
+    binary_block,
+    binary_encoder,
+    binary_rows_from_columns,
+    uuid_bytes,
+)
 from rempart.lib.files import private_output
 from rempart.lib.identifiers import ipp_step, validate_rpps
-from rempart.lib.ids import new_id
+from rempart.lib.ids import new_id, new_id_bytes
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
@@ -50,7 +57,8 @@ class Batch:
     last_line: int
     patients: list[tuple[Any, ...]] | list[bytes] = field(default_factory=list)  # bytes: COPY
     count: int = 0
-    ipps: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)  # (patient, ipp, line)
+    # (patient id's 16 bytes, ipp, line): bytes pickle ten times faster than uuid.UUID
+    ipps: list[tuple[bytes, str, int]] = field(default_factory=list)
     # refused lines: (line, reasons, the line's values by column), sealed when written
     rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
@@ -147,7 +155,7 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
             continue
         patient_id = new_id()
         accepted.append((patient_id, data.as_model_values()))
-        batch.ipps.append((patient_id, extracted.ipp, line))
+        batch.ipps.append((patient_id.bytes, extracted.ipp, line))
         if warnings or more:
             batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
     batch.count = len(accepted)
@@ -223,10 +231,7 @@ def _write_batch(
         else:
             writer.write(Patient, patients)
         if job.establishment_id is not None:
-            writer.write(
-                PatientIdentifier,
-                [(new_id(), pid, job.establishment_id, ipp) for pid, ipp, _ in ipps],
-            )
+            _write_identifiers(writer, job.establishment_id, ipps)
         ImportLine.objects.bulk_create(
             [ImportLine(job=job, line=line, kind=ImportLine.Kind.REFUSED, reasons=reasons,
                         content=values) for line, reasons, values in batch.rejects]
@@ -250,6 +255,21 @@ def _write_batch(
     created.update(new_gps)  # after the commit: a rolled-back batch's practitioners are redone
 
 
+def _write_identifiers(
+    writer: BulkWriter, establishment_id: uuid.UUID, ipps: list[tuple[bytes, str, int]]
+) -> None:
+    if not writer.postgres:
+        writer.write(PatientIdentifier, [(new_id(), uuid.UUID(bytes=pid), establishment_id, ipp)
+                                         for pid, ipp, _ in ipps])  # fmt: skip
+        return
+    columns: list[Sequence[Any] | Same] = [
+        [new_id_bytes() for _ in ipps], [pid for pid, _, _ in ipps], Same(establishment_id),
+        [ipp for _, ipp, _ in ipps],
+    ]  # fmt: skip
+    encoders = [uuid_bytes, uuid_bytes, binary_encoder("UUIDField"), binary_encoder("CharField")]
+    writer.write(PatientIdentifier, binary_block(binary_rows_from_columns(columns, encoders)))
+
+
 def _merged(warnings: list[tuple[int, str, uuid.UUID]]) -> list[tuple[int, str, uuid.UUID]]:
     """One warning line per source line (the IPP renumbering joins the fields left out)."""
     by_line: dict[int, tuple[int, str, uuid.UUID]] = {}
@@ -261,8 +281,8 @@ def _merged(warnings: list[tuple[int, str, uuid.UUID]]) -> list[tuple[int, str, 
 
 
 def _assign_ipps(
-    establishment_id: uuid.UUID, ipps: list[tuple[uuid.UUID, str, int]]
-) -> tuple[list[tuple[uuid.UUID, str, int]], list[tuple[int, str, uuid.UUID]]]:
+    establishment_id: uuid.UUID, ipps: list[tuple[bytes, str, int]]
+) -> tuple[list[tuple[bytes, str, int]], list[tuple[int, str, uuid.UUID]]]:
     """Legacy IPPs kept when free; fresh ones from the counter otherwise, and a warning when a
     legacy IPP was already given to another patient (the patient comes in all the same)."""
     legacy = [ipp for _, ipp, _ in ipps if ipp]
@@ -283,13 +303,13 @@ def _assign_ipps(
     counter, _ = IppCounter.objects.select_for_update().get_or_create(
         establishment_id=establishment_id
     )
-    kept: list[tuple[uuid.UUID, str, int]] = []
+    kept: list[tuple[bytes, str, int]] = []
     renumbered: list[tuple[int, str, uuid.UUID]] = []
     seen: set[str] = set()
     for patient_id, ipp, line in ipps:
         if ipp and (ipp in taken or ipp in seen):
             renumbered.append((line, "ipp: IPP d'origine déjà attribué à un autre patient : "
-                                     "nouveau numéro.", patient_id))  # fmt: skip
+                                     "nouveau numéro.", uuid.UUID(bytes=patient_id)))  # fmt: skip
             ipp = ""
         if ipp:
             seen.add(ipp)

@@ -129,7 +129,7 @@ def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[i
         with handle:
             try:
                 for values in reader:
-                    if values and any(v.strip() for v in values):
+                    if values and "".join(values).strip():  # not a blank line
                         yield reader.line_num, values
             except UnicodeDecodeError:
                 raise SourceError(

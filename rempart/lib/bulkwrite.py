@@ -101,6 +101,11 @@ def _uuid(v: uuid.UUID) -> bytes:
     return b"\x00\x00\x00\x10" + v.bytes
 
 
+def uuid_bytes(v: bytes) -> bytes:
+    """A uuid column's binary COPY value from the id's 16 bytes (see lib.ids.new_id_bytes)."""
+    return b"\x00\x00\x00\x10" + v
+
+
 def _timestamptz(v: dt.datetime) -> bytes:
     delta = v - _PG_EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
