@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "rempart.access",
     "rempart.records",
     "rempart.imports",
+    "rempart.exports",
     "rempart.synth",
     "rempart.web",
 ]

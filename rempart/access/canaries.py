@@ -95,7 +95,7 @@ def _between(a: Any, b: Any) -> Any:
     return low + (high - low) * _RNG.random()
 
 
-def _free_numbers(establishment: Establishment) -> tuple[list[int], int]:
+def free_ipp_numbers(establishment: Establishment) -> tuple[list[int], int]:
     """The free numbers inside the establishment's IPP sequence, and its last value."""
     counter = IppCounter.objects.select_for_update().filter(establishment=establishment).first()
     last = counter.last_value if counter else 0
@@ -346,7 +346,7 @@ def canaries_plant(*, actor: Actor, per_establishment: int, reorder: bool = True
     planted: list[Planted] = []
     with transaction.atomic():
         places = list(Establishment.objects.order_by("finess"))
-        free = {place.pk: _free_numbers(place)[0] for place in places}
+        free = {place.pk: free_ipp_numbers(place)[0] for place in places}
         for place in places:
             holes = list(free[place.pk])
             _RNG.shuffle(holes)

@@ -1,0 +1,195 @@
+"""Controlled exports: two people, a purpose, a file encrypted to its recipient that expires,
+watermarked rows and canary rows of its own, every step in the audit trail."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import uuid
+
+import orjson
+import pyrage
+import pytest
+from django.utils import timezone
+
+from rempart.access.policy import AccessDenied
+from rempart.audit.context import Actor
+from rempart.audit.models import Event
+from rempart.directory.models import Establishment, Role
+from rempart.exports import marks
+from rempart.exports.models import ExportRequest, ExportStatus
+from rempart.exports.services import (
+    ExportAsk,
+    ExportRefused,
+    export_decide,
+    export_download,
+    export_path,
+    export_produce,
+    export_request,
+    exports_purge,
+    mark_key,
+)
+from rempart.patients.models import PatientIdentifier
+from rempart.records.actors import actor_for_user
+from tests.test_redteam import _staff
+
+ALL = ("ipp", "identite", "ins", "adresse", "telephone", "email", "medecin_traitant")
+
+
+@pytest.fixture
+def people(group):
+    here = Establishment.objects.order_by("finess").first()
+    return {
+        "here": here,
+        "secretary": actor_for_user(_staff("sec.export", Role.SECRETARY, here)),
+        "dpo": actor_for_user(_staff("dpo.export", Role.DPO, None)),
+        "rssi": actor_for_user(_staff("rssi.export", Role.SECURITY_OFFICER, None)),
+    }
+
+
+def _ask(here: Establishment, **changes) -> ExportAsk:
+    values = dict(purpose="recall", detail="Rappel vaccinal", establishment_id=here.pk,
+                  fields=ALL, format="csv", recipient_kind="age",
+                  recipient=str(pyrage.x25519.Identity.generate().to_public()))  # fmt: skip
+    values.update(changes)
+    return ExportAsk(**values)
+
+
+def _csv(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+
+
+def test_an_export_needs_a_second_person_and_is_traceable(people):
+    here, secretary, dpo = people["here"], people["secretary"], people["dpo"]
+    identity = pyrage.x25519.Identity.generate()
+    export = export_request(actor=secretary,
+                            ask=_ask(here, recipient=str(identity.to_public())))  # fmt: skip
+    # Nothing leaves before a second person approves; nobody approves their own request.
+    with pytest.raises(ExportRefused):
+        export_produce(actor=secretary, export_id=export.pk)
+    with pytest.raises(AccessDenied):
+        export_decide(actor=secretary, export_id=export.pk, approve=True)
+    own = export_request(actor=dpo, ask=_ask(here))
+    with pytest.raises(ExportRefused):
+        export_decide(actor=dpo, export_id=own.pk, approve=True)
+    export_decide(actor=dpo, export_id=export.pk, approve=True, note="Campagne validée")
+    with pytest.raises(ExportRefused):  # only the one who asked produces
+        export_produce(actor=dpo, export_id=export.pk)
+    produced = export_produce(actor=secretary, export_id=export.pk)
+    assert produced.passphrase is None
+    sealed = export_path(export.pk).read_bytes()
+    assert export_path(export.pk).stat().st_mode & 0o777 == 0o600
+    assert b"nom_naissance" not in sealed  # encrypted to the recipient
+    rows = _csv(pyrage.decrypt(sealed, [identity]))
+    ipps = dict(
+        PatientIdentifier.objects.filter(establishment=here).values_list("ipp", "patient_id")
+    )
+    real = [r for r in rows if r["ipp"] in ipps]
+    assert len(real) == produced.rows == len(ipps)
+    assert len(rows) - len(real) == produced.canaries >= 3  # its own canary rows
+    # The watermark: each row's notation is the one the export's key gives that patient, and
+    # the rows are in the key's order.
+    export.refresh_from_db()
+    key = mark_key(export.pk, export.mark_key_id)
+    agree = seen = 0
+    for row in real:
+        mark = marks.row_mark(key, ipps[row["ipp"]])
+        for text, want in ((row["telephone_portable"], mark.phone_mobile),
+                           (row["telephone_fixe"], mark.phone_home),
+                           (row["adresse"], mark.street)):  # fmt: skip
+            style = (marks.street_style if text is row["adresse"] else marks.phone_style)(text)
+            if style is not None:
+                seen += 1
+                agree += style == want
+    assert seen > len(real) and agree == seen
+    orders = [marks.row_mark(key, ipps[r["ipp"]]).order for r in real]
+    assert orders == sorted(orders)
+    # The audit trail says who asked, who approved, which patients and fields.
+    done = Event.objects.get(resource_id=str(export.pk), detail__step="produced")
+    assert done.username == "sec.export" and done.detail["approved_by"] == "dpo.export"
+    assert done.detail["patients_sha256"] == hashlib.sha256(bytes(export.patient_ids)).hexdigest()
+    assert done.detail["fields"] == list(ALL) and done.detail["rows"] == len(real)
+    assert len(bytes(export.patient_ids)) == 16 * len(real)
+    canaries = export.canary_rows["rows"]
+    assert {r["nom_naissance"] for r in canaries} <= {r["nom_naissance"] for r in rows}
+    # Produced once.
+    with pytest.raises(ExportRefused):
+        export_produce(actor=secretary, export_id=export.pk)
+
+
+def test_a_passphrase_export_shows_its_passphrase_once_and_expires(people):
+    here, secretary, rssi = people["here"], people["secretary"], people["rssi"]
+    export = export_request(actor=secretary, ask=_ask(here, recipient_kind="passphrase",
+                                                      recipient="", format="ndjson",
+                                                      fields=("ipp", "identite")))  # fmt: skip
+    export_decide(actor=rssi, export_id=export.pk, approve=True)
+    produced = export_produce(actor=secretary, export_id=export.pk)
+    assert produced.passphrase and len(produced.passphrase) == 29
+    path = export_download(actor=secretary, export_id=export.pk)
+    lines = pyrage.passphrase.decrypt(path.read_bytes(), produced.passphrase).splitlines()
+    first = orjson.loads(lines[0])
+    assert set(first) == {"ipp", "nom_naissance", "nom_usage", "prenoms", "premier_prenom",
+                          "sexe", "date_naissance"}  # fmt: skip
+    # The passphrase is nowhere: not in the record, not in the trail.
+    export.refresh_from_db()
+    stored = f"{vars(export)} {list(Event.objects.values_list('detail', flat=True))}"
+    assert produced.passphrase not in stored
+    with pytest.raises(AccessDenied):  # only the one who asked downloads
+        export_download(actor=rssi, export_id=export.pk)
+    later = timezone.now() + dt.timedelta(days=8)
+    assert exports_purge(actor=Actor.system("tests"), now=later) == 1
+    assert not path.exists()
+    assert ExportRequest.objects.get(pk=export.pk).status == ExportStatus.EXPIRED
+    with pytest.raises(ExportRefused):
+        export_download(actor=secretary, export_id=export.pk)
+
+
+def test_an_export_request_stays_within_the_askers_establishments(people):
+    other = Establishment.objects.exclude(pk=people["here"].pk).first()
+    with pytest.raises(AccessDenied):
+        export_request(actor=people["secretary"], ask=_ask(other))
+    with pytest.raises(ExportRefused):
+        export_request(actor=people["secretary"], ask=_ask(people["here"], recipient="age1nope"))
+    with pytest.raises(ExportRefused):
+        export_request(actor=people["secretary"], ask=_ask(people["here"], detail=" "))
+    refused = export_request(actor=people["secretary"], ask=_ask(people["here"]))
+    export_decide(actor=people["dpo"], export_id=refused.pk, approve=False, note="Non justifié")
+    with pytest.raises(ExportRefused):
+        export_produce(actor=people["secretary"], export_id=refused.pk)
+    assert not export_path(refused.pk).exists()
+
+
+def test_an_xlsx_export_reads_back(people):
+    from python_calamine import CalamineWorkbook
+
+    identity = pyrage.x25519.Identity.generate()
+    export = export_request(actor=people["secretary"], ask=_ask(
+        people["here"], format="xlsx", recipient=str(identity.to_public())))  # fmt: skip
+    export_decide(actor=people["dpo"], export_id=export.pk, approve=True)
+    produced = export_produce(actor=people["secretary"], export_id=export.pk)
+    book = CalamineWorkbook.from_filelike(
+        io.BytesIO(pyrage.decrypt(produced.path.read_bytes(), [identity])))  # fmt: skip
+    sheet = book.get_sheet_by_index(0).to_python()
+    assert sheet[0][:2] == ["ipp", "nom_naissance"]
+    assert len(sheet) - 1 == produced.rows + produced.canaries
+    assert all(isinstance(row[0], str) and len(row[0]) == 10 for row in sheet[1:])  # 0-led IPPs
+
+
+def test_marks_write_and_read_the_same_notations():
+    for style in range(4):
+        assert marks.phone_style(marks.phone_written("06 12 34 56 78", style)) == style
+        assert marks.phone_style(marks.phone_written("+33612345678", style)) == style
+    assert marks.phone_written("+44 20 7946 0958", 2) == "+44 20 7946 0958"  # abroad: as is
+    assert marks.street_written("12 avenue Gabriel Péri", 1) == "12 av. Gabriel Péri"
+    assert marks.street_written("12 AV. GABRIEL PERI", 0) == "12 AVENUE GABRIEL PERI"
+    assert marks.street_written("3 bis Allée des Lilas", 1) == "3 bis All. des Lilas"
+    assert marks.street_written("12 rue de la Place", 1) == "12 rue de la Place"
+    assert marks.street_style("12 rue de la Place") is None
+    assert marks.town_written("SAINT-DENIS", 1) == "ST-DENIS"
+    assert marks.town_written("ST-MAUR-DES-FOSSES", 0) == "SAINT-MAUR-DES-FOSSES"
+    assert marks.saint_style("ST-DENIS") == 1 and marks.saint_style("PARIS") is None
+    key = b"k" * 16
+    spread = {marks.row_mark(key, uuid.uuid4()).phone_mobile for _ in range(200)}
+    assert spread == {0, 1, 2, 3}
