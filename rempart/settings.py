@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "rempart.records",
     "rempart.imports",
     "rempart.exports",
+    "rempart.breach",
     "rempart.synth",
     "rempart.web",
 ]

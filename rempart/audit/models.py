@@ -30,6 +30,7 @@ class Action(models.TextChoices):
     REVIEW = "review", _("Revue d'un accès d'urgence")
     KEY = "key", _("Opération sur les clés")
     AUDIT = "audit", _("Vérification du journal")
+    BREACH = "breach", _("Analyse d'une fuite")
 
 
 class Outcome(models.TextChoices):

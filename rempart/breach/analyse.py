@@ -1,0 +1,554 @@
+"""The leak analyser: a posted sample against the group, without decrypting the whole base.
+
+1. The sample is read (rempart.breach.readers) and each column given a kind (columns).
+2. Each row's traits are normalised as the blind indexes are (name and birth date by sound,
+   NIR, e-mail, phones) and digested under every enabled index key.
+3. The digests meet the patients' blind-index columns in memory (NumPy, one sorted array per
+   index): a (row, patient) pair that agrees on two indexes is a candidate; so is one that
+   agrees on its only index, or on name and date when nothing else agrees. Invented rows
+   agree on nothing twice: they cost no decryption.
+4. Only the candidates are decrypted and compared field by field: each row is an exact match
+   (every field the row gives agrees), partial (it names the person, some fields differ) or
+   none (invented, or from elsewhere).
+5. The matched patients give the establishments, services and freshness; the source is looked
+   for in the exports (their canary rows, their rows' watermark and order), the database's
+   canary patients, and the accounts whose reads best cover the sample (the audit trail).
+
+The report holds counts, names of establishments, exports and accounts: never a patient's
+values. Which patients matched, and which categories of their data the sample shows, is kept
+for the notifications (LeakedPatient).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+from stdnum.fr import nir as stdnum_nir
+
+from rempart.breach import columns as cols
+from rempart.breach.readers import Sample
+from rempart.exports import marks
+from rempart.lib.communes import fold_town
+from rempart.lib.normalise import fold_email, fold_name, fold_nir, fold_phone
+from rempart.patients import indexes as ix
+from rempart.patients.models import Patient, PatientIdentifier
+from rempart.vault.fields import BlindIndexField, EncryptedField
+from rempart.vault.keystore import get_vault
+
+Progress = Callable[[str, int], None]
+
+# Index kinds: the name-and-date index covers birth and usage names.
+NAME, NIR, EMAIL, PHONE = 0, 1, 2, 3
+_COLUMNS = {NAME: ("bidx_name_birth", "bidx_name_usage"), NIR: ("bidx_nir",),
+            EMAIL: ("bidx_email",), PHONE: ("bidx_phone_mobile", "bidx_phone_home")}  # fmt: skip
+CATEGORY_OF = {
+    "family": "identite", "usage": "identite", "given": "identite", "full_name": "identite",
+    "sex": "identite", "birth_date": "date_naissance", "nir": "ins", "birth_place": "ins",
+    "address": "adresse", "postcode": "adresse", "city": "adresse", "phone": "telephone",
+    "email": "email", "gp": "medecin_traitant", "gp_rpps": "medecin_traitant", "ipp": "ipp",
+    "clinical": "clinique",
+}  # fmt: skip
+CATEGORIES = ("identite", "date_naissance", "ins", "adresse", "telephone", "email",
+              "medecin_traitant", "ipp", "clinique")  # fmt: skip
+
+
+@dataclass
+class Row:
+    """One sample row's traits, normalised; `styles` the notations seen (for watermarks)."""
+
+    families: list[str] = field(default_factory=list)
+    given: set[str] = field(default_factory=set)
+    birth_date: dt.date | None = None
+    sex: str = ""
+    nir: str = ""
+    email: str = ""
+    phones: list[tuple[str, int | None]] = field(default_factory=list)  # (digits, notation)
+    address: str = ""
+    street: int | None = None
+    postcode: str = ""
+    city: str = ""
+    saint: int | None = None
+    ipp: str = ""
+    gp_rpps: str = ""
+    categories: set[str] = field(default_factory=set)
+
+
+# --- 1. rows to traits ----------------------------------------------------------------------------
+
+_SEX = {"M": "M", "H": "M", "1": "M", "MALE": "M", "HOMME": "M", "MASCULIN": "M", "F": "F",
+        "2": "F", "FEMALE": "F", "FEMME": "F", "FEMININ": "F"}  # fmt: skip
+_TEXT_EMAIL = re.compile(r"[^\s;,<>\"']+@[^\s;,<>\"']+\.[A-Za-z]{2,}")
+_TEXT_NIR = re.compile(
+    r"\b[1-478](?:[\s.]?\d){4}[\s.]?(?:\d\d|2[AB])(?:[\s.]?\d){6}(?:[\s.]?\d\d)?\b"
+)
+_TEXT_DATE = re.compile(r"\b\d{1,4}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
+_TEXT_PHONE = re.compile(r"(?:\+|00)?\d[\d .\-]{7,16}\d")
+_TEXT_POSTCODE = re.compile(r"\b\d{5}\b")
+_WORDS = re.compile(r"[A-Za-zÀ-ÿ'\-]{2,}")
+_STREET_FULL = {abbr: full for full, abbr in marks.STREET_TYPES.items()}
+
+
+def _address_key(text: str) -> str:
+    """An address compared whatever the street type's spelling ("av." or "avenue")."""
+    words = [fold_name(w) for w in re.split(r"[\s,]+", text) if w]
+    return "".join(_STREET_FULL.get(w, w) for w in words)
+
+
+def _add_phone(row: Row, text: str) -> None:
+    digits = fold_phone(text)
+    if len(digits) >= 8:
+        row.phones.append((digits, marks.phone_style(text)))
+
+
+def _row_traits(kinds: list[str], values: list[str]) -> Row:
+    row = Row()
+    for kind, raw in zip(kinds, values, strict=False):
+        value = raw.strip()
+        if not value or kind == "other":
+            continue
+        category = CATEGORY_OF.get(kind)
+        if category:
+            row.categories.add(category)
+        if kind in ("family", "usage"):
+            row.families.append(value)
+        elif kind == "given":
+            row.given.update(fold_name(w) for w in re.split(r"[\s,]+", value) if w)
+        elif kind == "full_name":
+            _full_name(row, value)
+        elif kind == "birth_date":
+            row.birth_date = cols.parse_date(value)
+        elif kind == "sex":
+            row.sex = _SEX.get(value.upper(), "")
+        elif kind == "nir":
+            row.nir = _nir(value)
+        elif kind == "email":
+            row.email = fold_email(value)
+        elif kind == "phone":
+            _add_phone(row, value)
+        elif kind == "address":
+            row.address, row.street = _address_key(value), marks.street_style(value)
+        elif kind == "postcode":
+            row.postcode = value
+        elif kind == "city":
+            row.city, row.saint = fold_town(value), marks.saint_style(value)
+        elif kind == "ipp":
+            row.ipp = value.lstrip("0")
+        elif kind == "gp_rpps":
+            row.gp_rpps = value
+    return row
+
+
+def _full_name(row: Row, value: str) -> None:
+    words = [w for w in re.split(r"[\s,]+", value) if w]
+    family = [w for w in words if fold_name(w) not in cols.given_names()]
+    row.given.update(fold_name(w) for w in words if fold_name(w) in cols.given_names())
+    if family:
+        row.families.append(" ".join(family))
+    if len(words) >= 2:  # "Jean MARTIN" where MARTIN is also a given name
+        row.families.extend((words[0], words[-1]))
+
+
+def _nir(value: str) -> str:
+    nir = fold_nir(value)
+    if len(nir) == 13 and cols.NIR_SHAPE.match(nir):
+        try:
+            return nir + str(stdnum_nir.calc_check_digits(nir))
+        except Exception:  # stdnum's own errors: a malformed value is no NIR
+            return ""
+    return nir if len(nir) == 15 else ""
+
+
+def _text_traits(text: str) -> Row:
+    """A plain-text line: the traits found by their shape, each alphabetic word a name."""
+    row = Row()
+    rest = text
+    if found := _TEXT_EMAIL.search(rest):
+        row.email = fold_email(found.group(0))
+        row.categories.add("email")
+        rest = rest.replace(found.group(0), " ")
+    if found := _TEXT_NIR.search(rest):
+        row.nir = _nir(found.group(0))
+        row.categories.add("ins")
+        rest = rest.replace(found.group(0), " ")
+    for found in _TEXT_DATE.finditer(rest):
+        if (date := cols.parse_date(found.group(0))) is not None:
+            row.birth_date = row.birth_date or date
+            row.categories.add("date_naissance")
+    rest = _TEXT_DATE.sub(" ", rest)
+    for found in _TEXT_PHONE.finditer(rest):
+        if cols.is_phone(found.group(0)):
+            _add_phone(row, found.group(0))
+            row.categories.add("telephone")
+    rest = _TEXT_PHONE.sub(" ", rest)
+    if found := _TEXT_POSTCODE.search(rest):
+        row.postcode = found.group(0)
+        row.categories.add("adresse")
+    words = _WORDS.findall(rest)
+    given = cols.given_names()
+    row.given.update(fold_name(w) for w in words if fold_name(w) in given)
+    row.families.extend(w for w in words if len(w) > 1)
+    if words:
+        row.categories.add("identite")
+    return row
+
+
+def rows_traits(sample: Sample, kinds: list[str]) -> list[Row]:
+    if sample.layout == "text":
+        return [_text_traits(r[0]) for r in sample.rows]
+    return [_row_traits(kinds, r) for r in sample.rows]
+
+
+# --- 2. digests -----------------------------------------------------------------------------------
+
+
+def _bits(column: str) -> int:
+    return cast(BlindIndexField, Patient._meta.get_field(column)).bits
+
+
+def sample_keys(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kind, value, row) arrays: each row's normalised traits under every enabled index key,
+    as `slot << 32 | digest` (slot: the key's place among the enabled ones)."""
+    indexer = get_vault().indexer
+    wanted: list[tuple[int, str, int]] = []  # (kind, normalised, row)
+    for r, row in enumerate(rows):
+        if row.birth_date is not None:
+            for name in {*row.families}:
+                key = ix.name_date_key(name, row.birth_date)
+                if key:
+                    wanted.append((NAME, key, r))
+        if row.nir:
+            wanted.append((NIR, row.nir, r))
+        if row.email:
+            wanted.append((EMAIL, row.email, r))
+        for digits, _ in row.phones:
+            wanted.append((PHONE, digits, r))
+    kinds: list[int] = []
+    values: list[int] = []
+    owners: list[int] = []
+    index_names = {NAME: "name_date", NIR: "nir", EMAIL: "email", PHONE: "phone"}
+    for slot, key_id in enumerate(indexer.key_ids):
+        for kind in (NAME, NIR, EMAIL, PHONE):
+            mine = [(v, r) for k, v, r in wanted if k == kind]
+            if not mine:
+                continue
+            bits = _bits(_COLUMNS[kind][0])
+            digests = indexer.digests(index_names[kind], [v for v, _ in mine], bits, key_id)
+            kinds.extend([kind] * len(mine))
+            values.extend((slot << 32) | int(d or 0) for d in digests)
+            owners.extend(r for _, r in mine)
+    return (np.array(kinds, dtype=np.int8), np.array(values, dtype=np.int64),
+            np.array(owners, dtype=np.int64))  # fmt: skip
+
+
+# --- 3. candidates --------------------------------------------------------------------------------
+
+
+@dataclass
+class Base:
+    ids: list[uuid.UUID]
+    sorted_values: dict[int, np.ndarray]  # kind -> sorted slot<<32|digest
+    sorted_owner: dict[int, np.ndarray]  # kind -> patient index, aligned
+
+
+def load_base() -> Base:
+    """Every patient's blind-index values (no decryption): what the sample's digests meet."""
+    indexer = get_vault().indexer
+    slots = {key_id: slot for slot, key_id in enumerate(indexer.key_ids)}
+    names = [c for kind in (NAME, NIR, EMAIL, PHONE) for c in _COLUMNS[kind]]
+    rows = Patient.objects.values_list("id", "index_key_id", *names)
+    ids: list[uuid.UUID] = []
+    slot_of: list[int] = []
+    data: list[list[int]] = [[] for _ in names]
+    for row in rows.iterator(chunk_size=20_000):
+        ids.append(row[0])
+        slot_of.append(slots.get(row[1], -1))
+        for i, value in enumerate(row[2:]):
+            data[i].append(-1 if value is None else value)
+    slot_arr = np.array(slot_of, dtype=np.int64)
+    arrays = {name: np.array(d, dtype=np.int64) for name, d in zip(names, data, strict=True)}
+    sorted_values, sorted_owner = {}, {}
+    for kind in (NAME, NIR, EMAIL, PHONE):
+        parts_v, parts_o = [], []
+        for name in _COLUMNS[kind]:
+            column = arrays[name]
+            keep = (column >= 0) & (slot_arr >= 0)
+            parts_v.append((slot_arr[keep] << 32) | column[keep])
+            parts_o.append(np.nonzero(keep)[0])
+        values = np.concatenate(parts_v) if parts_v else np.zeros(0, np.int64)
+        owners = np.concatenate(parts_o) if parts_o else np.zeros(0, np.int64)
+        order = np.argsort(values, kind="stable")
+        sorted_values[kind], sorted_owner[kind] = values[order], owners[order]
+    return Base(ids, sorted_values, sorted_owner)
+
+
+def candidates(base: Base, keys: tuple[np.ndarray, np.ndarray, np.ndarray],
+               row_count: int) -> dict[int, list[int]]:  # fmt: skip
+    """Row -> patient indexes worth decrypting (see the module's docstring)."""
+    kinds, values, owners = keys
+    pair_rows, pair_patients, pair_kinds = [], [], []
+    for kind in (NAME, NIR, EMAIL, PHONE):
+        mask = kinds == kind
+        if not mask.any():
+            continue
+        wanted, who = values[mask], owners[mask]
+        lo = np.searchsorted(base.sorted_values[kind], wanted, side="left")
+        hi = np.searchsorted(base.sorted_values[kind], wanted, side="right")
+        counts = hi - lo
+        if counts.sum() == 0:
+            continue
+        rows = np.repeat(who, counts)
+        starts = np.repeat(lo, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        pair_rows.append(rows)
+        pair_patients.append(base.sorted_owner[kind][starts + offsets])
+        pair_kinds.append(np.full(rows.shape, kind, dtype=np.int64))
+    out: dict[int, list[int]] = defaultdict(list)
+    if not pair_rows:
+        return out
+    rows = np.concatenate(pair_rows)
+    patients = np.concatenate(pair_patients)
+    kinds_hit = np.concatenate(pair_kinds)
+    n = max(len(base.ids), 1)
+    triple = np.unique((rows * n + patients) * 4 + kinds_hit)  # distinct (row, patient, kind)
+    pair = triple // 4
+    pair_ids, agree = np.unique(pair, return_counts=True)
+    kind_of = triple % 4
+    available = np.zeros(row_count, dtype=np.int64)  # how many index kinds each row offers
+    for kind in (NAME, NIR, EMAIL, PHONE):
+        available[np.unique(owners[kinds == kind])] += 1
+    pair_row = pair_ids // n
+    strong = (agree >= 2) | (available[pair_row] == 1)
+    chosen = set(pair_ids[strong].tolist())
+    rows_with_strong = set((pair_ids[strong] // n).tolist())
+    # A row that names someone by name and date alone (an old phone, a changed address): its
+    # name-and-date candidates too.
+    name_pairs = pair[kind_of == NAME]
+    extra = name_pairs[~np.isin(name_pairs // n, list(rows_with_strong))]
+    chosen.update(extra.tolist())
+    for value in chosen:
+        out[int(value // n)].append(int(value % n))
+    return out
+
+
+# --- 4. decryption and comparison -----------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    families: set[str]
+    sounds: set[str]
+    given: set[str]
+    birth_date: str
+    sex: str
+    nir: str
+    email: str
+    phones: dict[str, str]  # digits -> "phone_mobile" / "phone_home"
+    address: str
+    postcode: str
+    city: str
+    gp_id: str
+    created_at: dt.datetime
+
+
+def open_records(ids: list[uuid.UUID]) -> dict[uuid.UUID, Record]:
+    identity = cast(EncryptedField, Patient._meta.get_field("identity"))
+    contact = cast(EncryptedField, Patient._meta.get_field("contact"))
+    out: dict[uuid.UUID, Record] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        rows = Patient.objects.filter(pk__in=chunk).values_list("id", "identity", "contact",
+                                                                  "created_at")  # fmt: skip
+        for pid, sealed_i, sealed_c, created in rows:
+            i = identity.open_value(pid, cast(bytes, sealed_i)) if sealed_i else {}
+            c = contact.open_value(pid, cast(bytes, sealed_c)) if sealed_c else {}
+            names = [n for n in (i.get("birth_name"), i.get("usage_name")) if n]
+            phones = {fold_phone(c[k]): k for k in ("phone_mobile", "phone_home") if c.get(k)}
+            out[pid] = Record(
+                families={fold_name(n) for n in names},
+                sounds={s for n in names if (s := ix.name_sound(n))},
+                given={fold_name(w) for w in (i.get("given_names") or "").split() if w},
+                birth_date=i.get("birth_date", ""), sex=i.get("sex", ""), nir=i.get("nir", ""),
+                email=fold_email(c.get("email", "")), phones=phones,
+                address=_address_key(c.get("address_line", "")), postcode=c.get("postcode", ""),
+                city=fold_town(c.get("city", "")) if c.get("city") else "",
+                gp_id=c.get("gp_id", ""), created_at=created,
+            )  # fmt: skip
+    return out
+
+
+def compare(row: Row, record: Record, ipps: set[str]) -> tuple[set[str], set[str]]:
+    """The fields the row gives that agree with the record, and those that differ."""
+    agree: set[str] = set()
+    differ: set[str] = set()
+
+    def check(name: str, given: object, same: bool) -> None:
+        if given:
+            (agree if same else differ).add(name)
+
+    same_name = any(
+        fold_name(f) in record.families or ix.name_sound(f) in record.sounds for f in row.families
+    )
+    check("nom", row.families, same_name)
+    check("prenom", row.given, bool(row.given & record.given))
+    born = row.birth_date.isoformat() if row.birth_date is not None else ""
+    check("date_naissance", born, born == record.birth_date)
+    check("sexe", row.sex, row.sex == record.sex)
+    check("nir", row.nir, row.nir == record.nir)
+    check("email", row.email, row.email == record.email)
+    check("telephone", row.phones, any(d in record.phones for d, _ in row.phones))
+    check("adresse", row.address, row.address == record.address)
+    check("code_postal", row.postcode, row.postcode == record.postcode)
+    check("ville", row.city, row.city == record.city)
+    check("ipp", row.ipp, row.ipp in ipps)
+    return agree, differ
+
+
+_IDENTIFYING = ({"nom", "date_naissance"}, {"nir"}, {"email"}, {"telephone"})
+
+
+def verdict(agree: set[str], differ: set[str]) -> str:
+    names_someone = any(need <= agree for need in _IDENTIFYING)
+    if not names_someone or len(agree) < 2:
+        return "none"
+    return "exact" if not differ else "partial"
+
+
+# --- 5. the whole analysis ------------------------------------------------------------------------
+
+
+@dataclass
+class Match:
+    row: int
+    patient_id: uuid.UUID
+    kind: str  # exact / partial
+    agree: set[str]
+    differ: set[str]
+
+
+@dataclass
+class Analysis:
+    report: dict[str, Any]
+    matches: list[Match]
+    rows: list[Row]
+
+
+def analyse(sample: Sample, *, file_name: str, data: bytes,
+            progress: Progress | None = None) -> Analysis:  # fmt: skip
+    from rempart.breach import sources
+
+    started = time.perf_counter()
+    tell = progress or (lambda _step, _n: None)
+    kinds = cols.column_kinds(sample.header, sample.rows) if sample.layout != "text" else ["text"]
+    rows = rows_traits(sample, kinds)
+    tell("lignes lues", len(rows))
+    keys = sample_keys(rows)
+    base = load_base()
+    tell("index du groupe", len(base.ids))
+    chosen = candidates(base, keys, len(rows))
+    wanted = sorted({base.ids[p] for ps in chosen.values() for p in ps}, key=lambda u: u.bytes)
+    records = open_records(wanted)
+    tell("dossiers candidats déchiffrés", len(records))
+    ipps: dict[uuid.UUID, set[str]] = defaultdict(set)
+    if any(r.ipp for r in rows):
+        for start in range(0, len(wanted), 20_000):
+            for pid, ipp in PatientIdentifier.objects.filter(
+                patient_id__in=wanted[start : start + 20_000]
+            ).values_list("patient_id", "ipp"):
+                ipps[pid].add(ipp.lstrip("0"))
+    matches: list[Match] = []
+    for r, patient_indexes in chosen.items():
+        best: tuple[int, int, Match] | None = None
+        for p in patient_indexes:
+            pid = base.ids[p]
+            record = records.get(pid)
+            if record is None:
+                continue
+            agree, differ = compare(rows[r], record, ipps.get(pid, set()))
+            kind = verdict(agree, differ)
+            if kind == "none":
+                continue
+            score = (len(agree), -len(differ))
+            if best is None or score > best[:2]:
+                best = (*score, Match(r, pid, kind, agree, differ))
+        if best is not None:
+            matches.append(best[2])
+    matches.sort(key=lambda m: m.row)
+    tell("lignes comparées", len(rows))
+    report = _report(sample, kinds, rows, matches, records, file_name=file_name, data=data)
+    report["source"] = sources.find_source(rows, matches, records)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return Analysis(report, matches, rows)
+
+
+def _report(
+    sample: Sample, kinds: list[str], rows: list[Row], matches: list[Match],
+    records: dict[uuid.UUID, Record], *, file_name: str, data: bytes,
+) -> dict[str, Any]:  # fmt: skip
+    from rempart.breach import sources
+
+    exact = sum(1 for m in matches if m.kind == "exact")
+    partial = len(matches) - exact
+    total = len(rows)
+    matched_ids = {m.patient_id for m in matches}
+    share = len(matches) / total if total else 0.0
+    if share >= 0.9:
+        nature = "authentique"
+    elif share >= 0.05:
+        nature = "mélange"
+    else:
+        nature = "inventé ou d'une autre source"
+    categories = Counter(c for row in rows for c in row.categories)
+    by_month = Counter(records[pid].created_at.strftime("%Y-%m") for pid in matched_ids)
+    newest = max((records[pid].created_at for pid in matched_ids), default=None)
+    agreement = Counter(f for m in matches for f in m.agree)
+    return {
+        "file": {"name": file_name, "sha256": hashlib.sha256(data).hexdigest(),
+                 "bytes": len(data), "layout": sample.layout, "encoding": sample.encoding,
+                 "rows": total,
+                 "columns": [{"header": _header(sample, i), "kind": k}
+                             for i, k in enumerate(kinds)]},
+        "matches": {"exact": exact, "partial": partial, "none": total - len(matches),
+                    "patients": len(matched_ids), "share": round(share, 4),
+                    "confidence": _confidence(matches),
+                    "fields_agreeing": dict(agreement.most_common())},
+        "nature": nature,
+        "categories": {c: categories[c] for c in CATEGORIES if categories[c]},
+        "freshness": {"newest_record": newest.isoformat() if newest else None,
+                      "by_month": dict(sorted(by_month.items())[-24:])},
+        **sources.where(matched_ids),
+    }  # fmt: skip
+
+
+def _header(sample: Sample, i: int) -> str:
+    """A column's header for the report: only one that names a kind (a header row taken for a
+    data row would otherwise put a patient's values in the report)."""
+    if sample.header and i < len(sample.header) and cols.header_kind(sample.header[i]):
+        return sample.header[i][:60]
+    return f"colonne {i + 1}"
+
+
+def _confidence(matches: list[Match]) -> str:
+    if not matches:
+        return "aucune"
+    strong = sum(1 for m in matches if m.kind == "exact" and len(m.agree) >= 4)
+    if strong / len(matches) >= 0.8:
+        return "élevée"
+    return "bonne" if strong / len(matches) >= 0.4 else "moyenne"
+
+
+def log_likelihood(agree: int, seen: int, chance: float, slip: float = 0.02) -> float:
+    """How much likelier `agree` of `seen` watermark bits are under "this export" (each bit
+    kept but for a slip) than under "another source" (each bit right by chance)."""
+    if seen == 0:
+        return 0.0
+    return agree * math.log((1 - slip) / chance) + (seen - agree) * math.log(slip / (1 - chance))
