@@ -87,9 +87,16 @@ def test_a_sample_from_an_export_is_traced_to_it(people):  # noqa: F811
     assert {"identite", "date_naissance", "telephone", "email", "adresse"} <= set(
         report["categories"])  # fmt: skip
     # Matched patients kept for the letters, with what leaked for each; the run is audited.
-    leaked = LeakedPatient.objects.filter(analysis=analysis)
-    assert leaked.count() == report["matches"]["patients"]
-    assert "telephone" in leaked.first().categories
+    leaked = {p.patient_id: p for p in LeakedPatient.objects.filter(analysis=analysis)}
+    assert len(leaked) == report["matches"]["patients"]
+    by_ipp = dict(PatientIdentifier.objects.filter(establishment=people["here"])
+                  .values_list("ipp", "patient_id"))  # fmt: skip
+    for row in posted:  # each patient's own categories: a phone only where the row had one
+        mine = leaked.get(by_ipp.get(row["ipp"]))
+        if mine is not None:
+            has_phone = bool(row["mobile"] or row["home_phone"])
+            assert ("telephone" in mine.categories) == has_phone
+            assert ("email" in mine.categories) == bool(row["mail"])
     assert Event.objects.filter(action="breach", resource_id=str(analysis.pk)).exists()
     # The report holds counts and names of staff, never a patient's values.
     text = json.dumps(report, ensure_ascii=False)

@@ -193,7 +193,7 @@ def column_kinds(header: list[str] | None, rows: list[list[str]]) -> list[str]:
         values = [r[i] for r in rows[:2000] if i < len(r) and r[i].strip()][:400]
         by_values = value_kind(values)
         by_header = header_kind(header[i]) if header and i < len(header) else None
-        kinds.append(by_header if _header_wins(by_header, by_values) else by_values)
+        kinds.append(by_header if by_header and _header_wins(by_header, by_values) else by_values)
     return _settle_names(kinds)
 
 
@@ -203,9 +203,7 @@ _BY_NAME_ONLY = ("usage", "family", "given", "gp", "gp_rpps", "clinical", "birth
 _TEXTUAL = ("family", "given", "full_name", "other", "ipp", "city")
 
 
-def _header_wins(by_header: str | None, by_values: str) -> bool:
-    if by_header is None:
-        return False
+def _header_wins(by_header: str, by_values: str) -> bool:
     return (
         by_header == "other"
         or by_header == by_values
