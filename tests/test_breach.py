@@ -200,3 +200,36 @@ def test_only_the_dpo_and_the_security_officer_analyse(people):  # noqa: F811
     with pytest.raises(AccessDenied):
         breach_analyse(actor=people["secretary"], data=b"a;b\n1;2\n", file_name="x.csv")
     read_sample(b"a;b\n1;2\n")  # a fine file, for the DPO
+
+
+def test_the_report_reads_as_html_and_pdf_with_its_charts(people):  # noqa: F811
+    from rempart.breach.report import report_html, report_pdf, summary_lines
+
+    export, rows = _export_rows(people)
+    analysis = breach_analyse(actor=CONSOLE, data=_to_csv(rows[:80]), file_name="x.csv")
+    html = report_html(analysis.report)
+    assert html.count("<svg") == 4 and "Correspondances" in html and str(export.pk) in html
+    assert not any(r["nom_naissance"] in html for r in rows[:80])
+    pdf = report_pdf(analysis.report)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 2000
+    assert any("Issu de l'export" in line for line in summary_lines(analysis.report))
+
+
+def test_the_command_writes_its_reports_and_refuses_a_bad_file(console, tmp_path):
+    import subprocess
+
+    console.run("migrate", "-v0")
+    sample = tmp_path / "fuite.csv"
+    sample.write_bytes(_to_csv(_invented(50, seed=9)))
+    outputs = [f"--{kind}={tmp_path / ('r.' + kind)}" for kind in ("json", "html", "pdf")]
+    out = console.run("breach", "analyse", str(sample), *outputs)
+    assert "50 lignes" in out.stdout and "Analyse" in out.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["matches"]["none"] == 50 and report["source"]["verdict"] == "aucune"
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o600
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.7 not a sample")
+    refused = subprocess.run(console.command("breach", "analyse", str(bad)), env=console.env,  # noqa: S603
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and "rien n'a été enregistré" in refused.stderr

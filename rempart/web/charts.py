@@ -42,3 +42,24 @@ def stacked_bars(days: list[dt.date], series: dict[str, list[int]], *, title: st
         legend_x += 14 + 7 * len(label) + 18
     parts.append("</svg>")
     return "".join(parts)
+
+
+def horizontal_bars(items: list[tuple[str, int]], *, title: str) -> str:
+    """One bar per label, longest first as given; the values written beside (the page shows
+    them in a table too)."""
+    row, left, width = 22, 230, 720
+    height = row * len(items) + 8
+    peak = max((v for _, v in items), default=0) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']  # fmt: skip
+    for i, (label, value) in enumerate(items):
+        y = 4 + i * row
+        bar = (width - left - 90) * value / peak
+        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12">'
+                     f"{escape(str(label)[:34])}</text>")  # fmt: skip
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{max(bar, 1):.1f}" height="14" '
+                     f'fill="{PALETTE[0]}"/>')  # fmt: skip
+        parts.append(f'<text x="{left + bar + 6:.1f}" y="{y + 14}" font-size="12">'
+                     f"{value:,}</text>".replace(",", " "))  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,63 @@
+"""`rempart breach analyse SAMPLE`: a posted sample against the group; the report in the
+terminal, and as JSON, HTML and PDF files when asked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+
+from rempart.audit.context import Actor
+from rempart.breach.readers import SampleError
+from rempart.breach.services import breach_analyse
+from rempart.lib.files import private_output
+
+
+class Command(BaseCommand):
+    help = "Analyse a leaked sample: genuine or not, whose, which data, from where."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        run = sub.add_parser("analyse", help="analyse a sample file (CSV, JSON, XLSX, text)")
+        run.add_argument("sample", type=Path)
+        run.add_argument("--json", type=Path, help="write the report as JSON")
+        run.add_argument("--html", type=Path, help="write the report as HTML")
+        run.add_argument("--pdf", type=Path, help="write the report as PDF")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["sample"]
+        if not path.is_file():
+            raise CommandError(f"fichier introuvable : {path}")
+        console = Console(stderr=True)
+        started = time.perf_counter()
+
+        def tell(step: str, count: int) -> None:
+            took = time.perf_counter() - started
+            console.print(f"  {step} : {count:,}".replace(",", " ") + f"  ({took:.1f} s)")
+
+        with console.status("Analyse de l'échantillon…"):
+            try:
+                analysis = breach_analyse(actor=Actor.system("breach analyse"),
+                                          data=path.read_bytes(), file_name=path.name,
+                                          progress=tell)  # fmt: skip
+            except SampleError as exc:
+                raise CommandError(
+                    f"échantillon illisible, rien n'a été enregistré : {exc}"
+                ) from None
+        from rempart.breach.report import report_html, report_pdf, summary_lines
+
+        for line in summary_lines(analysis.report):
+            self.stdout.write(line)
+        outputs = (("json", lambda r: orjson.dumps(r, option=orjson.OPT_INDENT_2)),
+                   ("html", lambda r: report_html(r).encode()), ("pdf", report_pdf))  # fmt: skip
+        for name, render in outputs:
+            target = options.get(name)
+            if target:
+                with private_output(target, binary=True) as handle:
+                    handle.write(render(analysis.report))
+                self.stdout.write(f"Rapport {name.upper()} : {target}")
+        self.stdout.write(f"Analyse {analysis.pk} enregistrée ({analysis.report['seconds']} s).")
