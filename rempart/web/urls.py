@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rempart.web import views
+from rempart.web import breach_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -32,4 +32,14 @@ urlpatterns = [
     path("reprise/", views.imports_page, name="imports"),
     path("reprise/<uuid:job_id>/", views.import_job_page, name="import-job"),
     path("reprise/ligne/<uuid:line_id>/", views.import_line_page, name="import-line"),
+    path("exports/", breach_views.exports_page, name="exports"),
+    path("exports/<uuid:export_id>/", breach_views.export_page, name="export"),
+    path("exports/<uuid:export_id>/fichier/", breach_views.export_file, name="export-file"),
+    path("fuites/", breach_views.breach_page, name="breach"),
+    path("fuites/<uuid:analysis_id>/", breach_views.breach_report, name="breach-report"),
+    path(
+        "fuites/<uuid:analysis_id>/rapport.<str:kind>",
+        breach_views.breach_report_file,
+        name="breach-report-file",
+    ),
 ]
