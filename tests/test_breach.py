@@ -105,14 +105,16 @@ def test_a_sample_from_an_export_is_traced_to_it(people):  # noqa: F811
 
 def test_a_sample_whose_formatting_was_normalised_is_traced_by_its_canary_rows(people):  # noqa: F811
     export, rows = _export_rows(people)
-    canaries = export.canary_rows["rows"] if export.canary_rows else []
     export.refresh_from_db()
     canaries = export.canary_rows["rows"]
-    names = {c["nom_naissance"] for c in canaries}
-    # Phones written as digits, addresses upper case, towns re-spelt: the watermark is gone;
-    # the rows keep a canary.
-    posted = [r for r in rows if r["nom_naissance"] in names][:1] + [
-        r for r in rows if r["nom_naissance"] not in names][:60]  # fmt: skip
+    planted = {(c["nom_naissance"], c["date_naissance"], c["prenoms"]) for c in canaries}
+
+    def is_canary(r: dict[str, str]) -> bool:
+        return (r["nom_naissance"], r["date_naissance"], r["prenoms"]) in planted
+
+    # Phones written as digits, addresses and towns gone: the watermark is gone; the rows
+    # keep a canary.
+    posted = [r for r in rows if is_canary(r)][:1] + [r for r in rows if not is_canary(r)][:60]
     for r in posted:
         r["telephone_portable"] = "".join(c for c in r["telephone_portable"] if c.isdigit())
         r["adresse"], r["ville"] = "", ""

@@ -24,15 +24,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import multiprocessing
 import re
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
+from django.db import connection, connections
 from stdnum.fr import nir as stdnum_nir
 
 from rempart.breach import columns as cols
@@ -40,6 +42,7 @@ from rempart.breach.readers import Sample
 from rempart.exports import marks
 from rempart.lib.communes import fold_town
 from rempart.lib.normalise import fold_email, fold_name, fold_nir, fold_phone
+from rempart.lib.parallel import bounded_imap
 from rempart.patients import indexes as ix
 from rempart.patients.models import Patient, PatientIdentifier
 from rempart.vault.fields import BlindIndexField, EncryptedField
@@ -81,6 +84,13 @@ class Row:
     ipp: str = ""
     gp_rpps: str = ""
     categories: set[str] = field(default_factory=set)
+    folded: set[str] = field(default_factory=set)  # the family names folded, and their sounds
+    sounds: set[str] = field(default_factory=set)
+
+    def finish(self) -> Row:
+        self.folded = {fold_name(f) for f in self.families}
+        self.sounds = {s for f in self.families if (s := ix.name_sound(f))}
+        return self
 
 
 # --- 1. rows to traits ----------------------------------------------------------------------------
@@ -204,8 +214,8 @@ def _text_traits(text: str) -> Row:
 
 def rows_traits(sample: Sample, kinds: list[str]) -> list[Row]:
     if sample.layout == "text":
-        return [_text_traits(r[0]) for r in sample.rows]
-    return [_row_traits(kinds, r) for r in sample.rows]
+        return [_text_traits(r[0]).finish() for r in sample.rows]
+    return [_row_traits(kinds, r).finish() for r in sample.rows]
 
 
 # --- 2. digests -----------------------------------------------------------------------------------
@@ -222,10 +232,8 @@ def sample_keys(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wanted: list[tuple[int, str, int]] = []  # (kind, normalised, row)
     for r, row in enumerate(rows):
         if row.birth_date is not None:
-            for name in {*row.families}:
-                key = ix.name_date_key(name, row.birth_date)
-                if key:
-                    wanted.append((NAME, key, r))
+            born = row.birth_date.isoformat()
+            wanted.extend((NAME, f"{sound}|{born}", r) for sound in row.sounds)
         if row.nir:
             wanted.append((NIR, row.nir, r))
         if row.email:
@@ -360,29 +368,62 @@ class Record:
     created_at: dt.datetime
 
 
+def _sealed_rows(ids: list[uuid.UUID]) -> Iterator[tuple[Any, ...]]:
+    """(id, identity, contact, created_at) of these patients: one array parameter per
+    10,000 on PostgreSQL (an IN list of UUIDs costs Django more than the query)."""
+    table = Patient._meta.db_table
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, identity, contact, created_at FROM {table} "  # noqa: S608
+                    "WHERE id = ANY(%s)", [chunk],
+                )  # fmt: skip
+                yield from cursor.fetchall()
+        else:
+            yield from Patient.objects.filter(pk__in=chunk).values_list(
+                "id", "identity", "contact", "created_at")  # fmt: skip
+
+
 def open_records(ids: list[uuid.UUID]) -> dict[uuid.UUID, Record]:
     identity = cast(EncryptedField, Patient._meta.get_field("identity"))
     contact = cast(EncryptedField, Patient._meta.get_field("contact"))
     out: dict[uuid.UUID, Record] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        rows = Patient.objects.filter(pk__in=chunk).values_list("id", "identity", "contact",
-                                                                  "created_at")  # fmt: skip
-        for pid, sealed_i, sealed_c, created in rows:
-            i = identity.open_value(pid, cast(bytes, sealed_i)) if sealed_i else {}
-            c = contact.open_value(pid, cast(bytes, sealed_c)) if sealed_c else {}
-            names = [n for n in (i.get("birth_name"), i.get("usage_name")) if n]
-            phones = {fold_phone(c[k]): k for k in ("phone_mobile", "phone_home") if c.get(k)}
-            out[pid] = Record(
-                families={fold_name(n) for n in names},
-                sounds={s for n in names if (s := ix.name_sound(n))},
-                given={fold_name(w) for w in (i.get("given_names") or "").split() if w},
-                birth_date=i.get("birth_date", ""), sex=i.get("sex", ""), nir=i.get("nir", ""),
-                email=fold_email(c.get("email", "")), phones=phones,
-                address=_address_key(c.get("address_line", "")), postcode=c.get("postcode", ""),
-                city=fold_town(c.get("city", "")) if c.get("city") else "",
-                gp_id=c.get("gp_id", ""), created_at=created,
-            )  # fmt: skip
+    for pid, sealed_i, sealed_c, created in _sealed_rows(ids):
+        pid = pid if isinstance(pid, uuid.UUID) else uuid.UUID(str(pid))
+        i = identity.open_value(pid, bytes(sealed_i)) if sealed_i else {}
+        c = contact.open_value(pid, bytes(sealed_c)) if sealed_c else {}
+        names = [n for n in (i.get("birth_name"), i.get("usage_name")) if n]
+        phones = {fold_phone(c[k]): k for k in ("phone_mobile", "phone_home") if c.get(k)}
+        out[pid] = Record(
+            families={fold_name(n) for n in names},
+            sounds={s for n in names if (s := ix.name_sound(n))},
+            given={fold_name(w) for w in (i.get("given_names") or "").split() if w},
+            birth_date=i.get("birth_date", ""), sex=i.get("sex", ""), nir=i.get("nir", ""),
+            email=fold_email(c.get("email", "")), phones=phones,
+            address=_address_key(c.get("address_line", "")), postcode=c.get("postcode", ""),
+            city=fold_town(c.get("city", "")) if c.get("city") else "",
+            gp_id=c.get("gp_id", ""), created_at=created,
+        )  # fmt: skip
+    return out
+
+
+def _ipps_of(ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    out: dict[uuid.UUID, set[str]] = defaultdict(set)
+    table = PatientIdentifier._meta.db_table
+    for start in range(0, len(ids), 20_000):
+        chunk = ids[start : start + 20_000]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT patient_id, ipp FROM {table} "  # noqa: S608
+                               "WHERE patient_id = ANY(%s)", [chunk])  # fmt: skip
+                pairs = cursor.fetchall()
+        else:
+            pairs = list(PatientIdentifier.objects.filter(patient_id__in=chunk)
+                         .values_list("patient_id", "ipp"))  # fmt: skip
+        for pid, ipp in pairs:
+            out[pid].add(ipp.lstrip("0"))
     return out
 
 
@@ -395,9 +436,7 @@ def compare(row: Row, record: Record, ipps: set[str]) -> tuple[set[str], set[str
         if given:
             (agree if same else differ).add(name)
 
-    same_name = any(
-        fold_name(f) in record.families or ix.name_sound(f) in record.sounds for f in row.families
-    )
+    same_name = bool(row.folded & record.families or row.sounds & record.sounds)
     check("nom", row.families, same_name)
     check("prenom", row.given, bool(row.given & record.given))
     born = row.birth_date.isoformat() if row.birth_date is not None else ""
@@ -423,6 +462,67 @@ def verdict(agree: set[str], differ: set[str]) -> str:
     return "exact" if not differ else "partial"
 
 
+_STATE: dict[str, Any] = {}  # what forked workers inherit: the rows and who chose whom
+
+
+def _compare_patients(
+    task: tuple[int, int],
+) -> tuple[list[tuple[int, Match]], dict[uuid.UUID, Record]]:
+    """Decrypt a slice of the candidate patients and compare each with the rows that chose it;
+    returns the non-empty verdicts and the records of the patients that matched."""
+    rows: list[Row] = _STATE["rows"]
+    patients: list[tuple[uuid.UUID, list[int]]] = _STATE["patients"][task[0] : task[1]]
+    records = open_records([pid for pid, _ in patients])
+    ipps = _ipps_of(list(records)) if _STATE["with_ipp"] else {}
+    found: list[tuple[int, Match]] = []
+    kept: dict[uuid.UUID, Record] = {}
+    for pid, row_indexes in patients:
+        record = records.get(pid)
+        if record is None:
+            continue
+        for r in row_indexes:
+            agree, differ = compare(rows[r], record, ipps.get(pid, set()))
+            kind = verdict(agree, differ)
+            if kind != "none":
+                found.append((r, Match(r, pid, kind, agree, differ)))
+                kept[pid] = record
+    return found, kept
+
+
+def match_rows(rows: list[Row], chosen: dict[int, list[int]], base: Base, *,
+               workers: int) -> tuple[list[Match], dict[uuid.UUID, Record]]:  # fmt: skip
+    """Each row's best match among its candidates (most fields agreeing, fewest differing).
+    With `workers` (PostgreSQL, many candidates) the decryption and comparison run in forked
+    processes, each on its own patients."""
+    by_patient: dict[int, list[int]] = defaultdict(list)
+    for r, patient_indexes in chosen.items():
+        for p in patient_indexes:
+            by_patient[p].append(r)
+    patients = sorted(((base.ids[p], rs) for p, rs in by_patient.items()),
+                      key=lambda item: item[0].bytes)  # fmt: skip
+    _STATE.update(rows=rows, patients=patients, with_ipp=any(r.ipp for r in rows))
+    step = 20_000
+    tasks = [(start, min(start + step, len(patients))) for start in range(0, len(patients), step)]
+    best: dict[int, tuple[tuple[int, int], Match]] = {}
+    records: dict[uuid.UUID, Record] = {}
+    try:
+        if workers > 0 and connection.vendor == "postgresql" and len(patients) > step:
+            connections.close_all()  # forked workers open their own connections
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = list(bounded_imap(pool, _compare_patients, tasks, ahead=2 * workers))
+        else:
+            results = [_compare_patients(task) for task in tasks]
+    finally:
+        _STATE.clear()
+    for found, kept in results:
+        records.update(kept)
+        for r, match in found:
+            score = (len(match.agree), -len(match.differ))
+            if r not in best or score > best[r][0]:
+                best[r] = (score, match)
+    return [best[r][1] for r in sorted(best)], records
+
+
 # --- 5. the whole analysis ------------------------------------------------------------------------
 
 
@@ -442,8 +542,8 @@ class Analysis:
     rows: list[Row]
 
 
-def analyse(sample: Sample, *, file_name: str, data: bytes,
-            progress: Progress | None = None) -> Analysis:  # fmt: skip
+def analyse(sample: Sample, *, file_name: str, data: bytes, progress: Progress | None = None,
+            workers: int = 2) -> Analysis:  # fmt: skip
     from rempart.breach import sources
 
     started = time.perf_counter()
@@ -455,33 +555,8 @@ def analyse(sample: Sample, *, file_name: str, data: bytes,
     base = load_base()
     tell("index du groupe", len(base.ids))
     chosen = candidates(base, keys, len(rows))
-    wanted = sorted({base.ids[p] for ps in chosen.values() for p in ps}, key=lambda u: u.bytes)
-    records = open_records(wanted)
-    tell("dossiers candidats déchiffrés", len(records))
-    ipps: dict[uuid.UUID, set[str]] = defaultdict(set)
-    if any(r.ipp for r in rows):
-        for start in range(0, len(wanted), 20_000):
-            for pid, ipp in PatientIdentifier.objects.filter(
-                patient_id__in=wanted[start : start + 20_000]
-            ).values_list("patient_id", "ipp"):
-                ipps[pid].add(ipp.lstrip("0"))
-    matches: list[Match] = []
-    for r, patient_indexes in chosen.items():
-        best: tuple[int, int, Match] | None = None
-        for p in patient_indexes:
-            pid = base.ids[p]
-            record = records.get(pid)
-            if record is None:
-                continue
-            agree, differ = compare(rows[r], record, ipps.get(pid, set()))
-            kind = verdict(agree, differ)
-            if kind == "none":
-                continue
-            score = (len(agree), -len(differ))
-            if best is None or score > best[:2]:
-                best = (*score, Match(r, pid, kind, agree, differ))
-        if best is not None:
-            matches.append(best[2])
+    matches, records = match_rows(rows, chosen, base, workers=workers)
+    tell("dossiers candidats déchiffrés et comparés", len(records))
     matches.sort(key=lambda m: m.row)
     tell("lignes comparées", len(rows))
     report = _report(sample, kinds, rows, matches, records, file_name=file_name, data=data)

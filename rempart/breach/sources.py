@@ -37,19 +37,32 @@ def _chunks(ids: list[uuid.UUID], size: int = 20_000) -> Iterable[list[uuid.UUID
 
 
 def where(matched: set[uuid.UUID]) -> dict[str, Any]:
+    """The establishments and services of the matched patients (their IPPs, their stays)."""
     ids = sorted(matched, key=lambda u: u.bytes)
     places: Counter[uuid.UUID] = Counter()
     services: Counter[uuid.UUID] = Counter()
-    for chunk in _chunks(ids):
-        places.update(PatientIdentifier.objects.filter(patient_id__in=chunk)
-                      .values_list("establishment_id", flat=True))  # fmt: skip
-        for service_id, patient_count in (
-            Stay.objects.filter(patient_id__in=chunk).values("service_id")
-            .annotate(n=Count("patient_id", distinct=True)).values_list("service_id", "n")
-        ):  # fmt: skip
-            services[service_id] += patient_count
-    names = {e.pk: e for e in Establishment.objects.filter(pk__in=places)}
-    service_names = {s.pk: s for s in Service.objects.filter(pk__in=services)
+    ipp_table = PatientIdentifier._meta.db_table
+    stay_table = Stay._meta.db_table
+    if connection.vendor == "postgresql" and ids:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _leak_table(cursor, ids)
+            cursor.execute(f"SELECT i.establishment_id, count(*) FROM {ipp_table} i "  # noqa: S608
+                           "JOIN leak_ids l ON l.id = i.patient_id GROUP BY 1")  # fmt: skip
+            places.update(dict(cursor.fetchall()))
+            cursor.execute(f"SELECT s.service_id, count(DISTINCT s.patient_id) FROM {stay_table} s "  # noqa: S608
+                           "JOIN leak_ids l ON l.id = s.patient_id GROUP BY 1")  # fmt: skip
+            services.update(dict(cursor.fetchall()))
+    else:
+        for chunk in _chunks(ids, 500):
+            places.update(PatientIdentifier.objects.filter(patient_id__in=chunk)
+                          .values_list("establishment_id", flat=True))  # fmt: skip
+            for service_id, patient_count in (
+                Stay.objects.filter(patient_id__in=chunk).values("service_id")
+                .annotate(n=Count("patient_id", distinct=True)).values_list("service_id", "n")
+            ):  # fmt: skip
+                services[service_id] += patient_count
+    names = {e.pk: e for e in Establishment.objects.filter(pk__in=list(places))}
+    service_names = {s.pk: s for s in Service.objects.filter(pk__in=list(services))
                      .select_related("establishment")}  # fmt: skip
     return {
         "establishments": [{"name": names[k].name, "finess": names[k].finess, "patients": n}
@@ -58,6 +71,16 @@ def where(matched: set[uuid.UUID]) -> dict[str, Any]:
                       "establishment": service_names[k].establishment.name, "patients": n}
                      for k, n in services.most_common(15) if k in service_names],
     }  # fmt: skip
+
+
+def _leak_table(cursor: Any, ids: list[uuid.UUID]) -> None:
+    """The matched patients' ids in a temporary table (dropped at the commit), for joins."""
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS leak_ids (id uuid) ON COMMIT DROP")
+    cursor.execute("TRUNCATE leak_ids")
+    with cursor.cursor.copy("COPY leak_ids (id) FROM STDIN") as copy:
+        for pid in ids:
+            copy.write_row((pid,))
+    cursor.execute("ANALYZE leak_ids")
 
 
 def _canary_key(values: dict[str, str]) -> set[str]:
@@ -186,11 +209,7 @@ def _accounts(matched: list[uuid.UUID], limit: int = 5) -> list[dict[str, Any]]:
     seen: Counter[str] = Counter()
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS leak_ids (id uuid) ON COMMIT DROP")
-            cursor.execute("TRUNCATE leak_ids")
-            with cursor.cursor.copy("COPY leak_ids (id) FROM STDIN") as copy:
-                for pid in matched:
-                    copy.write_row((pid,))
+            _leak_table(cursor, matched)
             cursor.execute(
                 "SELECT e.username, count(DISTINCT ep.patient_id) FROM audit_event_patient ep "
                 "JOIN leak_ids l ON l.id = ep.patient_id JOIN audit_event e ON e.id = ep.event_id "
