@@ -31,6 +31,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
@@ -65,7 +66,7 @@ CATEGORIES = ("identite", "date_naissance", "ins", "adresse", "telephone", "emai
               "medecin_traitant", "ipp", "clinique")  # fmt: skip
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One sample row's traits, normalised; `styles` the notations seen (for watermarks)."""
 
@@ -88,9 +89,30 @@ class Row:
     sounds: set[str] = field(default_factory=set)
 
     def finish(self) -> Row:
-        self.folded = {fold_name(f) for f in self.families}
-        self.sounds = {s for f in self.families if (s := ix.name_sound(f))}
+        keys = [_name_keys(f) for f in self.families]
+        self.folded = {folded for folded, _ in keys}
+        self.sounds = {sound for _, sound in keys if sound}
         return self
+
+
+@lru_cache(maxsize=200_000)
+def _name_keys(name: str) -> tuple[str, str | None]:
+    return fold_name(name), ix.name_sound(name)
+
+
+@lru_cache(maxsize=100_000)
+def _given_words(value: str) -> frozenset[str]:
+    return frozenset(fold_name(w) for w in re.split(r"[\s,]+", value) if w)
+
+
+@lru_cache(maxsize=100_000)
+def _date(value: str) -> dt.date | None:
+    return cols.parse_date(value)
+
+
+@lru_cache(maxsize=20_000)
+def _town(value: str) -> tuple[str, int | None]:
+    return fold_town(value), marks.saint_style(value)
 
 
 # --- 1. rows to traits ----------------------------------------------------------------------------
@@ -132,11 +154,11 @@ def _row_traits(kinds: list[str], values: list[str]) -> Row:
         if kind in ("family", "usage"):
             row.families.append(value)
         elif kind == "given":
-            row.given.update(fold_name(w) for w in re.split(r"[\s,]+", value) if w)
+            row.given.update(_given_words(value))
         elif kind == "full_name":
             _full_name(row, value)
         elif kind == "birth_date":
-            row.birth_date = cols.parse_date(value)
+            row.birth_date = _date(value)
         elif kind == "sex":
             row.sex = _SEX.get(value.upper(), "")
         elif kind == "nir":
@@ -150,7 +172,7 @@ def _row_traits(kinds: list[str], values: list[str]) -> Row:
         elif kind == "postcode":
             row.postcode = value
         elif kind == "city":
-            row.city, row.saint = fold_town(value), marks.saint_style(value)
+            row.city, row.saint = _town(value)
         elif kind == "ipp":
             row.ipp = value.lstrip("0")
         elif kind == "gp_rpps":
@@ -273,17 +295,15 @@ def load_base() -> Base:
     indexer = get_vault().indexer
     slots = {key_id: slot for slot, key_id in enumerate(indexer.key_ids)}
     names = [c for kind in (NAME, NIR, EMAIL, PHONE) for c in _COLUMNS[kind]]
-    rows = Patient.objects.values_list("id", "index_key_id", *names)
-    ids: list[uuid.UUID] = []
-    slot_of: list[int] = []
-    data: list[list[int]] = [[] for _ in names]
-    for row in rows.iterator(chunk_size=20_000):
-        ids.append(row[0])
-        slot_of.append(slots.get(row[1], -1))
-        for i, value in enumerate(row[2:]):
-            data[i].append(-1 if value is None else value)
-    slot_arr = np.array(slot_of, dtype=np.int64)
-    arrays = {name: np.array(d, dtype=np.int64) for name, d in zip(names, data, strict=True)}
+    table = Patient._meta.db_table
+    with connection.cursor() as cursor:  # raw: the ORM's per-value converters cost seconds here
+        cursor.execute(f"SELECT id, index_key_id, {', '.join(names)} FROM {table}")  # noqa: S608
+        fetched = cursor.fetchall()
+    ids = [r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0])) for r in fetched]
+    slot_arr = np.array([slots.get(r[1], -1) for r in fetched], dtype=np.int64)
+    arrays = {name: np.array([-1 if r[i] is None else r[i] for r in fetched], dtype=np.int64)
+              for i, name in enumerate(names, start=2)}  # fmt: skip
+    del fetched
     sorted_values, sorted_owner = {}, {}
     for kind in (NAME, NIR, EMAIL, PHONE):
         parts_v, parts_o = [], []
@@ -351,10 +371,10 @@ def candidates(base: Base, keys: tuple[np.ndarray, np.ndarray, np.ndarray],
 # --- 4. decryption and comparison -----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     families: set[str]
-    sounds: set[str]
+    names: tuple[str, ...]  # as stored, for their sounds when the spelling differs
     given: set[str]
     birth_date: str
     sex: str
@@ -397,8 +417,7 @@ def open_records(ids: list[uuid.UUID]) -> dict[uuid.UUID, Record]:
         names = [n for n in (i.get("birth_name"), i.get("usage_name")) if n]
         phones = {fold_phone(c[k]): k for k in ("phone_mobile", "phone_home") if c.get(k)}
         out[pid] = Record(
-            families={fold_name(n) for n in names},
-            sounds={s for n in names if (s := ix.name_sound(n))},
+            families={fold_name(n) for n in names}, names=tuple(names),
             given={fold_name(w) for w in (i.get("given_names") or "").split() if w},
             birth_date=i.get("birth_date", ""), sex=i.get("sex", ""), nir=i.get("nir", ""),
             email=fold_email(c.get("email", "")), phones=phones,
@@ -436,7 +455,9 @@ def compare(row: Row, record: Record, ipps: set[str]) -> tuple[set[str], set[str
         if given:
             (agree if same else differ).add(name)
 
-    same_name = bool(row.folded & record.families or row.sounds & record.sounds)
+    same_name = bool(row.folded & record.families) or bool(
+        row.sounds and row.sounds & {_name_keys(n)[1] for n in record.names}
+    )
     check("nom", row.families, same_name)
     check("prenom", row.given, bool(row.given & record.given))
     born = row.birth_date.isoformat() if row.birth_date is not None else ""
