@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import io
 import uuid
+from pathlib import Path
 
 import orjson
 import pyrage
@@ -193,3 +194,37 @@ def test_marks_write_and_read_the_same_notations():
     key = b"k" * 16
     spread = {marks.row_mark(key, uuid.uuid4()).phone_mobile for _ in range(200)}
     assert spread == {0, 1, 2, 3}
+
+
+def test_the_console_asks_approves_and_produces_under_named_accounts(console, tmp_path):
+    """`rempart export`: the two-person rule holds between the accounts typed at the console."""
+    import subprocess
+
+    console.run("migrate", "-v0")
+    console.run("generate", "--patients", "300", "--establishments", "3", "--seed", "5")
+    env = console.env
+    script = ("from rempart.directory.models import Role, Establishment; "
+              "from rempart.records.services.directory import staff_create; "
+              "e = Establishment.objects.order_by('finess').first(); "
+              "staff_create(username='sec.console', password='x' * 16, role=Role.SECRETARY, "
+              "establishments=[e]); "
+              "staff_create(username='dpo.console', password='x' * 16, role=Role.DPO, "
+              "establishments=[]); print(e.finess)")  # fmt: skip
+    finess = subprocess.run(console.command("shell", "-c", script), env=env, text=True,  # noqa: S603
+                            capture_output=True, check=True).stdout.split()[-1]  # fmt: skip
+    asked = console.run("export", "request", "--as", "sec.console", "--establishment", finess,
+                        "--purpose", "recall", "--detail", "Rappel", "--fields", "ipp,identite",
+                        "--passphrase").stdout  # fmt: skip
+    export_id = asked.split()[1]
+    decide_own = console.command("export", "decide", export_id, "--as", "sec.console", "--approve")
+    own = subprocess.run(decide_own, env=env, capture_output=True, text=True)  # noqa: S603
+    assert own.returncode != 0 and "pas le droit" in own.stderr
+    console.run("export", "decide", export_id, "--as", "dpo.console", "--approve")
+    out = console.run("export", "produce", export_id, "--as", "sec.console").stdout
+    passphrase = out.split("une seule fois) : ")[1].strip()
+    path = out.split("chiffrés dans ")[1].split(" ;")[0]
+    sealed = Path(path).read_bytes()
+    plain = pyrage.passphrase.decrypt(sealed, passphrase).decode("utf-8-sig")
+    assert plain.startswith("ipp;nom_naissance")
+    listed = console.run("export", "list").stdout
+    assert export_id in listed and "sec.console / dpo.console" in listed
