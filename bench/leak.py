@@ -83,7 +83,10 @@ def main() -> None:
         rows.append([name, p.first_given_name or "", p.birth_date.strftime("%d/%m/%Y"),
                      p.phone_mobile or "", p.email if rng.random() < 0.8 and p.email else "",
                      p.postcode or "", p.city or ""])  # fmt: skip
-    fakes = canary_identities(count=args.rows - len(rows), seed=99)
+    fakes = []
+    while len(fakes) < args.rows - len(rows):  # one chunk of people per draw
+        fakes += canary_identities(count=20_000, seed=99 + len(fakes))
+    fakes = fakes[: args.rows - len(rows)]
     rows += [[d.birth_name, d.first_given_name, d.birth_date.strftime("%d/%m/%Y"),
               d.phone_mobile, d.email, d.postcode, d.city] for d in fakes]  # fmt: skip
     rng.shuffle(rows)

@@ -275,6 +275,56 @@ def test_a_secretary_corrects_and_discards_refused_import_lines(demo, browser):
     assert page.locator("main table a", has_text="Corriger ou écarter").count() == 2
 
 
+def test_an_export_is_approved_leaks_and_is_traced_back_to_it(demo, browser, tmp_path):
+    """The whole story in the browser: a secretary asks for a list, the DPO approves, the
+    secretary produces it (the passphrase shown once) and downloads it; a part of it is posted
+    for sale; the DPO drops the sample on the analyser, which names the export and the two."""
+    import pyrage
+
+    secretary = _account(demo, "secretaire.")
+    desk = _page(browser)
+    _login(desk, demo, secretary)
+    desk.click("text=Exports de listes de patients")
+    desk.select_option("#id_purpose", "recall")
+    desk.fill("#id_detail", "Rappel vaccinal grippe")
+    desk.select_option("#id_establishment", index=1)
+    for group in ("ipp", "identite", "telephone", "email", "adresse"):
+        desk.check(f"input[name=groups][value={group}]")
+    desk.select_option("#id_format", "csv")
+    desk.check("input[name=recipient_kind][value=passphrase]")
+    desk.get_by_role("button", name="Demander l'export").click()
+    desk.wait_for_url(re.compile(r".*/exports/[0-9a-f-]{36}/"))
+    export_url = desk.url
+    assert "En attente d'approbation" in desk.inner_text("main")
+    dpo = _page(browser)
+    _login(dpo, demo, "dpo")
+    dpo.goto(export_url)
+    dpo.fill("#id_note", "Campagne validée")
+    dpo.get_by_role("button", name="Approuver").click()
+    assert "Approuvé" in dpo.inner_text("main")
+    desk.reload()
+    desk.get_by_role("button", name="Produire le fichier chiffré").click()
+    passphrase = desk.inner_text("#passphrase")
+    _shot(desk, "17-export-produit")
+    with desk.expect_download() as download:
+        desk.click("text=Télécharger le fichier chiffré")
+    sealed = Path(download.value.path()).read_bytes()
+    rows = pyrage.passphrase.decrypt(sealed, passphrase).decode("utf-8-sig").splitlines()
+    desk.reload()
+    assert passphrase not in desk.content()  # shown once
+    # A part of the file, posted for sale.
+    sample = tmp_path / "a_vendre.csv"
+    sample.write_text("\n".join(rows[:1] + rows[5:85]), encoding="utf-8")
+    dpo.goto(demo.url + "/fuites/")
+    dpo.set_input_files("#id_sample", str(sample))
+    dpo.get_by_role("button", name="Analyser").click()
+    dpo.wait_for_url(re.compile(r".*/fuites/[0-9a-f-]{36}/"))
+    report = dpo.inner_text("main")
+    _shot(dpo, "18-analyse-fuite")
+    assert "Issu de l'export" in report and secretary in report and "dpo" in report
+    assert "authentique" in report
+
+
 def test_a_scraping_secretary_is_asked_again_then_locked(demo, browser):
     page = _page(browser)
     secretary = sorted(u for u in demo.accounts if u.startswith("secretaire."))[-1]

@@ -19,6 +19,15 @@ CATEGORY_LABELS = {
     "medecin_traitant": "Médecin traitant", "ipp": "Numéro de dossier (IPP)",
     "clinique": "Données cliniques",
 }  # fmt: skip
+KIND_LABELS = {
+    "family": "nom de naissance", "usage": "nom d'usage", "given": "prénom(s)",
+    "full_name": "nom complet", "birth_date": "date de naissance", "sex": "sexe",
+    "nir": "matricule INS (NIR)", "email": "adresse électronique", "phone": "téléphone",
+    "address": "adresse", "postcode": "code postal", "city": "ville",
+    "gp": "médecin traitant", "gp_rpps": "RPPS du médecin traitant", "ipp": "IPP",
+    "birth_place": "lieu de naissance", "clinical": "données cliniques", "other": "non reconnu",
+    "text": "texte libre",
+}  # fmt: skip
 SOURCE_LABELS = {
     "export": "un export contrôlé du groupe",
     "hors_export": "aucun export : la base de données, une sauvegarde ou un compte",
@@ -74,8 +83,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     canaries = report["source"]["db_canaries"]
     if canaries["found"]:
         readers = ", ".join(canaries["read_by"]) or "aucun compte"
-        lines.append(f"{canaries['found']} dossier(s) leurre(s) de la base dans l'échantillon ; "
-                     f"ouvert(s) par : {readers}.")  # fmt: skip
+        explained = canaries.get("in_attributed_export", 0)
+        why = (f" ; {explained} d'entre eux figurent dans l'export identifié (attendu)"
+               if explained else "")  # fmt: skip
+        lines.append(f"{canaries['found']} dossier(s) leurre(s) de la base dans l'échantillon, "
+                     f"ouvert(s) dans l'application par : {readers}{why}.")  # fmt: skip
     accounts = report["source"]["accounts"]
     if accounts:
         lines.append("Comptes dont les accès couvrent le mieux l'échantillon : " + ", ".join(
@@ -89,6 +101,8 @@ def report_context(report: dict[str, Any]) -> dict[str, Any]:
         "charts": [(title, horizontal_bars(items, title=title), items)
                    for title, items in charts(report).items() if items],
         "category_labels": CATEGORY_LABELS,
+        "columns": [(c["header"], KIND_LABELS.get(c["kind"], c["kind"]))
+                    for c in report["file"]["columns"]],
     }  # fmt: skip
 
 

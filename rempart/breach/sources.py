@@ -179,6 +179,13 @@ def find_source(rows: list[Row], matches: list[Match],
                                 -e["log_likelihood"]))  # fmt: skip
     matched = sorted({m.patient_id for m in matches}, key=lambda u: u.bytes)
     canaries = _db_canaries(matched)
+    in_exports: set[bytes] = set()
+    for export in produced:
+        if any(e["id"] == str(export.pk) and e["attributed"] for e in exports):
+            members = bytes(export.patient_ids)
+            in_exports.update(members[i : i + 16] for i in range(0, len(members), 16))
+    canaries["in_attributed_export"] = sum(1 for pid in canaries.pop("ids")
+                                           if pid.bytes in in_exports)  # fmt: skip
     accounts = _accounts(matched)
     if any(e["attributed"] for e in exports):
         verdict = "export"
@@ -199,7 +206,7 @@ def _db_canaries(matched: list[uuid.UUID]) -> dict[str, Any]:
              if any(canary_tag(pid, k) in marks_stored for k in indexer.key_ids)]  # fmt: skip
     read_by = sorted(set(Event.objects.filter(patient_id__in=found, action="read")
                          .values_list("username", flat=True)))  # fmt: skip
-    return {"found": len(found), "read_by": read_by}
+    return {"found": len(found), "read_by": read_by, "ids": found}
 
 
 def _accounts(matched: list[uuid.UUID], limit: int = 5) -> list[dict[str, Any]]:
