@@ -40,6 +40,7 @@ _SUBTYPE = {  # action -> (type, subtype, FHIR action code)
     Action.REVIEW: ((DCM, "110101", "Audit Log Used"), None, "E"),
     Action.KEY: ((DCM, "110113", "Security Alert"), None, "E"),
     Action.AUDIT: ((DCM, "110101", "Audit Log Used"), None, "E"),
+    Action.BREACH: ((DCM, "110113", "Security Alert"), None, "E"),  # a leak analysed
 }  # fmt: skip
 _OUTCOME = {Outcome.SUCCESS: "0", Outcome.DENIED: "4", Outcome.NOT_FOUND: "4", Outcome.FAILED: "8"}
 _PURPOSE = {
