@@ -31,6 +31,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -688,11 +689,17 @@ def analyse(sample: Sample, *, file_name: str, data: bytes, progress: Progress |
     """The whole analysis. Python's cyclic garbage collector is paused meanwhile: a million
     rows make millions of small containers, none in a cycle, and each full collection walks
     them all (measured: 5.5 s instead of 1.1 s to read 200,000 rows' traits)."""
+    with paused_gc():
+        return _analyse(sample, file_name=file_name, data=data, progress=progress,
+                        workers=workers)  # fmt: skip
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _analyse(sample, file_name=file_name, data=data, progress=progress,
-                        workers=workers)  # fmt: skip
+        yield
     finally:
         if collecting:
             gc.enable()

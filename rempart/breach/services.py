@@ -15,7 +15,7 @@ from rempart.access import policy
 from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
-from rempart.breach.analyse import Progress, analyse
+from rempart.breach.analyse import Progress, analyse, paused_gc
 from rempart.breach.models import BreachAnalysis, LeakedPatient
 from rempart.breach.readers import SampleError, read_sample
 from rempart.directory.models import Role
@@ -30,10 +30,15 @@ def breach_analyse(*, actor: Actor, data: bytes, file_name: str,
     policy.authorise_role(actor, ANALYSTS)
     if len(data) > MAX_BYTES:
         raise SampleError("fichier trop volumineux (512 Mio au plus)")
-    sample = read_sample(data)
-    if not sample.rows:
-        raise SampleError("aucune ligne de données")
-    result = analyse(sample, file_name=file_name[:255], data=data, progress=progress)
+    with paused_gc():  # a million rows: millions of small containers, no cycles (analyse.py)
+        sample = read_sample(data)
+        if not sample.rows:
+            raise SampleError("aucune ligne de données")
+        result = analyse(sample, file_name=file_name[:255], data=data, progress=progress)
+        return _store(actor, file_name, sample, result)
+
+
+def _store(actor: Actor, file_name: str, sample: Any, result: Any) -> BreachAnalysis:
     with transaction.atomic():
         user = get_user_model().objects.filter(pk=actor.user_id).first() if actor.user_id else None
         analysis = BreachAnalysis.objects.create(
