@@ -23,6 +23,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CLI = [sys.executable, "-m", "rempart.cli"]
+USED_STEPS: dict[str, int] = {}  # username -> the TOTP time step its last login used
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test does)"
@@ -37,6 +38,13 @@ class Demo:
     accounts: dict[str, str]  # username -> password
 
     def code(self, username: str) -> str:
+        """The account's current code; a code is good once, so a second login of the same
+        account in the same 30 s waits for the next one."""
+        step = int(time.time() // 30)
+        if USED_STEPS.get(username) == step:
+            time.sleep((step + 1) * 30 - time.time() + 0.5)
+            step += 1
+        USED_STEPS[username] = step
         done = subprocess.run([*CLI, "totp_code", username], env=self.env, check=True,  # noqa: S603
                               capture_output=True, text=True)  # fmt: skip
         return done.stdout.strip()
