@@ -746,7 +746,10 @@ def _report(
         nature = "mélange"
     else:
         nature = "inventé ou d'une autre source"
-    categories = Counter(c for row in rows for c in row.categories)
+    categories: Counter[str] = Counter()
+    for shown, count in Counter(frozenset(row.categories) for row in rows).items():
+        for category in shown:
+            categories[category] += count
     by_month = Counter(records[pid].created_at.strftime("%Y-%m") for pid in matched_ids)
     newest = max((records[pid].created_at for pid in matched_ids), default=None)
     agreement: Counter[str] = Counter()
