@@ -52,6 +52,7 @@ from rempart.vault.fields import BlindIndexField, EncryptedField
 from rempart.vault.keystore import get_vault
 
 Progress = Callable[[str, int], None]
+STEPS = 6  # progress calls of an analysis: read, index, candidates, compared, rows, report
 
 # Index kinds: the name-and-date index covers birth and usage names.
 NAME, NIR, EMAIL, PHONE = 0, 1, 2, 3
@@ -725,6 +726,7 @@ def _analyse(sample: Sample, *, file_name: str, data: bytes, progress: Progress 
     tell("lignes comparées", len(rows))
     report = _report(sample, kinds, rows, matches, records, file_name=file_name, data=data)
     report["source"] = sources.find_source(rows, matches, records)
+    tell("établissements, origine et rapport", report["matches"]["patients"])
     report["seconds"] = round(time.perf_counter() - started, 2)
     return Analysis(report, matches, rows)
 

@@ -10,8 +10,10 @@ from typing import Any
 import orjson
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rempart.audit.context import Actor
+from rempart.breach.analyse import STEPS
 from rempart.breach.readers import SampleError
 from rempart.breach.services import breach_analyse
 from rempart.lib.files import private_output
@@ -34,12 +36,17 @@ class Command(BaseCommand):
             raise CommandError(f"fichier introuvable : {path}")
         console = Console(stderr=True)
         started = time.perf_counter()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("Analyse : lecture de l'échantillon", total=STEPS)
 
-        def tell(step: str, count: int) -> None:
-            took = time.perf_counter() - started
-            console.print(f"  {step} : {count:,}".replace(",", " ") + f"  ({took:.1f} s)")
+            def tell(step: str, count: int) -> None:
+                took = time.perf_counter() - started
+                number = f"{count:,}".replace(",", " ")
+                bar.console.print(f"  {step} : {number}  ({took:.1f} s)")
+                bar.update(task, advance=1, description=f"Analyse : {step}")
 
-        with console.status("Analyse de l'échantillon…"):
             try:
                 analysis = breach_analyse(actor=Actor.system("breach analyse"),
                                           data=path.read_bytes(), file_name=path.name,
@@ -48,6 +55,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"échantillon illisible, rien n'a été enregistré : {exc}"
                 ) from None
+            bar.update(task, completed=STEPS, description="Analyse enregistrée")
         from rempart.breach.report import report_html, report_pdf, summary_lines
 
         for line in summary_lines(analysis.report):
