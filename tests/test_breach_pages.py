@@ -68,3 +68,28 @@ def test_the_dpo_posts_a_sample_and_reads_the_report(group):
     secretary = _client("sec.fuite", Role.SECRETARY, here)
     assert secretary.get("/fuites/").status_code == 403
     assert secretary.get(f"/fuites/{analysis.pk}/").status_code == 403
+
+
+def test_the_sample_upload_keeps_its_csrf_check(group):
+    """The upload view swaps Django's upload handlers (memory only), which needs the CSRF check
+    moved inside the view: a post without the token is still refused."""
+    user = _staff("dpo.csrf", Role.DPO, None)
+    strict = Client(enforce_csrf_checks=True)
+    from tests.test_redteam import PASSWORD, _code
+
+    device = _device(user)
+    page = strict.get("/connexion/")
+    token = page.cookies["csrftoken"].value
+    strict.post("/connexion/", {"username": user.username, "password": PASSWORD,
+                                "csrfmiddlewaretoken": token})  # fmt: skip
+    token = strict.cookies["csrftoken"].value  # rotated at login
+    strict.post("/connexion/second-facteur/", {"code": _code(device),
+                                               "csrfmiddlewaretoken": token})  # fmt: skip
+    assert strict.get("/fuites/").status_code == 200
+    data = _to_csv(_db_rows(10))
+    refused = strict.post("/fuites/", {"sample": SimpleUploadedFile("f.csv", data)})
+    assert refused.status_code == 403 and not BreachAnalysis.objects.exists()
+    token = strict.cookies["csrftoken"].value
+    accepted = strict.post("/fuites/", {"sample": SimpleUploadedFile("f.csv", data),
+                                        "csrfmiddlewaretoken": token})  # fmt: skip
+    assert accepted.status_code == 302 and BreachAnalysis.objects.count() == 1
