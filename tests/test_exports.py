@@ -228,3 +228,29 @@ def test_the_console_asks_approves_and_produces_under_named_accounts(console, tm
     assert plain.startswith("ipp;nom_naissance")
     listed = console.run("export", "list").stdout
     assert export_id in listed and "sec.console / dpo.console" in listed
+
+
+def test_an_export_by_service_takes_the_patients_who_stayed_there_since_the_date(people):
+    from rempart.care.models import Stay
+
+    here = people["here"]
+    stays = Stay.objects.filter(establishment=here, cancelled_at=None).order_by("planned_admission")
+    service = stays.last().service
+    since = stays.filter(service=service).order_by("planned_admission")[
+        stays.filter(service=service).count() // 2].planned_admission.date()  # fmt: skip
+    expected = set(Stay.objects.filter(service=service, cancelled_at=None,
+                                       planned_admission__date__gte=since)
+                   .values_list("patient_id", flat=True))  # fmt: skip
+    identity = pyrage.x25519.Identity.generate()
+    export = export_request(actor=people["secretary"], ask=_ask(
+        here, service_id=service.pk, stays_since=since, fields=("ipp",),
+        recipient=str(identity.to_public())))  # fmt: skip
+    export_decide(actor=people["dpo"], export_id=export.pk, approve=True)
+    produced = export_produce(actor=people["secretary"], export_id=export.pk)
+    export.refresh_from_db()
+    ids = bytes(export.patient_ids)
+    exported = {uuid.UUID(bytes=ids[i : i + 16]) for i in range(0, len(ids), 16)}
+    assert exported == expected and 0 < produced.rows < PatientIdentifier.objects.filter(
+        establishment=here).count()  # fmt: skip
+    rows = _csv(pyrage.decrypt(produced.path.read_bytes(), [identity]))
+    assert len(rows) == produced.rows + produced.canaries and list(rows[0]) == ["ipp"]
