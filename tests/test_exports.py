@@ -67,6 +67,11 @@ def test_an_export_needs_a_second_person_and_is_traceable(people):
     identity = pyrage.x25519.Identity.generate()
     export = export_request(actor=secretary,
                             ask=_ask(here, recipient=str(identity.to_public())))  # fmt: skip
+    # The DPO is told a request waits (names the account and the export, no patient data).
+    from rempart.access.models import Alert
+
+    told = Alert.objects.get(kind="export", audience="dpo")
+    assert str(export.pk) in told.message and "sec.export" in told.message
     # Nothing leaves before a second person approves; nobody approves their own request.
     with pytest.raises(ExportRefused):
         export_produce(actor=secretary, export_id=export.pk)

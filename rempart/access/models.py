@@ -76,6 +76,7 @@ class AlertKind(models.TextChoices):
     BREAK_GLASS_RATE = "bg_rate", _("Bris de glace répétés")
     PEERS = "peers", _("Lectures très au-dessus des pairs")
     SESSIONS = "sessions", _("Sessions inconnues en nombre")
+    EXPORT = "export", _("Demande d'export à décider")
 
 
 class Alert(models.Model):

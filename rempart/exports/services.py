@@ -26,6 +26,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rempart.access import policy
+from rempart.access.alerts import alert_raise
+from rempart.access.models import AlertKind, Severity
 from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
@@ -120,6 +122,11 @@ def export_request(*, actor: Actor, ask: ExportAsk) -> ExportRequest:
             format=ask.format, recipient_kind=ask.recipient_kind,
             recipient=ask.recipient.strip() if ask.recipient_kind == RecipientKind.AGE else "",
         )  # fmt: skip
+        alert_raise(severity=Severity.INFO, kind=AlertKind.EXPORT, audience=Role.DPO,
+                    user_id=actor.user_id,
+                    message=f"Demande d'export {export.pk} par {actor.username} "
+                            f"({establishment.name}, {export.get_purpose_display()}) : à "
+                            "approuver ou refuser dans la page Exports.")  # fmt: skip
         event_record(actor, Action.EXPORT, resource_type="ExportRequest", resource_id=export.pk,
                      detail={"step": "requested", "purpose": ask.purpose,
                              "fields": list(ask.fields), "format": ask.format,
