@@ -259,3 +259,32 @@ def test_an_export_by_service_takes_the_patients_who_stayed_there_since_the_date
         establishment=here).count()  # fmt: skip
     rows = _csv(pyrage.decrypt(produced.path.read_bytes(), [identity]))
     assert len(rows) == produced.rows + produced.canaries and list(rows[0]) == ["ipp"]
+
+
+def test_a_thief_with_the_dump_and_a_leaked_export_cannot_strip_its_canary_rows(people):
+    """The attack: the database dump (IPPs and export records in clear) next to a leaked file.
+    A canary row whose IPP no patient holds, or a file row whose patient is missing from the
+    export's list of ids, would name the canary rows; then the file could be resold clean."""
+    from django.db import connection
+
+    from rempart.access.canaries import canaries_plant
+
+    canaries_plant(actor=Actor.system("tests"), per_establishment=4, reorder=False)
+    identity = pyrage.x25519.Identity.generate()
+    export = export_request(actor=people["secretary"], ask=_ask(
+        people["here"], recipient=str(identity.to_public())))  # fmt: skip
+    export_decide(actor=people["dpo"], export_id=export.pk, approve=True)
+    produced = export_produce(actor=people["secretary"], export_id=export.pk)
+    rows = _csv(pyrage.decrypt(produced.path.read_bytes(), [identity]))
+    with connection.cursor() as cursor:  # what the dump shows, read raw
+        cursor.execute("SELECT ipp FROM patients_patientidentifier WHERE establishment_id = %s",
+                       [people["here"].pk])  # fmt: skip
+        held = {r[0] for r in cursor.fetchall()}
+        cursor.execute("SELECT patient_ids FROM exports_exportrequest WHERE id = %s", [export.pk])
+        stored = bytes(cursor.fetchone()[0])
+    unheld = [r for r in rows if r["ipp"] not in held]
+    assert unheld == []  # every row's IPP is held by some patient: none stands out
+    exported = PatientIdentifier.objects.filter(establishment=people["here"]).values_list(
+        "patient_id", flat=True)  # fmt: skip
+    assert not any(pid.bytes in stored for pid in exported)  # the list of ids is sealed
+    assert len({r["ipp"] for r in rows}) == len(rows)  # no IPP twice in the file

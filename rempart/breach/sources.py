@@ -116,7 +116,7 @@ def _export_marks(export: ExportRequest, rows: list[Row], matches: list[Match],
     from rempart.breach.analyse import log_likelihood
     from rempart.exports.services import mark_key
 
-    members = bytes(export.patient_ids)
+    members = bytes(export.patient_ids or b"")
     inside = {members[i : i + 16] for i in range(0, len(members), 16)}
     key = mark_key(export.pk, export.mark_key_id)
     llr = 0.0
@@ -182,7 +182,7 @@ def find_source(rows: list[Row], matches: list[Match],
     in_exports: set[bytes] = set()
     for export in produced:
         if any(e["id"] == str(export.pk) and e["attributed"] for e in exports):
-            members = bytes(export.patient_ids)
+            members = bytes(export.patient_ids or b"")
             in_exports.update(members[i : i + 16] for i in range(0, len(members), 16))
     canaries["in_attributed_export"] = sum(1 for pid in canaries.pop("ids")
                                            if pid.bytes in in_exports)  # fmt: skip

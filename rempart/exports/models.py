@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rempart.directory.models import Establishment, Service
 from rempart.lib.ids import new_id
-from rempart.vault.fields import EncryptedJSONField
+from rempart.vault.fields import EncryptedBytesField, EncryptedJSONField
 
 
 class ExportFormat(models.TextChoices):
@@ -73,9 +73,10 @@ class ExportRequest(models.Model):
     file_sha256 = models.CharField(max_length=64, blank=True)  # of the encrypted file
     # The watermark: derived from the index root (PRF) under this key id and the export's id.
     mark_key_id = models.BigIntegerField(null=True, blank=True)
-    # The exported patients' ids (16 bytes each, sorted): what the analyser compares a sample
-    # with; its SHA-256 is in the audit event of the production.
-    patient_ids = models.BinaryField(default=b"")
+    # The exported patients' ids (16 bytes each, sorted), sealed: in clear, a dump next to a
+    # leaked file would tell the canary rows (those of no listed patient). What the analyser
+    # compares a sample with; its SHA-256 is in the audit event of the production.
+    patient_ids = EncryptedBytesField("patients exportés (chiffrés)", category="identity")
     # The export's own canary rows, as written in the file (sealed like identities).
     canary_rows = EncryptedJSONField("lignes leurres (chiffrées)", category="identity")
 

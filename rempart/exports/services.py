@@ -193,11 +193,24 @@ def canary_count(rows: int) -> int:
     return max(3, min(100, math.ceil(rows / 2000)))
 
 
-def _canary_rows(export: ExportRequest, key: bytes, real: list[dict[str, str]],
-                 count: int) -> list[tuple[int, dict[str, str]]]:  # fmt: skip
+def _database_canaries(selected: dict[uuid.UUID, str]) -> list[tuple[uuid.UUID, str]]:
+    """The database's canary patients among the selected ones, with their IPPs."""
+    from rempart.access.models import CanaryMark
+    from rempart.access.policy import canary_tag
+
+    marks = {bytes(t) for t in CanaryMark.objects.values_list("tag", flat=True)}
+    keys = get_vault().indexer.key_ids
+    return [(pid, ipp) for pid, ipp in selected.items()
+            if any(canary_tag(pid, k) in marks for k in keys)]  # fmt: skip
+
+
+def _canary_rows(export: ExportRequest, key: bytes, real: list[dict[str, str]], count: int,
+                 ipps: list[str]) -> list[tuple[int, dict[str, str]]]:  # fmt: skip
     """People drawn like the group's patients, in no database: each row as written, with its
-    sort key. Their IPPs are free numbers of the establishment, their médecin traitant and
-    identity status those of exported rows."""
+    sort key. Their IPPs are those of the database's canary patients (left out of the file):
+    numbers some patient holds, so a dump next to the file does not tell them; free numbers
+    of the establishment only when there are too few. Médecin traitant and identity status
+    are those of exported rows."""
     import random
 
     from rempart.access.canaries import free_ipp_numbers
@@ -206,8 +219,10 @@ def _canary_rows(export: ExportRequest, key: bytes, real: list[dict[str, str]],
     seed = int.from_bytes(key[:8], "big")
     rng = random.Random(seed)  # noqa: S311  # placement, not secrecy: the key is the secret
     people = canary_identities(count=count, seed=seed % 2**32)
-    free, _last = free_ipp_numbers(export.establishment)
-    numbers = rng.sample(free, min(len(free), count)) if free else []
+    numbers = list(ipps)
+    if len(numbers) < count:
+        free, _last = free_ipp_numbers(export.establishment)
+        numbers += [f"{n:010d}" for n in rng.sample(free, min(len(free), count - len(numbers)))]
     out = []
     for i, person in enumerate(people):
         model = rng.choice(real) if real else {}
@@ -216,7 +231,7 @@ def _canary_rows(export: ExportRequest, key: bytes, real: list[dict[str, str]],
         values["identity_status"] = model.get("statut_identite", "PROV")
         mark = marks.row_mark(key, uuid.uuid4())
         gp = (model.get("medecin_traitant", ""), model.get("medecin_traitant_rpps", ""))
-        ipp = f"{numbers[i]:010d}" if i < len(numbers) else ""
+        ipp = numbers[i] if i < len(numbers) else ""
         out.append((mark.order, formats.patient_row(values, ipp=ipp, gp=gp if gp[1] else None,
                                                     mark=mark)))  # fmt: skip
     return out
@@ -239,6 +254,11 @@ def export_produce(*, actor: Actor, export_id: uuid.UUID) -> Produced:
         recipient = _recipient(export.recipient_kind, export.recipient)
         indexer = get_vault().indexer
         key = mark_key(export.pk, indexer.primary_key_id)
+        # The database's canaries stay out of the file: their IPPs go to the export's own.
+        planted_ipps = []
+        for pid, ipp in _database_canaries(selected):
+            del selected[pid]
+            planted_ipps.append(ipp)
         ids = sorted(selected, key=lambda p: p.bytes)
         records = _records(ids)
         gp_ids = {r["gp_id"] for r in records.values() if r.get("gp_id")}
@@ -256,7 +276,8 @@ def export_produce(*, actor: Actor, export_id: uuid.UUID) -> Produced:
             row = formats.patient_row(values, ipp=selected[pid], gp=gp, mark=mark)
             rows.append((mark.order, row))
         written = len(rows)
-        planted = _canary_rows(export, key, [r for _, r in rows[:500]], canary_count(written))
+        wanted = max(canary_count(written), len(planted_ipps))
+        planted = _canary_rows(export, key, [r for _, r in rows[:500]], wanted, planted_ipps)
         rows.extend(planted)
         rows.sort(key=lambda r: r[0])
         plain = formats.render(export.format, columns, [r for _, r in rows])

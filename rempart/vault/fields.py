@@ -221,6 +221,18 @@ class EncryptedUUIDField(EncryptedField):
         return uuid.UUID(bytes=data)
 
 
+class EncryptedBytesField(EncryptedField):
+    _pyi_private_set_type: bytes | None
+    _pyi_private_get_type: bytes | None
+    python_type = bytes
+
+    def encode(self, value: bytes) -> bytes:
+        return bytes(value)
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+
 class EncryptedJSONField(EncryptedField):
     _pyi_private_set_type: dict[str, Any] | None
     _pyi_private_get_type: dict[str, Any] | None
