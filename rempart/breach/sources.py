@@ -153,13 +153,18 @@ def find_source(rows: list[Row], matches: list[Match],
     produced = list(ExportRequest.objects.filter(
         status__in=(ExportStatus.READY, ExportStatus.EXPIRED)
     ).select_related("requested_by", "decided_by", "establishment"))  # fmt: skip
-    everything: set[str] = set()
-    if produced:
+    # The exports' canary rows by their keys first (a few thousand at most), then one pass
+    # over the sample keeping only the keys that are one of them.
+    planted_keys = {id(export): [_canary_key(values) for values in
+                                 (export.canary_rows or {}).get("rows", [])]
+                    for export in produced}  # fmt: skip
+    wanted = set().union(*(k for keys in planted_keys.values() for k in keys))
+    seen: set[str] = set()
+    if wanted:
         for row in rows:
-            everything |= _row_keys(row)
+            seen |= _row_keys(row) & wanted
     for export in produced:
-        planted = (export.canary_rows or {}).get("rows", [])
-        canary_hits = sum(1 for values in planted if _canary_key(values) & everything)
+        canary_hits = sum(1 for keys in planted_keys[id(export)] if keys & seen)
         found = _export_marks(export, rows, matches, records)
         if not canary_hits and not found["rows_of_export"]:
             continue

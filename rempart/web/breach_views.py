@@ -27,12 +27,7 @@ from rempart.exports import services as exports
 from rempart.exports.formats import GROUP_LABELS
 from rempart.exports.models import ExportFormat, ExportPurpose, ExportRequest, RecipientKind
 from rempart.records.actors import actor_for_request
-
-
-def _role(request: HttpRequest) -> str:
-    staff = getattr(request.user, "staff", None)
-    return staff.role if staff is not None else ""
-
+from rempart.web.views import _role
 
 # --- exports --------------------------------------------------------------------------------------
 
