@@ -178,6 +178,7 @@ def _code(device: SealedTOTPDevice, at: float | None = None) -> str:
     return f"{totp.token():06d}"
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_past_the_budget_the_second_factor_is_asked_then_the_account_locks(world, settings):
     settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (4, 100)}
     secretary = world.actor("secretary")
@@ -260,6 +261,7 @@ def test_the_totp_secret_is_sealed_and_a_code_works_once(world):
     assert "secret=" in device.config_url and device.config_url.startswith("otpauth://totp/")
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_budgets_can_be_shared_through_redis(world, settings):
     import redis
 

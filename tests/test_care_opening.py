@@ -103,6 +103,7 @@ def test_a_stolen_secretary_account_planning_stays_sees_no_clinical_content_and_
     assert "jamais admis" in page
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_planning_a_stay_is_charged_to_the_budget_like_a_chart(here, client, settings):
     settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (3, 100)}
     user = _staff("sec.volee", Role.SECRETARY, here)

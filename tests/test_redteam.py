@@ -300,6 +300,7 @@ def _admit(place: Establishment, count: int) -> None:
                     planned_admission=start, admitted_at=start)  # fmt: skip
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
     secretary, here, client, settings
 ):
@@ -334,6 +335,7 @@ def test_a_scraper_walking_patient_ids_is_locked_having_seen_at_most_its_budget(
     print(f"\nscraper: {requests} requests, {len(seen)} charts seen (budget {budget_hour}/h)")
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_a_scraper_enumerating_the_search_is_locked_too(secretary, group, client, settings):
     user, device = secretary
     budget_hour = settings.REMPART_READ_BUDGETS["secretary"][0]

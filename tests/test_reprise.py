@@ -138,6 +138,7 @@ def test_the_pages_label_every_field_and_have_one_title(imported):
         assert parsed.unlabelled() == [], url
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_reading_refused_lines_costs_budget_like_charts(imported, settings):
     """A stolen desk account cannot read the refused lines of an import for free: each one is
     charged like a chart, and past the budget the second factor is asked again."""

@@ -35,6 +35,7 @@ def _read(actor, count: int) -> None:
         policy.charge(actor, [new_id()])
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_the_week_budget_stops_a_scraper_that_keeps_under_the_hour_and_the_day(place, settings):
     settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (60, 240, 300)}
     actor = _secretary("sec.lente", place)
@@ -61,6 +62,7 @@ def test_the_week_budget_stops_a_scraper_that_keeps_under_the_hour_and_the_day(p
 
 
 @pytest.mark.parametrize("backend", ["database", "redis"])
+@pytest.mark.usefixtures("one_clock_hour")
 def test_an_account_reading_far_more_than_its_peers_is_alerted(place, settings, backend):
     settings.REMPART_READ_BUDGETS = {**settings.REMPART_READ_BUDGETS, "secretary": (500, 900, 2000)}
     if backend == "redis":
@@ -89,6 +91,7 @@ def test_an_account_reading_far_more_than_its_peers_is_alerted(place, settings, 
             budgets._redis.cache_clear()
 
 
+@pytest.mark.usefixtures("one_clock_hour")
 def test_through_http_a_scraper_far_above_its_peers_is_alerted(place, settings):
     """The same through the pages: a stolen desk account walking ids (each one charged, found
     or not) while the other desks work at their pace."""
