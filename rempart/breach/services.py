@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import numpy as np
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -15,9 +16,10 @@ from rempart.access import policy
 from rempart.audit.context import SYSTEM_ROLE, Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
-from rempart.breach.analyse import Progress, analyse, paused_gc
+from rempart.breach.analyse import Analysis, Progress, analyse, paused_gc
 from rempart.breach.models import BreachAnalysis, LeakedPatient
 from rempart.breach.readers import SampleError, read_sample
+from rempart.breach.traits import category_names, field_names
 from rempart.directory.models import Role
 
 ANALYSTS = frozenset({Role.DPO, Role.SECURITY_OFFICER, SYSTEM_ROLE})
@@ -38,7 +40,7 @@ def breach_analyse(*, actor: Actor, data: bytes, file_name: str,
         return _store(actor, file_name, sample, result)
 
 
-def _store(actor: Actor, file_name: str, sample: Any, result: Any) -> BreachAnalysis:
+def _store(actor: Actor, file_name: str, sample: Any, result: Analysis) -> BreachAnalysis:
     with transaction.atomic():
         user = get_user_model().objects.filter(pk=actor.user_id).first() if actor.user_id else None
         analysis = BreachAnalysis.objects.create(
@@ -57,29 +59,44 @@ def _store(actor: Actor, file_name: str, sample: Any, result: Any) -> BreachAnal
     return analysis
 
 
-def _store_patients(analysis: BreachAnalysis, result: Any) -> None:
-    """One row per matched patient (the best row when a patient appears twice): COPY on
+def _store_patients(analysis: BreachAnalysis, result: Analysis) -> None:
+    """One row per matched patient (its first row when a patient appears twice): COPY on
     PostgreSQL (a whole-group sample holds 700,000 of them), the ORM elsewhere."""
-    seen: set[uuid.UUID] = set()
-    rows = []
-    for match in result.matches:
-        if match.patient_id in seen:
-            continue
-        seen.add(match.patient_id)
-        categories = sorted(result.rows[match.row].categories)
-        rows.append((match.patient_id, match.kind, categories, sorted(match.agree)))
+    matches = result.matches
+    if not len(matches):
+        return
+    # In id order (record positions are): the indexes on patient_id are then filled in order.
+    by_patient = np.argsort(matches.at, kind="stable")
+    ordered = matches.at[by_patient]
+    first = by_patient[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    shown = result.traits.categories[matches.rows[first]]
+    agree = matches.agree[first]
+    exact = matches.exact[first]
+    ids = result.records.ids[matches.at[first]]
+    shown_json = {c: orjson.dumps(sorted(category_names(c))).decode()
+                  for c in np.unique(shown).tolist()}  # fmt: skip
+    agree_json = {a: orjson.dumps(sorted(field_names(a))).decode()
+                  for a in np.unique(agree).tolist()}  # fmt: skip
+    kinds = ("partial", "exact")
     if connection.vendor != "postgresql":
-        LeakedPatient.objects.bulk_create(
-            [LeakedPatient(analysis=analysis, patient_id=p, match=k, categories=c,
-                           fields_agreeing=a) for p, k, c, a in rows], batch_size=2000)  # fmt: skip
+        LeakedPatient.objects.bulk_create([
+            LeakedPatient(analysis=analysis, patient_id=uuid.UUID(bytes=ids[i].tobytes()),
+                          match=kinds[int(exact[i])], categories=orjson.loads(shown_json[c]),
+                          fields_agreeing=orjson.loads(agree_json[a]))
+            for i, (c, a) in enumerate(zip(shown.tolist(), agree.tolist(), strict=True))
+        ], batch_size=2000)  # fmt: skip
         return
     table = LeakedPatient._meta.db_table
+    analysis_id = str(analysis.pk)
+    lines = "".join(
+        f"{analysis_id}\t{ids[i].tobytes().hex()}\t{kinds[e]}\t{shown_json[c]}\t{agree_json[a]}\n"
+        for i, (e, c, a) in enumerate(zip(exact.tolist(), shown.tolist(), agree.tolist(),
+                                          strict=True))
+    )  # fmt: skip
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
             f"COPY {table} (analysis_id, patient_id, match, categories, fields_agreeing) FROM STDIN"
         ) as copy,
     ):
-        for patient_id, kind, categories, agree in rows:
-            copy.write_row((analysis.pk, patient_id, kind, orjson.dumps(categories).decode(),
-                            orjson.dumps(agree).decode()))  # fmt: skip
+        copy.write(lines.encode())

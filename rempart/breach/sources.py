@@ -4,28 +4,28 @@ patients, read by no account), or an account (whose reads best cover the matched
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count
 
-from rempart.access.models import CanaryMark
-from rempart.access.policy import canary_tag
 from rempart.audit.models import Event, EventPatient
+from rempart.breach.traits import F, Traits
 from rempart.care.models import Stay
 from rempart.directory.models import Establishment, Service
 from rempart.exports import marks
 from rempart.exports.models import ExportRequest, ExportStatus
 from rempart.lib.normalise import fold_email, fold_name, fold_phone
 from rempart.patients.models import PatientIdentifier
-from rempart.vault.keystore import get_vault
 
 if TYPE_CHECKING:
-    from rempart.breach.analyse import Match, Record, Row
+    from rempart.breach.analyse import Matches, Records
 
 # Watermark bits kept but for a slip; against "by chance": 1 in 4 notations, 1 in 2 spellings.
 ATTRIBUTED = 20.0  # nats of log-likelihood: e^20 to one
@@ -36,14 +36,18 @@ def _chunks(ids: list[uuid.UUID], size: int = 20_000) -> Iterable[list[uuid.UUID
         yield ids[start : start + size]
 
 
-def where(matched: set[uuid.UUID]) -> dict[str, Any]:
-    """The establishments and services of the matched patients (their IPPs, their stays)."""
-    ids = sorted(matched, key=lambda u: u.bytes)
+def _uuids(ids: np.ndarray) -> list[uuid.UUID]:
+    return [uuid.UUID(bytes=ids[i].tobytes()) for i in range(len(ids))]
+
+
+def where(ids: np.ndarray) -> dict[str, Any]:
+    """The establishments and services of the matched patients ((m, 16) id bytes): their
+    IPPs, their stays."""
     places: Counter[uuid.UUID] = Counter()
     services: Counter[uuid.UUID] = Counter()
     ipp_table = PatientIdentifier._meta.db_table
     stay_table = Stay._meta.db_table
-    if connection.vendor == "postgresql" and ids:
+    if connection.vendor == "postgresql" and len(ids):
         with transaction.atomic(), connection.cursor() as cursor:
             _leak_table(cursor, ids)
             cursor.execute(f"SELECT i.establishment_id, count(*) FROM {ipp_table} i "  # noqa: S608
@@ -53,7 +57,7 @@ def where(matched: set[uuid.UUID]) -> dict[str, Any]:
                            "JOIN leak_ids l ON l.id = s.patient_id GROUP BY 1")  # fmt: skip
             services.update(dict(cursor.fetchall()))
     else:
-        for chunk in _chunks(ids, 500):
+        for chunk in _chunks(_uuids(ids), 500):
             places.update(PatientIdentifier.objects.filter(patient_id__in=chunk)
                           .values_list("establishment_id", flat=True))  # fmt: skip
             for service_id, patient_count in (
@@ -73,13 +77,19 @@ def where(matched: set[uuid.UUID]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _leak_table(cursor: Any, ids: list[uuid.UUID]) -> None:
-    """The matched patients' ids in a temporary table (dropped at the commit), for joins."""
+_COPY_UUID = np.dtype([("count", ">i2"), ("length", ">i4"), ("id", "V16")])
+
+
+def _leak_table(cursor: Any, ids: np.ndarray) -> None:
+    """The matched patients' ids in a temporary table (dropped at the commit), for joins:
+    one binary COPY made by NumPy."""
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS leak_ids (id uuid) ON COMMIT DROP")
     cursor.execute("TRUNCATE leak_ids")
-    with cursor.cursor.copy("COPY leak_ids (id) FROM STDIN") as copy:
-        for pid in ids:
-            copy.write_row((pid,))
+    rows = np.empty(len(ids), dtype=_COPY_UUID)
+    rows["count"], rows["length"] = 1, 16
+    rows["id"] = np.ascontiguousarray(ids).view("V16").ravel()
+    with cursor.cursor.copy("COPY leak_ids (id) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff")
     cursor.execute("ANALYZE leak_ids")
 
 
@@ -97,47 +107,70 @@ def _canary_key(values: dict[str, str]) -> set[str]:
     return keys
 
 
-def _row_keys(row: Row) -> set[str]:
-    keys = set()
-    if row.email:
-        keys.add("e:" + row.email)
-    keys.update("p:" + digits for digits, _ in row.phones)
-    if row.nir:
-        keys.add("n:" + row.nir)
-    if row.birth_date:
-        keys.update(f"b:{fold_name(f)}|{row.birth_date.isoformat()}" for f in row.families)
-    return keys
+def _keys_in_sample(traits: Traits, wanted: set[str]) -> set[str]:
+    """Which of these canary keys some row of the sample gives."""
+    found: set[str] = set()
+    by_field = {"e": F.EMAIL, "p": F.PHONE, "n": F.NIR}
+    for key in wanted:
+        kind, _, value = key.partition(":")
+        if kind in by_field:
+            code = traits.vocab[by_field[kind]].codes.get(value)
+            if code is not None and (traits.codes[by_field[kind]] == code).any():
+                found.add(key)
+    # Family name and birth date on one row.
+    wanted_pairs = {}
+    for key in wanted:
+        if key.startswith("b:"):
+            name, _, born = key[2:].partition("|")
+            code = traits.vocab[F.FAMILY].codes.get(name)
+            if code is not None and born:
+                wanted_pairs[(code << 22) | dt.date.fromisoformat(born).toordinal()] = key
+    if wanted_pairs:
+        dates = traits.codes[F.DATE][0]
+        combos = np.concatenate([(traits.codes[F.FAMILY][s].astype(np.int64) << 22) | dates
+                                 for s in range(traits.codes[F.FAMILY].shape[0])])  # fmt: skip
+        present = np.isin(np.fromiter(wanted_pairs, dtype=np.int64), combos)
+        found.update(key for key, hit in zip(wanted_pairs.values(), present, strict=True) if hit)
+    return found
 
 
-def _export_marks(export: ExportRequest, rows: list[Row], matches: list[Match],
-                  records: dict[uuid.UUID, Record]) -> dict[str, Any]:  # fmt: skip
+def _export_marks(export: ExportRequest, traits: Traits, matches: Matches,
+                  records: Records) -> dict[str, Any]:  # fmt: skip
     """How the sample's rows of this export's patients agree with its watermark, and whether
     they keep its order."""
     from rempart.breach.analyse import log_likelihood
     from rempart.exports.services import mark_key
 
-    members = bytes(export.patient_ids or b"")
-    inside = {members[i : i + 16] for i in range(0, len(members), 16)}
+    members = np.frombuffer(bytes(export.patient_ids or b""), dtype="V16")
+    matched = np.ascontiguousarray(records.ids[matches.at]).view("V16").ravel()
+    inside = (np.flatnonzero(np.isin(matched, members)) if members.size and matched.size
+              else np.zeros(0, np.int64))  # fmt: skip
     key = mark_key(export.pk, export.mark_key_id)
     llr = 0.0
     agree = seen = 0
     order: list[int] = []
-    for match in matches:
-        if match.patient_id.bytes not in inside:
-            continue
-        mark = marks.row_mark(key, match.patient_id)
+    phones, phone_styles = traits.codes[F.PHONE], traits.styles[F.PHONE]
+    theirs = records.codes[F.PHONE]
+    for j in inside:
+        r, at = int(matches.rows[j]), int(matches.at[j])
+        mark = marks.row_mark(key, records.ids[at].tobytes())
         order.append(mark.order)
-        row, record = rows[match.row], records[match.patient_id]
-        for digits, style in row.phones:
-            which = record.phones.get(digits)
-            if style is None or which is None:
+        for s in range(phones.shape[0]):
+            code, style = int(phones[s][r]), int(phone_styles[s][r])
+            if style < 0 or code < 0:
                 continue
-            want = mark.phone_mobile if which == "phone_mobile" else mark.phone_home
+            if code == theirs[0][at]:
+                want = mark.phone_mobile
+            elif code == theirs[1][at]:
+                want = mark.phone_home
+            else:
+                continue
             seen += 1
             agree += style == want
             llr += log_likelihood(int(style == want), 1, 0.25)
-        for style, want in ((row.street, mark.street), (row.saint, mark.saint)):
-            if style is not None:
+        for style, want in ((int(traits.styles[F.ADDRESS][0][r]), mark.street),
+                            (int(traits.styles[F.CITY][0][r]), mark.saint)):  # fmt: skip
+            if style >= 0:
                 seen += 1
                 agree += style == want
                 llr += log_likelihood(int(style == want), 1, 0.5)
@@ -147,25 +180,23 @@ def _export_marks(export: ExportRequest, rows: list[Row], matches: list[Match],
             "order": round(rising / (len(order) - 1), 3) if len(order) > 2 else None}  # fmt: skip
 
 
-def find_source(rows: list[Row], matches: list[Match],
-                records: dict[uuid.UUID, Record]) -> dict[str, Any]:  # fmt: skip
+def find_source(traits: Traits, matches: Matches, records: Records) -> dict[str, Any]:
+    from rempart.breach.analyse import matched_positions
+
     exports = []
     produced = list(ExportRequest.objects.filter(
         status__in=(ExportStatus.READY, ExportStatus.EXPIRED)
     ).select_related("requested_by", "decided_by", "establishment"))  # fmt: skip
-    # The exports' canary rows by their keys first (a few thousand at most), then one pass
-    # over the sample keeping only the keys that are one of them.
+    # The exports' canary rows by their keys (a few thousand at most), looked for in the
+    # sample's vocabularies.
     planted_keys = {id(export): [_canary_key(values) for values in
                                  (export.canary_rows or {}).get("rows", [])]
                     for export in produced}  # fmt: skip
     wanted = set().union(*(k for keys in planted_keys.values() for k in keys))
-    seen: set[str] = set()
-    if wanted:
-        for row in rows:
-            seen |= _row_keys(row) & wanted
+    seen = _keys_in_sample(traits, wanted) if wanted else set()
     for export in produced:
         canary_hits = sum(1 for keys in planted_keys[id(export)] if keys & seen)
-        found = _export_marks(export, rows, matches, records)
+        found = _export_marks(export, traits, matches, records)
         if not canary_hits and not found["rows_of_export"]:
             continue
         attributed = (
@@ -182,19 +213,20 @@ def find_source(rows: list[Row], matches: list[Match],
         })  # fmt: skip
     exports.sort(key=lambda e: (not e["attributed"], -e["canary_rows_found"],
                                 -e["log_likelihood"]))  # fmt: skip
-    matched = sorted({m.patient_id for m in matches}, key=lambda u: u.bytes)
-    canaries = _db_canaries(matched)
+    matched = matched_positions(matches)
+    canary_ids = records.ids[matched[records.canary[matched]]]
+    canaries = _db_canaries(_uuids(canary_ids))
     in_exports: set[bytes] = set()
     for export in produced:
         if any(e["id"] == str(export.pk) and e["attributed"] for e in exports):
             members = bytes(export.patient_ids or b"")
             in_exports.update(members[i : i + 16] for i in range(0, len(members), 16))
-    canaries["in_attributed_export"] = sum(1 for pid in canaries.pop("ids")
-                                           if pid.bytes in in_exports)  # fmt: skip
-    accounts = _accounts(matched)
+    canaries["in_attributed_export"] = sum(1 for i in range(len(canary_ids))
+                                           if canary_ids[i].tobytes() in in_exports)  # fmt: skip
+    accounts = _accounts(records.ids[matched])
     if any(e["attributed"] for e in exports):
         verdict = "export"
-    elif matched:
+    elif matched.size:
         verdict = "hors_export"  # a database, a backup, or an account
     else:
         verdict = "aucune"
@@ -202,22 +234,20 @@ def find_source(rows: list[Row], matches: list[Match],
             "accounts": accounts}  # fmt: skip
 
 
-def _db_canaries(matched: list[uuid.UUID]) -> dict[str, Any]:
-    """The database's canary patients in the sample, and whether any account ever opened them
-    (a read locks the account: none read means the database or a backup)."""
-    indexer = get_vault().indexer
-    marks_stored = set(bytes(t) for t in CanaryMark.objects.values_list("tag", flat=True))
-    found = [pid for pid in matched
-             if any(canary_tag(pid, k) in marks_stored for k in indexer.key_ids)]  # fmt: skip
+def _db_canaries(found: list[uuid.UUID]) -> dict[str, Any]:
+    """The database's canary patients in the sample (their marks were checked as they were
+    decrypted), and whether any account ever opened them (a read locks the account: none
+    read means the database or a backup)."""
     read_by = sorted(set(Event.objects.filter(patient_id__in=found, action="read")
                          .values_list("username", flat=True)))  # fmt: skip
-    return {"found": len(found), "read_by": read_by, "ids": found}
+    return {"found": len(found), "read_by": read_by}
 
 
-def _accounts(matched: list[uuid.UUID], limit: int = 5) -> list[dict[str, Any]]:
+def _accounts(ids: np.ndarray, limit: int = 5) -> list[dict[str, Any]]:
     """The accounts whose reads and searches touched most of the matched patients."""
-    if not matched:
+    if not len(ids):
         return []
+    matched = ids
     seen: Counter[str] = Counter()
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
@@ -230,7 +260,7 @@ def _accounts(matched: list[uuid.UUID], limit: int = 5) -> list[dict[str, Any]]:
             )
             seen.update(dict(cursor.fetchall()))
     else:
-        for chunk in _chunks(matched, 500):
+        for chunk in _chunks(_uuids(ids), 500):
             events = EventPatient.objects.filter(patient_id__in=chunk)
             pairs = set(events.values_list("event_id", "patient_id"))
             users = dict(Event.objects.filter(pk__in={e for e, _ in pairs}, user_id__isnull=False)

@@ -122,10 +122,11 @@ def town_written(city: str, abbreviated: int) -> str:
 _PHONE_INTL = re.compile(r"^\s*(\+|00)\s*33")
 
 
-def phone_style(text: str) -> int | None:
-    """The notation of a phone number as found, or None (empty, abroad, unreadable)."""
+def phone_style(text: str, digits: str | None = None) -> int | None:
+    """The notation of a phone number as found, or None (empty, abroad, unreadable);
+    `digits`: the number already folded, when the caller has it."""
     text = text.strip()
-    digits = fold_phone(text)
+    digits = fold_phone(text) if digits is None else digits
     if not (len(digits) == 11 and digits.startswith("33")):
         return None
     if _PHONE_INTL.match(text):

@@ -122,12 +122,14 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
 
     # --- sealing ----------------------------------------------------------------------------------
 
-    def associated_data(self, row_id: uuid.UUID | int) -> bytes:
-        """Binds a value to its table, column and row (a UUID, or an integer id made in the
-        application before the INSERT)."""
+    def associated_data(self, row_id: uuid.UUID | bytes | int) -> bytes:
+        """Binds a value to its table, column and row (a UUID or its 16 bytes, or an integer id
+        made in the application before the INSERT)."""
         prefix = self._ad_prefix()
         if isinstance(row_id, uuid.UUID):
             return prefix + row_id.bytes
+        if isinstance(row_id, bytes) and len(row_id) == 16:
+            return prefix + row_id
         return prefix + int(row_id).to_bytes(8, "big", signed=True)
 
     def _ad_prefix(self) -> bytes:
@@ -153,7 +155,7 @@ class EncryptedField(models.Field):  # type: ignore[type-arg]  # typed per subcl
             for row_id, payload in zip(row_ids, payloads, strict=True)
         ]
 
-    def open_value(self, row_id: uuid.UUID | int, ciphertext: bytes) -> Any:
+    def open_value(self, row_id: uuid.UUID | bytes | int, ciphertext: bytes) -> Any:
         return self.decode(
             get_vault().cipher.open(self.category, ciphertext, self.associated_data(row_id))
         )
