@@ -235,3 +235,31 @@ def test_the_command_writes_its_reports_and_refuses_a_bad_file(console, tmp_path
     refused = subprocess.run(console.command("breach", "analyse", str(bad)), env=console.env,  # noqa: S603
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode != 0 and "rien n'a été enregistré" in refused.stderr
+
+
+def test_columns_read_in_parallel_give_the_codes_read_in_one_process(group):
+    """A big sample's columns are shared among forked workers: the same codes, vocabularies,
+    notations and categories as read in one process (two phone columns and a usage name make
+    fields that several columns fill, which must stay in one worker)."""
+    from rempart.breach.columns import column_kinds
+    from rempart.breach.traits import F, table_traits
+
+    people = _invented(300, seed=5)
+    rows = [[p["nom"], p["prenom"], p["ddn"], p["tel"], p["mail"], p["cp"], p["ville"],
+             p["nom"] + "-X" if i % 3 else "", "01 45 67 89 " + f"{i % 100:02d}"]
+            for i, p in enumerate(people)]  # fmt: skip
+    header = ["nom", "prenom", "ddn", "tel", "mail", "cp", "ville", "nom_usage", "tel_fixe"]
+    kinds = column_kinds(header, rows)
+    assert kinds.count("phone") == 2 and "usage" in kinds
+    alone = table_traits(rows, kinds)
+    shared = table_traits(rows, kinds, workers=2, parallel_from=0)
+    for field in F.ALL:
+        assert (alone.codes[field] == shared.codes[field]).all(), field
+        if field in alone.vocab:
+            assert alone.vocab[field].values == shared.vocab[field].values
+    for field, styles in alone.styles.items():
+        assert (styles == shared.styles[field]).all()
+    assert (alone.categories == shared.categories).all()
+    assert (alone.present == shared.present).all()
+    # both phone columns kept: the second one in the slot after the first
+    assert (alone.codes[F.PHONE] >= 0).sum() == len(rows) + sum(1 for p in people if p["tel"])

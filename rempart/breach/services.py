@@ -88,15 +88,18 @@ def _store_patients(analysis: BreachAnalysis, result: Analysis) -> None:
         return
     table = LeakedPatient._meta.db_table
     analysis_id = str(analysis.pk)
-    lines = "".join(
-        f"{analysis_id}\t{ids[i].tobytes().hex()}\t{kinds[e]}\t{shown_json[c]}\t{agree_json[a]}\n"
-        for i, (e, c, a) in enumerate(zip(exact.tolist(), shown.tolist(), agree.tolist(),
-                                          strict=True))
-    )  # fmt: skip
+    columns = (exact.tolist(), shown.tolist(), agree.tolist())
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
             f"COPY {table} (analysis_id, patient_id, match, categories, fields_agreeing) FROM STDIN"
         ) as copy,
     ):
-        copy.write(lines.encode())
+        # In blocks: the server stores one while the next is written.
+        for start in range(0, len(ids), 50_000):
+            stop = min(start + 50_000, len(ids))
+            copy.write("".join(
+                f"{analysis_id}\t{ids[i].tobytes().hex()}\t{kinds[columns[0][i]]}\t"
+                f"{shown_json[columns[1][i]]}\t{agree_json[columns[2][i]]}\n"
+                for i in range(start, stop)
+            ).encode())  # fmt: skip

@@ -13,10 +13,12 @@ has a few slots, filled in column order; -1 is an empty slot.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from itertools import zip_longest
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
 from stdnum.fr import nir as stdnum_nir
@@ -99,6 +101,8 @@ class Traits:
         self.vocab = {f: Vocabulary() for f in VOCABULARIES}
         self.categories = np.zeros(rows, dtype=np.int32)
         self.present = np.zeros(rows, dtype=np.int32)
+        # Index digests made by the column workers: kind -> (distinct values, one per key).
+        self.digests: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
 
     def finish(self) -> Traits:
         for f, bit in FIELD_BIT.items():
@@ -215,15 +219,122 @@ def _slot(lists: dict[tuple[int, int], tuple[list[int], list[int]]], field: int,
     return pair
 
 
-def table_traits(rows: list[list[str]], kinds: list[str]) -> Traits:
-    """The rows of a table (CSV, JSON, XLSX) whose columns have these kinds."""
+def table_traits(rows: list[list[str]], kinds: list[str], *, workers: int = 0,
+                 parallel_from: int = 100_000,
+                 meanwhile: Callable[[], object] | None = None,
+                 digest: Callable[[Traits, set[int]], Any] | None = None) -> Traits:  # fmt: skip
+    """The rows of a table (CSV, JSON, XLSX) whose columns have these kinds. From
+    `parallel_from` rows, the columns are shared among `workers` forked processes (the columns
+    that fill one field stay together: their slots fill in column order), and `meanwhile` is
+    run by this process while they work (it is not run otherwise); each worker hands
+    `digest` its traits and the fields it read, and the result is kept in `digests`."""
+    wanted = [i for i, kind in enumerate(kinds) if kind in _BY_KIND or kind in CATEGORY_OF]
+    groups = _column_groups([(i, kinds[i]) for i in wanted], workers)
+    if workers < 2 or len(rows) < parallel_from or len(groups) < 2:
+        return _columns_traits(rows, kinds, wanted).finish()
+    # Each column as one string for the workers: they split it into cells of their own, where
+    # reading the parent's million small strings would copy every page of them.
+    full = _full_width(rows, wanted)
+    blobs = {i: _SEPARATOR.join(_cells(rows, i, full)) for i in wanted}
+    if any(blob.count(_SEPARATOR) != len(rows) - 1 for blob in blobs.values()):
+        return _columns_traits(rows, kinds, wanted).finish()  # a cell holds the separator
+    _PART.update(blobs=blobs, kinds=kinds, rows=len(rows), digest=digest)
+    try:
+        with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
+            pending = pool.map_async(_columns_part, groups)
+            if meanwhile is not None:
+                meanwhile()
+            parts = pending.get()
+    finally:
+        _PART.clear()
     traits = Traits(len(rows))
-    if rows:
-        # zip_longest yields one column at a time: only the kinds' columns are ever made.
-        for kind, column in zip(kinds, zip_longest(*rows, fillvalue=""), strict=False):
-            if kind in _BY_KIND or kind in CATEGORY_OF:
-                traits.column(kind, column)
+    for part in parts:
+        traits.categories |= part["categories"]
+        traits.digests.update(part["digests"])
+        for field, codes in part["codes"].items():
+            traits.codes[field] = codes
+            if field in traits.styles:
+                traits.styles[field] = part["styles"][field]
+            if field in traits.vocab:
+                values: list[str] = part["values"][field]
+                traits.vocab[field].values = values
+                traits.vocab[field].codes = {value: c for c, value in enumerate(values)}
     return traits.finish()
+
+
+_PART: dict[str, Any] = {}  # what the forked column workers inherit: the columns, their kinds
+# What reading a cell costs, roughly, by kind (a name's sound is the dearest).
+_COST = {"family": 6.0, "usage": 6.0, "full_name": 8.0, "phone": 4.0, "email": 1.5}
+
+
+def _column_groups(columns: list[tuple[int, str]], workers: int) -> list[list[int]]:
+    """The columns in at most `workers` groups of about equal cost, the columns writing one
+    field in one group."""
+    units: list[tuple[set[int], list[int]]] = []  # (fields written, columns)
+    for i, kind in columns:
+        fields = _FIELDS_OF.get(kind, set())
+        joined = [u for u in units if u[0] & fields]
+        merged = (set(fields), [i])
+        for unit in joined:
+            units.remove(unit)
+            merged[0].update(unit[0])
+            merged[1].extend(unit[1])
+        units.append(merged)
+    kind_of = dict(columns)
+
+    def cost(unit_columns: list[int]) -> float:
+        return sum(_COST.get(kind_of[c], 1.0) for c in unit_columns)
+
+    bins: list[tuple[float, list[int]]] = [(0.0, []) for _ in range(max(workers, 1))]
+    for unit_columns in sorted((u[1] for u in units), key=cost, reverse=True):
+        k = min(range(len(bins)), key=lambda b: bins[b][0])
+        bins[k] = (bins[k][0] + cost(unit_columns), bins[k][1] + unit_columns)
+    return [sorted(group) for _, group in bins if group]
+
+
+# The fields each kind fills; family names and birth dates go to one worker, which can then
+# digest the name-and-date index.
+_FIELDS_OF = {"family": {F.FAMILY, F.DATE}, "usage": {F.FAMILY, F.DATE},
+              "full_name": {F.FAMILY, F.GIVEN, F.DATE}, "given": {F.GIVEN},
+              "birth_date": {F.DATE}, "sex": {F.SEX}, "nir": {F.NIR},
+              "email": {F.EMAIL}, "phone": {F.PHONE}, "address": {F.ADDRESS},
+              "postcode": {F.POSTCODE}, "city": {F.CITY}, "ipp": {F.IPP}}  # fmt: skip
+
+
+_SEPARATOR = "\x00"
+
+
+def _full_width(rows: list[list[str]], columns: list[int]) -> bool:
+    return bool(rows) and min(map(len, rows)) >= (max(columns) + 1 if columns else 0)
+
+
+def _cells(rows: list[list[str]], i: int, full: bool) -> list[str]:
+    """Column i: with every row that wide, a C-speed getter; otherwise short rows' cells are
+    empty."""
+    return list(map(itemgetter(i), rows)) if full else [r[i] if i < len(r) else "" for r in rows]
+
+
+def _columns_traits(rows: list[list[str]], kinds: list[str], columns: list[int]) -> Traits:
+    traits = Traits(len(rows))
+    full = _full_width(rows, columns)
+    for i in columns:
+        traits.column(kinds[i], _cells(rows, i, full))
+    return traits
+
+
+def _columns_part(columns: list[int]) -> dict[str, Any]:
+    traits = Traits(_PART["rows"])
+    for i in columns:
+        traits.column(_PART["kinds"][i], _PART["blobs"][i].split(_SEPARATOR))
+    fields = {f for i in columns for f in _FIELDS_OF.get(_PART["kinds"][i], set())}
+    if F.FAMILY in fields:
+        fields.add(F.SOUND)
+    digest = _PART["digest"]
+    return {"categories": traits.categories,
+            "digests": digest(traits.finish(), fields) if digest else {},
+            "codes": {f: traits.codes[f] for f in fields},
+            "styles": {f: traits.styles[f] for f in fields if f in traits.styles},
+            "values": {f: traits.vocab[f].values for f in fields if f in traits.vocab}}  # fmt: skip
 
 
 def text_traits(lines: list[str]) -> Traits:
