@@ -164,7 +164,7 @@ def test_a_mixed_sample_with_typos_is_a_mix_with_partial_matches(group):
     assert matches["partial"] >= 25
 
 
-@pytest.mark.parametrize("layout", ["xlsx", "text", "cp1252", "mojibake"])
+@pytest.mark.parametrize("layout", ["xlsx", "text", "text-town-first", "cp1252", "mojibake"])
 def test_samples_in_every_shape_are_read(group, layout):
     import xlsxwriter
 
@@ -180,6 +180,9 @@ def test_samples_in_every_shape_are_read(group, layout):
     elif layout == "text":
         data = "\n".join(f"{r['nom']} {r['prenom']} né le {r['ddn']} tél. {r['tel']}"
                          for r in rows).encode()  # fmt: skip
+    elif layout == "text-town-first":  # the name after several words, in capitals
+        data = "\n".join(f"Patient domicilié {r['cp']} {r['ville']} né le {r['ddn']} "
+                         f"{r['nom'].upper()} {r['prenom']}" for r in rows).encode()  # fmt: skip
     elif layout == "cp1252":
         data = _to_csv(rows).decode().encode("cp1252", errors="replace")
     else:
@@ -244,15 +247,27 @@ def test_columns_read_in_parallel_give_the_codes_read_in_one_process(group):
     from rempart.breach.columns import column_kinds
     from rempart.breach.traits import F, table_traits
 
-    people = _invented(300, seed=5)
+    drawn = _invented(300, seed=5)
     rows = [[p["nom"], p["prenom"], p["ddn"], p["tel"], p["mail"], p["cp"], p["ville"],
              p["nom"] + "-X" if i % 3 else "", "01 45 67 89 " + f"{i % 100:02d}"]
-            for i, p in enumerate(people)]  # fmt: skip
+            for i, p in enumerate(drawn)]  # fmt: skip
     header = ["nom", "prenom", "ddn", "tel", "mail", "cp", "ville", "nom_usage", "tel_fixe"]
     kinds = column_kinds(header, rows)
     assert kinds.count("phone") == 2 and "usage" in kinds
     alone = table_traits(rows, kinds)
     shared = table_traits(rows, kinds, workers=2, parallel_from=0)
+    _same_traits(alone, shared)
+    # both phone columns kept: the second one in the slot after the first
+    assert (alone.codes[F.PHONE] >= 0).sum() == len(rows) + sum(1 for p in drawn if p["tel"])
+    # A cell holding the character the columns are handed over with: read in one process.
+    rows[7][0] = "DU\x00PONT"
+    _same_traits(table_traits(rows, kinds), table_traits(rows, kinds, workers=2,
+                                                         parallel_from=0))  # fmt: skip
+
+
+def _same_traits(alone, shared) -> None:
+    from rempart.breach.traits import F
+
     for field in F.ALL:
         assert (alone.codes[field] == shared.codes[field]).all(), field
         if field in alone.vocab:
@@ -261,5 +276,3 @@ def test_columns_read_in_parallel_give_the_codes_read_in_one_process(group):
         assert (styles == shared.styles[field]).all()
     assert (alone.categories == shared.categories).all()
     assert (alone.present == shared.present).all()
-    # both phone columns kept: the second one in the slot after the first
-    assert (alone.codes[F.PHONE] >= 0).sum() == len(rows) + sum(1 for p in people if p["tel"])

@@ -477,6 +477,10 @@ _TEXT_DATE = re.compile(r"\b\d{1,4}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
 _TEXT_PHONE = re.compile(r"(?:\+|00)?\d[\d .\-]{7,16}\d")
 _TEXT_POSTCODE = re.compile(r"\b\d{5}\b")
 _WORDS = re.compile(r"[A-Za-zÀ-ÿ'\-]{2,}")
+# Words of an address or a sentence, never a family name on their own.
+_NOT_NAMES = frozenset({"RUE", "AVENUE", "AV", "BOULEVARD", "BD", "CHEMIN", "IMPASSE", "PLACE",
+                        "ALLEE", "ROUTE", "QUAI", "COURS", "DE", "DES", "DU", "LA", "LE", "LES",
+                        "NE", "NEE", "TEL", "MAIL", "EMAIL", "CEDEX"})  # fmt: skip
 
 
 def _text_items(text: str) -> tuple[list[Item], int]:
@@ -508,7 +512,11 @@ def _text_items(text: str) -> tuple[list[Item], int]:
     words = _WORDS.findall(rest)
     known = cols.given_names()
     items += [(F.GIVEN, fold_name(w), -1) for w in words if fold_name(w) in known]
-    items += [(F.FAMILY, w, -1) for w in dict.fromkeys(words)]
+    # A line's family name is among its first words, or in capitals: those first, since a row
+    # keeps SLOTS[F.FAMILY] of them ("12 rue des Lilas 75011 Paris DUPONT Jean").
+    names = [w for w in dict.fromkeys(words) if fold_name(w) not in _NOT_NAMES]
+    names.sort(key=lambda w: not w.isupper())
+    items += [(F.FAMILY, w, -1) for w in names]
     if words:
         found_in.add("identite")
     return items, sum(CATEGORY_BIT[c] for c in found_in)
