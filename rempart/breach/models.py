@@ -4,10 +4,13 @@ shows (for the notifications)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 
 from rempart.lib.ids import new_id
+from rempart.vault.fields import EncryptedJSONField, EncryptedTextField
 
 
 class BreachAnalysis(models.Model):
@@ -51,3 +54,103 @@ class LeakedPatient(models.Model):
 
     def __str__(self) -> str:
         return f"Patient {self.patient_id} (analyse {self.analysis_id})"
+
+
+# --- the breach file (GDPR Art. 33 and 34) ------------------------------------------------------
+
+
+class BreachStatus(models.TextChoices):
+    OPEN = "open", "Ouvert"
+    NOTIFIED = "notified", "Notifié à la CNIL"
+    CLOSED = "closed", "Clos"
+
+
+class BreachFile(models.Model):
+    """A "dossier de violation": when the group became aware (the 72-hour clock of Art. 33
+    runs from then), the facts, the analyses that measured the leak, the decisions taken and by
+    whom, the notifications. It can be completed in phases (Art. 33(4)): every step is kept."""
+
+    NOTIFY_WITHIN = dt.timedelta(hours=72)
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    aware_at = models.DateTimeField()
+    opened_at = models.DateTimeField(auto_now_add=True)
+    opened_by = models.CharField(max_length=150)
+    status = models.CharField(max_length=10, choices=BreachStatus.choices,
+                              default=BreachStatus.OPEN)  # fmt: skip
+    # {"title", "facts", "consequences", "measures_taken", "measures_proposed", "dpo_contact"}:
+    # what people typed, sealed like clinical text (it could name a patient).
+    notes = EncryptedJSONField("faits et mesures (chiffrés)", category="clinical")
+    analyses = models.ManyToManyField(BreachAnalysis, blank=True, related_name="files")
+    cnil_notified_at = models.DateTimeField(null=True, blank=True)
+    ars_reported_at = models.DateTimeField(null=True, blank=True)
+    patients_informed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "dossier de violation"
+
+    def __str__(self) -> str:
+        return f"Dossier de violation {self.id}"
+
+    @property
+    def deadline(self) -> dt.datetime:
+        return self.aware_at + self.NOTIFY_WITHIN
+
+
+class StepKind(models.TextChoices):
+    OPENED = "opened", "Ouverture du dossier"
+    FACTS = "facts", "Faits et mesures complétés"
+    ANALYSIS = "analysis", "Analyse rattachée"
+    DECISION = "decision", "Décision"
+    DRAFT = "draft", "Brouillon généré ou modifié"
+    CNIL = "cnil", "Notification à la CNIL"
+    ARS = "ars", "Signalement à l'ARS et au CERT Santé"
+    PATIENTS = "patients", "Information des personnes"
+    CLOSED = "closed", "Clôture"
+
+
+class BreachStep(models.Model):
+    """One entry of the file's journal: who did what, when; a decision's wording sealed."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    breach = models.ForeignKey(BreachFile, on_delete=models.CASCADE, related_name="steps")
+    at = models.DateTimeField(auto_now_add=True)
+    username = models.CharField(max_length=150)
+    kind = models.CharField(max_length=10, choices=StepKind.choices)
+    summary = models.CharField(max_length=300)  # written by the application: counts and names
+    wording = EncryptedTextField("décision (chiffrée)", category="clinical")
+
+    class Meta:
+        ordering = ("at", "id")  # ids are time-ordered (UUIDv7)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.at:%d/%m/%Y %H:%M})"
+
+
+class DraftKind(models.TextChoices):
+    CNIL = "cnil", "Notification à la CNIL (art. 33)"
+    ARS = "ars", "Signalement à l'ARS et au CERT Santé (art. L1111-8-2 CSP)"
+    LETTER = "letter", "Lettre aux personnes concernées (art. 34)"
+    EMAIL = "email", "Courriel aux personnes concernées (art. 34)"
+    PUBLIC = "public", "Communication publique (art. 34(3)(c))"
+
+
+class BreachDraft(models.Model):
+    """A draft generated from the file and its analyses, then edited by the DPO (sealed: the
+    DPO may add what is known of a patient)."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    breach = models.ForeignKey(BreachFile, on_delete=models.CASCADE, related_name="drafts")
+    kind = models.CharField(max_length=8, choices=DraftKind.choices)
+    text = EncryptedTextField("texte (chiffré)", category="clinical")
+    generated_at = models.DateTimeField()
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edited_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["breach", "kind"],
+                                               name="one_draft_per_kind")]  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.get_kind_display()

@@ -1,0 +1,111 @@
+"""The breach file: the 72-hour clock, facts sealed, analyses attached, decisions journaled and
+audited, and the drafts written from the analysis with the right numbers and categories; each
+patient's letter names only what leaked of theirs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from rempart.access.policy import AccessDenied
+from rempart.audit.models import Event
+from rempart.breach import drafts, notify
+from rempart.breach.models import BreachFile, BreachStep, LeakedPatient
+from rempart.breach.services import breach_analyse
+from tests.test_breach import CONSOLE, _db_rows, _invented, _to_csv
+from tests.test_exports import people  # noqa: F401  # the fixture
+
+
+@pytest.fixture
+def analysed(people):  # noqa: F811
+    """A sample: 120 patients as stored (a third without e-mail, a quarter without phone) and 40
+    invented people."""
+    rows = _db_rows(120)
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            row["mail"] = ""
+        if i % 4 == 0:
+            row["tel"] = ""
+    analysis = breach_analyse(actor=CONSOLE, data=_to_csv(rows + _invented(40, seed=3)),
+                              file_name="vente.csv")  # fmt: skip
+    return analysis, rows
+
+
+def test_the_file_runs_the_72_hour_clock_and_journals_every_step(people, analysed):  # noqa: F811
+    dpo, analysis = people["dpo"], analysed[0]
+    aware = timezone.now() - dt.timedelta(hours=70)
+    breach = notify.breach_open(actor=dpo, aware_at=aware, facts="Annonce vue sur un forum",
+                                analysis_ids=(analysis.pk,))  # fmt: skip
+    assert breach.deadline == aware + dt.timedelta(hours=72)
+    assert notify.clock(breach)["state"] == "urgent"  # under 12 hours left
+    assert notify.clock(breach, now=aware + dt.timedelta(hours=75))["text"] == (
+        "notification CNIL en retard de 3 h 00"
+    )
+    notify.breach_decide(actor=people["rssi"], breach_id=breach.pk,
+                         wording="Réinitialiser les mots de passe des comptes cités")  # fmt: skip
+    notify.breach_mark(actor=dpo, breach_id=breach.pk, what="cnil")
+    breach.refresh_from_db()
+    assert breach.status == "notified" and notify.clock(breach)["state"] == "notified"
+    kinds = list(BreachStep.objects.filter(breach=breach).values_list("kind", "username"))
+    assert kinds == [("opened", "dpo.export"), ("analysis", "dpo.export"),
+                     ("decision", "rssi.export"), ("cnil", "dpo.export")]  # fmt: skip
+    assert Event.objects.filter(action="breach", resource_type="BreachFile",
+                                resource_id=str(breach.pk)).count() == 4  # fmt: skip
+    # What people typed is sealed: neither the facts nor the decision are in the tables.
+    with connection.cursor() as cursor:
+        for table in ("breach_breachfile", "breach_breachstep"):
+            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608
+            dump = repr(cursor.fetchall())
+            assert "forum" not in dump and "mots de passe" not in dump
+
+
+def test_only_the_dpo_and_the_security_officer_handle_a_file(people):  # noqa: F811
+    with pytest.raises(AccessDenied):
+        notify.breach_open(actor=people["secretary"], aware_at=timezone.now())
+    with pytest.raises(notify.BreachRefused):  # a clock that would start late
+        notify.breach_open(actor=people["dpo"], aware_at=timezone.now() + dt.timedelta(days=1))
+
+
+def test_the_drafts_carry_the_analysis_numbers_and_categories(people, analysed):  # noqa: F811
+    dpo, (analysis, rows) = people["dpo"], analysed
+    breach = notify.breach_open(actor=dpo, aware_at=timezone.now() - dt.timedelta(hours=2),
+                                analysis_ids=(analysis.pk,))  # fmt: skip
+    notify.breach_notes(actor=dpo, breach_id=breach.pk, dpo_contact="dpo@groupe.example")
+    report = analysis.report
+    people_count = LeakedPatient.objects.filter(analysis=analysis).count()
+    assert people_count == report["matches"]["patients"] == len(rows)
+    with_mail = sum(1 for lp in LeakedPatient.objects.filter(analysis=analysis)
+                    if "email" in lp.categories)  # fmt: skip
+    cnil = notify.draft_generate(actor=dpo, breach_id=breach.pk, kind="cnil").text
+    assert f"{people_count} personne(s)" in cnil
+    assert f"Adresse électronique : {with_mail} personne(s)" in cnil
+    assert with_mail == sum(1 for r in rows if r["mail"])  # the rows that showed one
+    assert "Téléphone" in cnil and "dpo@groupe.example" in cnil
+    assert "NE S'APPLIQUE PAS" in cnil  # values in clear: encryption exempts nobody
+    ars = notify.draft_generate(actor=dpo, breach_id=breach.pk, kind="ars").text
+    assert "L1111-8-2" in ars and people["here"].name in ars
+    letter = notify.draft_generate(actor=dpo, breach_id=breach.pk, kind="letter").text
+    for text in (cnil, ars, letter):  # no patient's value in a draft
+        assert not any(r["nom"] and r["nom"] in text for r in rows)
+    # Each patient's letter: their own categories only.
+    leaked = {lp.patient_id: lp.categories for lp in LeakedPatient.objects.filter(
+        analysis=analysis)}  # fmt: skip
+    without_mail = next(c for c in leaked.values() if "email" not in c)
+    with_both = next(c for c in leaked.values() if {"email", "telephone"} <= set(c))
+    mine = drafts.merge(letter, "Mme TEST", without_mail)
+    assert "hameçonnage" not in mine and "signal-spam" not in mine
+    assert "Mme TEST" in mine and "[[" not in mine
+    theirs = drafts.merge(letter, "M. TEST", with_both)
+    assert "hameçonnage" in theirs and "33700" in theirs
+    # The DPO edits the letter, but keeps the per-patient repères.
+    with pytest.raises(notify.BreachRefused):
+        notify.draft_edit(actor=dpo, breach_id=breach.pk, kind="letter",
+                          text=letter.replace("[[CONSEILS]]", ""))  # fmt: skip
+    edited = notify.draft_edit(actor=dpo, breach_id=breach.pk, kind="letter",
+                               text=letter.replace("Madame, Monsieur,", "Chère patiente, cher "
+                                                   "patient,"))  # fmt: skip
+    assert edited.edited_by == "dpo.export"
+    assert BreachFile.objects.get(pk=breach.pk).drafts.count() == 3
