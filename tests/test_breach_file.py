@@ -109,3 +109,52 @@ def test_the_drafts_carry_the_analysis_numbers_and_categories(people, analysed):
                                                    "patient,"))  # fmt: skip
     assert edited.edited_by == "dpo.export"
     assert BreachFile.objects.get(pk=breach.pk).drafts.count() == 3
+
+
+def test_the_dpo_runs_a_file_through_the_pages(group):
+    """From a posted sample to the drafts, through the pages: the clock on every page of the
+    DPO, the drafts as text and PDF, an edited letter kept; a secretary never gets in."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from rempart.breach.models import BreachAnalysis, BreachDraft
+    from rempart.directory.models import Role
+    from tests.test_breach_pages import _client
+
+    dpo = _client("dpo.violation", Role.DPO, None)
+    dpo.post("/fuites/", {"sample": SimpleUploadedFile("vente.csv", _to_csv(_db_rows(50)))})
+    analysis = BreachAnalysis.objects.get()
+    aware = timezone.localtime() - dt.timedelta(hours=3)
+    opened = dpo.post("/violations/", {"aware_at": aware.strftime("%Y-%m-%dT%H:%M"),
+                                       "title": "Fuite annoncée sur un forum",
+                                       "analysis": str(analysis.pk)})  # fmt: skip
+    assert opened.status_code == 302
+    breach = BreachFile.objects.get()
+    home = dpo.get("/").content.decode()
+    assert "Fuite annoncée sur un forum" in home and "notification CNIL due dans 6" in home
+    page = f"/violations/{breach.pk}/"
+    dpo.post(page, {"action": "notes", "title": "Fuite annoncée sur un forum",
+                    "dpo_contact": "dpo@groupe.example", "facts": "Vu le 3 décembre"})  # fmt: skip
+    for kind in ("cnil", "ars", "letter"):
+        assert dpo.post(page, {"action": "generate", "kind": kind}).status_code == 302
+    text = dpo.get(f"{page}brouillon/cnil.txt").content.decode()
+    assert "50 personne(s)" in text and "dpo@groupe.example" in text
+    pdf = dpo.get(f"{page}brouillon/ars.pdf")
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    letter = BreachDraft.objects.get(kind="letter").text
+    dpo.post(f"{page}brouillon/letter/", {"text": letter.replace("Madame, Monsieur,",
+                                                                "Chère patiente,")})  # fmt: skip
+    assert "Chère patiente," in BreachDraft.objects.get(kind="letter").text
+    refused = dpo.post(f"{page}brouillon/letter/", {"text": "Bonjour"}).content.decode()
+    assert "[[DONNEES]]" in refused  # the repères must stay
+    dpo.post(page, {"action": "cnil"})
+    assert "CNIL notifiée" in dpo.get(page).content.decode()
+    assert "notification CNIL due" not in dpo.get("/").content.decode()
+    secretary = _client("sec.violation", Role.SECRETARY, people_place())
+    assert secretary.get("/violations/").status_code == 403
+    assert secretary.get(f"{page}brouillon/cnil.txt").status_code == 403
+
+
+def people_place():
+    from rempart.directory.models import Establishment
+
+    return Establishment.objects.order_by("finess").first()

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rempart.web import breach_views, views
+from rempart.web import breach_views, views, violation_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -36,6 +36,18 @@ urlpatterns = [
     path("exports/<uuid:export_id>/", breach_views.export_page, name="export"),
     path("exports/<uuid:export_id>/fichier/", breach_views.export_file, name="export-file"),
     path("fuites/", breach_views.breach_page, name="breach"),
+    path("violations/", violation_views.violations_page, name="violations"),
+    path("violations/<uuid:breach_id>/", violation_views.violation_page, name="violation"),
+    path(
+        "violations/<uuid:breach_id>/brouillon/<str:kind>/",
+        violation_views.violation_draft,
+        name="violation-draft",
+    ),
+    path(
+        "violations/<uuid:breach_id>/brouillon/<str:kind>.<str:fmt>",
+        violation_views.violation_draft_file,
+        name="violation-draft-file",
+    ),
     path("fuites/<uuid:analysis_id>/", breach_views.breach_report, name="breach-report"),
     path(
         "fuites/<uuid:analysis_id>/rapport.<str:kind>",

@@ -1,0 +1,216 @@
+"""Pages of the breach file ("dossier de violation"): open one, watch the 72-hour clock,
+complete the facts in phases, attach analyses, record decisions and notifications, generate and
+edit the drafts, take them as text or PDF. DPO and security officer only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods
+from fpdf import FPDF
+
+from rempart.access.policy import AccessDenied
+from rempart.breach import notify
+from rempart.breach.models import BreachAnalysis, BreachDraft, BreachFile, DraftKind
+from rempart.records.actors import actor_for_request
+from rempart.records.reports import _latin1
+from rempart.web.views import _role
+
+NOTE_LABELS = {
+    "title": _("Intitulé du dossier"),
+    "facts": _("Faits : comment, quand, par qui la violation a été découverte"),
+    "consequences": _("Conséquences probables pour les personnes"),
+    "measures_taken": _("Mesures prises"),
+    "measures_proposed": _("Mesures proposées"),
+    "dpo_contact": _("Contact du délégué à la protection des données"),
+}
+
+
+def _handler(request: HttpRequest) -> None:
+    if _role(request) not in notify.HANDLERS:
+        raise AccessDenied()
+
+
+class OpenForm(forms.Form):
+    aware_at = forms.DateTimeField(
+        label=_("Date et heure où le groupe en a eu connaissance"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M"],
+    )
+    title = forms.CharField(label=NOTE_LABELS["title"], max_length=200, required=False)
+    facts = forms.CharField(label=NOTE_LABELS["facts"], required=False,
+                            widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
+    analysis = forms.ModelChoiceField(label=_("Analyse de fuite à rattacher (facultatif)"),
+                                      queryset=BreachAnalysis.objects.none(),
+                                      required=False)  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["analysis"].queryset = BreachAnalysis.objects.order_by(  # type: ignore[attr-defined]
+            "-created_at")  # fmt: skip
+        self.fields["analysis"].label_from_instance = _analysis_label  # type: ignore[attr-defined]
+
+
+def _analysis_label(analysis: BreachAnalysis) -> str:
+    return (f"{analysis.file_name} — {timezone.localtime(analysis.created_at):%d/%m/%Y %H:%M} — "
+            f"{analysis.report.get('matches', {}).get('patients', 0)} patients")  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def violations_page(request: HttpRequest) -> HttpResponse:
+    _handler(request)
+    form = OpenForm(request.POST or None, initial={"aware_at": timezone.localtime()})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            breach = notify.breach_open(
+                actor=actor_for_request(request), aware_at=data["aware_at"], title=data["title"],
+                facts=data["facts"],
+                analysis_ids=(data["analysis"].pk,) if data["analysis"] else (),
+            )  # fmt: skip
+        except notify.BreachRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("violation", breach_id=breach.pk)
+    files = [(f, notify.clock(f), (f.notes or {}).get("title", ""))
+             for f in BreachFile.objects.order_by("-aware_at")[:100]]  # fmt: skip
+    return render(request, "web/violations.html", {"form": form, "files": files})
+
+
+class NotesForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label in NOTE_LABELS.items():
+            widget = (forms.TextInput() if name in ("title", "dpo_contact")
+                      else forms.Textarea(attrs={"rows": 3}))  # fmt: skip
+            size = 200 if name == "title" else 5000
+            self.fields[name] = forms.CharField(label=label, required=False, widget=widget,
+                                                max_length=size)  # fmt: skip
+
+
+class DecisionForm(forms.Form):
+    wording = forms.CharField(label=_("Décision prise (elle est signée de votre nom)"),
+                              max_length=3000,
+                              widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
+
+
+class AttachForm(forms.Form):
+    analysis = forms.ModelChoiceField(label=_("Analyse"), queryset=BreachAnalysis.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["analysis"].queryset = BreachAnalysis.objects.order_by(  # type: ignore[attr-defined]
+            "-created_at")  # fmt: skip
+        self.fields["analysis"].label_from_instance = _analysis_label  # type: ignore[attr-defined]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
+    _handler(request)
+    breach = get_object_or_404(BreachFile, pk=breach_id)
+    actor = actor_for_request(request)
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    notes_form = NotesForm(request.POST if action == "notes" else None,
+                           initial=dict(breach.notes or {}))  # fmt: skip
+    decision = DecisionForm(request.POST if action == "decision" else None)
+    attach = AttachForm(request.POST if action == "attach" else None)
+    try:
+        if action == "notes" and notes_form.is_valid():
+            notify.breach_notes(actor=actor, breach_id=breach.pk, **notes_form.cleaned_data)
+            messages.success(request, _("Rubriques enregistrées."))
+            return redirect("violation", breach_id=breach.pk)
+        if action == "decision" and decision.is_valid():
+            notify.breach_decide(actor=actor, breach_id=breach.pk,
+                                 wording=decision.cleaned_data["wording"])  # fmt: skip
+            return redirect("violation", breach_id=breach.pk)
+        if action == "attach" and attach.is_valid():
+            notify.breach_attach(actor=actor, breach_id=breach.pk,
+                                 analysis_id=attach.cleaned_data["analysis"].pk)  # fmt: skip
+            return redirect("violation", breach_id=breach.pk)
+        if action in notify.MARKS:
+            notify.breach_mark(actor=actor, breach_id=breach.pk, what=action)
+            return redirect("violation", breach_id=breach.pk)
+        if action == "generate" and request.POST.get("kind") in DraftKind.values:
+            kind = request.POST["kind"]
+            notify.draft_generate(actor=actor, breach_id=breach.pk, kind=kind)
+            return redirect("violation-draft", breach_id=breach.pk, kind=kind)
+    except notify.BreachRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("violation", breach_id=breach.pk)
+    drafts = {d.kind: d for d in breach.drafts.all()}
+    steps = [(s, s.wording if s.kind == "decision" else "") for s in breach.steps.all()]
+    return render(request, "web/violation.html", {
+        "breach": breach, "title": (breach.notes or {}).get("title", ""),
+        "clock": notify.clock(breach), "notes_form": notes_form, "decision": decision,
+        "attach": attach, "analyses": breach.analyses.order_by("created_at"), "steps": steps,
+        "draft_kinds": [(k, label, drafts.get(k)) for k, label in DraftKind.choices],
+        "figures": notify.figures(breach),
+    })  # fmt: skip
+
+
+class DraftForm(forms.Form):
+    text = forms.CharField(label=_("Texte"), max_length=100_000,
+                           widget=forms.Textarea(attrs={"rows": 30}))  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def violation_draft(request: HttpRequest, breach_id: uuid.UUID, kind: str) -> HttpResponse:
+    _handler(request)
+    draft = get_object_or_404(BreachDraft.objects.select_related("breach"), breach_id=breach_id,
+                              kind=kind)  # fmt: skip
+    form = DraftForm(request.POST or None, initial={"text": draft.text})
+    if request.method == "POST" and form.is_valid():
+        try:
+            notify.draft_edit(actor=actor_for_request(request), breach_id=breach_id, kind=kind,
+                              text=form.cleaned_data["text"].replace("\r\n", "\n"))  # fmt: skip
+        except notify.BreachRefused as exc:
+            form.add_error("text", str(exc))
+        else:
+            messages.success(request, _("Brouillon enregistré."))
+            return redirect("violation-draft", breach_id=breach_id, kind=kind)
+    return render(request, "web/violation_draft.html", {
+        "draft": draft, "form": form, "label": DraftKind(kind).label,
+        "clock": notify.clock(draft.breach),
+    })  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET"])
+def violation_draft_file(request: HttpRequest, breach_id: uuid.UUID, kind: str,
+                         fmt: str) -> HttpResponse:  # fmt: skip
+    _handler(request)
+    draft = get_object_or_404(BreachDraft, breach_id=breach_id, kind=kind)
+    if fmt == "txt":
+        body, content_type = draft.text.encode(), "text/plain; charset=utf-8"
+    elif fmt == "pdf":
+        body, content_type = draft_pdf(DraftKind(kind).label, draft.text), "application/pdf"
+    else:
+        raise AccessDenied()
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="brouillon-{kind}.{fmt}"'
+    return response
+
+
+def draft_pdf(title: str, text: str) -> bytes:
+    pdf = FPDF(format="A4")
+    pdf.set_title(_latin1(title))
+    pdf.set_creator("Rempart")
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 12)
+    pdf.multi_cell(0, 6, _latin1(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("helvetica", "", 10)
+    for line in text.splitlines():
+        pdf.multi_cell(0, 5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
