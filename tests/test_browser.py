@@ -355,3 +355,76 @@ def test_a_scraping_secretary_is_asked_again_then_locked(demo, browser):
     rssi.goto(demo.url + "/securite/")
     assert secretary in rssi.inner_text("main")
     _shot(rssi, "13-securite")
+
+
+_LEAK = """
+import json
+from rempart.audit.context import Actor
+from rempart.breach.models import LeakedPatient
+from rempart.breach.services import breach_analyse
+from rempart.patients.models import Patient
+people = list(Patient.objects.order_by("id")[:60])
+lines = ["nom;prenom;ddn"] + [f"{p.birth_name};{p.first_given_name};{p.birth_date:%d/%m/%Y}"
+                              for p in people[:40]]
+analysis = breach_analyse(actor=Actor.system("test"), data="\\n".join(lines).encode(),
+                          file_name="forum.csv")
+leaked = set(LeakedPatient.objects.filter(analysis=analysis).values_list("patient_id", flat=True))
+def who(p):
+    return [p.usage_name or p.birth_name, p.first_given_name, p.birth_date.isoformat()]
+inside = next(p for p in people[:40] if p.pk in leaked)
+print(json.dumps({"file": analysis.file_name, "inside": who(inside), "outside": who(people[50])}))
+"""
+
+
+def test_the_dpo_opens_a_breach_file_and_a_patient_checks_their_data(demo, browser):
+    """The DPO opens a file from an analysis, generates the CNIL notification, opens the public
+    self-check; a person checks, without an account, a leaked identity (typed in lower case,
+    the usage name if any) and one that is not in the leak. What goes over the wire: the
+    bucket only, never the name or the birth date."""
+    import json
+
+    done = subprocess.run([*CLI, "shell", "-c", _LEAK], env=demo.env, check=True,  # noqa: S603
+                          capture_output=True, text=True)  # fmt: skip
+    leak = json.loads(done.stdout.strip().splitlines()[-1])
+    dpo = _page(browser)
+    _login(dpo, demo, "dpo")
+    dpo.click("text=Dossiers de violation")
+    dpo.fill("#id_title", "Fichier mis en vente sur un forum")
+    dpo.select_option("#id_analysis", index=1)
+    dpo.get_by_role("button", name="Ouvrir le dossier").click()
+    dpo.wait_for_url(re.compile(r".*/violations/[0-9a-f-]{36}/"))
+    assert "notification CNIL due dans 7" in dpo.inner_text("body")  # on every page
+    dpo.locator("tr", has_text="Notification à la CNIL").get_by_role("button").click()
+    dpo.wait_for_url(re.compile(r".*/brouillon/cnil/"))
+    assert "NOTIFICATION D'UNE VIOLATION" in dpo.input_value("#id_text")
+    dpo.click("text=Retour au dossier")
+    dpo.get_by_role("button", name="Ouvrir la vérification publique").click()
+    assert "Vérification publique ouverte" in dpo.inner_text("main")
+    _shot(dpo, "19-dossier-violation")
+
+    patient = _page(browser)  # no account
+    sent: list[tuple[str, str]] = []
+    patient.on("request", lambda r: sent.append((r.url, r.post_data or "")))
+    patient.goto(demo.url + "/verifier-mes-donnees/")
+    family, given, born = leak["inside"]
+    patient.fill("#family", family.lower())
+    patient.fill("#given", given)
+    patient.fill("#born", born)
+    patient.get_by_role("button", name="Vérifier").click()
+    patient.wait_for_selector(".selfcheck-found")
+    found = patient.inner_text("#selfcheck-result")
+    assert "Identité" in found and "Date de naissance" in found
+    _shot(patient, "20-verification-patient")
+    family, given, born = leak["outside"]
+    patient.fill("#family", family)
+    patient.fill("#given", given)
+    patient.fill("#born", born)
+    patient.get_by_role("button", name="Vérifier").click()
+    patient.wait_for_selector(".selfcheck-absent")
+    buckets = [(url, body) for url, body in sent if "/seau/" in url]
+    assert len(buckets) == 2
+    for url, body in sent:
+        for person in (leak["inside"], leak["outside"]):
+            for value in (person[0], person[0].lower(), person[0].upper(), person[2]):
+                assert value not in url and value not in body
+    assert all(set(json.loads(body)) == {"p", "b"} for _, body in buckets)

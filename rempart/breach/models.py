@@ -154,3 +154,49 @@ class BreachDraft(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+
+# --- the patients' self-check --------------------------------------------------------------------
+
+
+class SelfCheckPublication(models.Model):
+    """What the public self-check page answers from, for one breach file: a keyed hash of each
+    leaked person's identity (family name, first given name, birth date) made with a public salt
+    and PBKDF2, the same the browser computes. The server sees only the hash's first `bits`
+    (a bucket shared by many people) and answers with every entry of the bucket, padded to
+    `pad`; only people in the analysed leak are in it, so the page tells nobody who else is a
+    patient."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    breach = models.OneToOneField(BreachFile, on_delete=models.CASCADE, related_name="selfcheck")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150)
+    salt = models.BinaryField()  # 16 random bytes, public (sent to the browser)
+    iterations = models.PositiveIntegerField()
+    bits = models.PositiveSmallIntegerField()  # of the hash that name a bucket
+    pad = models.PositiveIntegerField()  # entries in every answer
+    people = models.PositiveIntegerField()
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"Vérification publique du dossier {self.breach_id}"
+
+
+class SelfCheckEntry(models.Model):
+    """One leaked identity: its bucket, the first 16 bytes of its hash, and its data
+    categories (a bit mask) masked by two further bytes of the hash (readable only by whoever
+    knows the identity)."""
+
+    id = models.BigAutoField(primary_key=True)
+    publication = models.ForeignKey(SelfCheckPublication, on_delete=models.CASCADE,
+                                    related_name="entries", db_index=False,
+                                    db_constraint=False)  # fmt: skip
+    bucket = models.PositiveIntegerField()
+    tag = models.BinaryField()
+    masked = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["publication", "bucket"])]
+
+    def __str__(self) -> str:
+        return f"Entrée du seau {self.bucket}"

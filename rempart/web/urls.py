@@ -37,6 +37,8 @@ urlpatterns = [
     path("exports/<uuid:export_id>/fichier/", breach_views.export_file, name="export-file"),
     path("fuites/", breach_views.breach_page, name="breach"),
     path("violations/", violation_views.violations_page, name="violations"),
+    path("verifier-mes-donnees/", violation_views.selfcheck_page, name="selfcheck"),
+    path("verifier-mes-donnees/seau/", violation_views.selfcheck_bucket, name="selfcheck-bucket"),
     path("violations/<uuid:breach_id>/", violation_views.violation_page, name="violation"),
     path(
         "violations/<uuid:breach_id>/brouillon/<str:kind>/",

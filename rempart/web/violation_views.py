@@ -7,13 +7,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from fpdf import FPDF
 
@@ -140,6 +143,18 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
         if action in notify.MARKS:
             notify.breach_mark(actor=actor, breach_id=breach.pk, what=action)
             return redirect("violation", breach_id=breach.pk)
+        if action == "selfcheck":
+            from rempart.breach.selfcheck import selfcheck_publish
+
+            published = selfcheck_publish(actor=actor, breach_id=breach.pk)
+            messages.success(request, _("Vérification publique ouverte pour %(n)s personnes.")
+                             % {"n": published.people})  # fmt: skip
+            return redirect("violation", breach_id=breach.pk)
+        if action == "withdraw":
+            from rempart.breach.selfcheck import selfcheck_withdraw
+
+            selfcheck_withdraw(actor=actor, breach_id=breach.pk)
+            return redirect("violation", breach_id=breach.pk)
         if action == "generate" and request.POST.get("kind") in DraftKind.values:
             kind = request.POST["kind"]
             notify.draft_generate(actor=actor, breach_id=breach.pk, kind=kind)
@@ -155,6 +170,7 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
         "attach": attach, "analyses": breach.analyses.order_by("created_at"), "steps": steps,
         "draft_kinds": [(k, label, drafts.get(k)) for k, label in DraftKind.choices],
         "figures": notify.figures(breach),
+        "selfcheck": getattr(breach, "selfcheck", None),
     })  # fmt: skip
 
 
@@ -214,3 +230,71 @@ def draft_pdf(title: str, text: str) -> bytes:
     for line in text.splitlines():
         pdf.multi_cell(0, 5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+# --- the patients' self-check (public) ------------------------------------------------------------
+
+SELFCHECK_PER_HOUR = 120  # bucket requests per address and hour
+
+
+@require_http_methods(["GET"])
+def selfcheck_page(request: HttpRequest) -> HttpResponse:
+    """Public: no account. The identity typed stays in the browser."""
+    from rempart.breach.models import SelfCheckPublication
+    from rempart.breach.report import CATEGORY_LABELS
+    from rempart.breach.traits import CATEGORY_BIT
+
+    publications = [{"id": str(p.pk), "salt": bytes(p.salt).hex(), "iterations": p.iterations,
+                     "bits": p.bits}
+                    for p in SelfCheckPublication.objects.filter(active=True)]  # fmt: skip
+    from rempart.breach.drafts import ADVICE_BY_CATEGORY, NEVER, RISKS
+
+    categories = [{"bit": CATEGORY_BIT[c], "label": CATEGORY_LABELS[c], "risk": RISKS[c],
+                   "advice": ADVICE_BY_CATEGORY.get(c, "")} for c in CATEGORY_LABELS]  # fmt: skip
+    config = {
+        "publications": publications, "categories": categories,
+        "bucketUrl": reverse("selfcheck-bucket"),
+        "texts": {
+            "found": str(_("Vos données figurent dans la fuite que nous avons analysée. Voici "
+                           "ce qui vous concerne et ce que nous vous conseillons :")),
+            "absent": str(_("Aucune donnée correspondant à cette identité ne figure dans la "
+                            "fuite que nous avons analysée. Vérifiez l'orthographe, ou essayez "
+                            "votre autre nom (de naissance ou d'usage).")),
+            "incomplete": str(_("Indiquez votre nom, votre premier prénom et votre date de "
+                                "naissance.")),
+            "working": str(_("Vérification en cours…")),
+        },
+    }  # fmt: skip
+    return render(request, "web/selfcheck.html", {"publications": publications,
+                                                  "config": config, "never": NEVER})  # fmt: skip
+
+
+@csrf_exempt  # anonymous and read-only: no session to protect
+@require_http_methods(["POST"])
+def selfcheck_bucket(request: HttpRequest) -> HttpResponse:
+    """One bucket of a publication, padded. The request names only the bucket: the identity
+    never leaves the browser. Rate-limited per address."""
+    from django.core.cache import cache
+
+    from rempart.breach.models import SelfCheckPublication
+    from rempart.breach.selfcheck import bucket_answer
+    from rempart.web.middleware import client_address
+
+    key = f"rempart:selfcheck:{client_address(request)}:{timezone.now():%Y%m%d%H}"
+    cache.add(key, 0, 3700)
+    if cache.incr(key) > SELFCHECK_PER_HOUR:
+        return JsonResponse({"error": "trop de vérifications depuis cette adresse : réessayez "
+                                      "dans une heure"}, status=429)  # fmt: skip
+    try:
+        asked = orjson.loads(request.body)
+        publication = SelfCheckPublication.objects.get(pk=uuid.UUID(str(asked["p"])),
+                                                       active=True)  # fmt: skip
+        bucket = int(asked["b"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError,
+            SelfCheckPublication.DoesNotExist):  # fmt: skip
+        return JsonResponse({"error": "demande invalide"}, status=400)
+    if not 0 <= bucket < 1 << publication.bits:
+        return JsonResponse({"error": "demande invalide"}, status=400)
+    response = JsonResponse({"entries": bucket_answer(publication, bucket)})
+    response["Cache-Control"] = "no-store"
+    return response
