@@ -158,3 +158,44 @@ def people_place():
     from rempart.directory.models import Establishment
 
     return Establishment.objects.order_by("finess").first()
+
+
+def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people, analysed):  # noqa: F811
+    import re
+    import stat
+    import zlib
+
+    from rempart.breach.letters import letters_produce
+    from rempart.patients.models import Patient
+
+    dpo, (analysis, _rows) = people["dpo"], analysed
+    breach = notify.breach_open(actor=dpo, aware_at=timezone.now(), analysis_ids=(analysis.pk,))
+    with pytest.raises(notify.BreachRefused):  # the letter's draft comes first
+        letters_produce(actor=dpo, breach_id=breach.pk)
+    notify.draft_generate(actor=dpo, breach_id=breach.pk, kind="letter")
+    made = letters_produce(actor=dpo, breach_id=breach.pk)
+    leaked = {lp.patient_id: lp.categories for lp in LeakedPatient.objects.filter(
+        analysis=analysis)}  # fmt: skip
+    assert made.letters + made.without_address == len(leaked) and made.letters >= 100
+    assert stat.S_IMODE(made.path.stat().st_mode) == 0o600
+    raw = made.path.read_bytes()
+    pages = [
+        zlib.decompress(m.group(1)).decode("latin-1")
+        for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S)
+    ]
+    pages = [p for p in pages if " Tj" in p]
+    assert len(pages) >= made.letters
+    text = "\n".join(pages)
+    checked = 0
+    for patient in Patient.objects.filter(pk__in=list(leaked))[:12]:
+        family = (patient.usage_name or patient.birth_name).upper()
+        mine = next((p for p in pages if f"{patient.first_given_name} {family}" in p), None)
+        if mine is None:
+            continue  # no postal address
+        checked += 1
+        assert ("hame\xe7onnage" in mine) == ("email" in leaked[patient.pk])
+        assert ("33700" in mine) == ("telephone" in leaked[patient.pk])
+    assert checked >= 8
+    assert "[[" not in text
+    event = Event.objects.get(action="export", resource_type="BreachLetters")
+    assert event.detail["letters"] == made.letters and "patients_sha256" in event.detail

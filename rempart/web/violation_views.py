@@ -11,7 +11,7 @@ import orjson
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -150,6 +150,14 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
             messages.success(request, _("Vérification publique ouverte pour %(n)s personnes.")
                              % {"n": published.people})  # fmt: skip
             return redirect("violation", breach_id=breach.pk)
+        if action == "letters":
+            from rempart.breach.letters import letters_produce
+
+            made = letters_produce(actor=actor, breach_id=breach.pk)
+            counts = {"n": made.letters, "m": made.without_address}
+            messages.success(request, _("%(n)s lettres produites ; %(m)s personnes sans adresse "
+                                        "postale.") % counts)  # fmt: skip
+            return redirect("violation", breach_id=breach.pk)
         if action == "withdraw":
             from rempart.breach.selfcheck import selfcheck_withdraw
 
@@ -171,6 +179,7 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
         "draft_kinds": [(k, label, drafts.get(k)) for k, label in DraftKind.choices],
         "figures": notify.figures(breach),
         "selfcheck": getattr(breach, "selfcheck", None),
+        "letters": _letters_ready(breach),
     })  # fmt: skip
 
 
@@ -298,3 +307,28 @@ def selfcheck_bucket(request: HttpRequest) -> HttpResponse:
     response = JsonResponse({"entries": bucket_answer(publication, bucket)})
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _letters_ready(breach: BreachFile) -> bool:
+    from rempart.breach.letters import letters_path
+
+    return letters_path(breach.pk).exists()
+
+
+@login_required
+@require_http_methods(["GET"])
+def violation_letters(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponseBase:
+    """The letters PDF (names and addresses): to the DPO or the security officer, audited."""
+    _handler(request)
+    from rempart.audit.models import Action
+    from rempart.audit.services import event_record
+    from rempart.breach.letters import letters_path
+
+    breach = get_object_or_404(BreachFile, pk=breach_id)
+    path = letters_path(breach.pk)
+    if not path.exists():
+        raise AccessDenied()
+    event_record(actor_for_request(request), Action.EXPORT, resource_type="BreachLetters",
+                 resource_id=breach.pk, detail={"download": True})  # fmt: skip
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"lettres-{breach.pk}.pdf",
+                        content_type="application/pdf")  # fmt: skip
