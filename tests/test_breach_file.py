@@ -199,3 +199,56 @@ def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people
     assert "[[" not in text
     event = Event.objects.get(action="export", resource_type="BreachLetters")
     assert event.detail["letters"] == made.letters and "patients_sha256" in event.detail
+
+
+class RefusingBackend:
+    """A mail server that refuses every recipient (a bounce)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def send_messages(self, messages) -> int:
+        import smtplib
+
+        raise smtplib.SMTPRecipientsRefused({m.to[0]: (550, b"unknown") for m in messages})
+
+
+def test_emails_queued_paced_resumed_bounces_kept(people, analysed, settings):  # noqa: F811
+    from django.core import mail
+
+    from rempart.breach.models import OutboxMessage
+    from rempart.breach.outbox import outbox_fill, outbox_send
+    from rempart.patients.models import Patient
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    dpo, (analysis, _rows) = people["dpo"], analysed
+    breach = notify.breach_open(actor=dpo, aware_at=timezone.now(), analysis_ids=(analysis.pk,))
+    notify.draft_generate(actor=dpo, breach_id=breach.pk, kind="email")
+    leaked = {lp.patient_id: lp.categories for lp in LeakedPatient.objects.filter(
+        analysis=analysis)}  # fmt: skip
+    addresses = {p.pk: p.email for p in Patient.objects.filter(pk__in=list(leaked)) if p.email}
+    assert outbox_fill(actor=dpo, breach_id=breach.pk) == len(addresses) >= 50
+    assert outbox_fill(actor=dpo, breach_id=breach.pk) == 0  # once per patient
+    paused: list[float] = []
+    first = outbox_send(breach_id=breach.pk, per_minute=600, limit=5, sleep=paused.append)
+    assert first.sent == 5 and len(mail.outbox) == 5 and paused  # paced
+    rest = outbox_send(breach_id=breach.pk, per_minute=100_000, sleep=lambda _s: None)
+    assert rest.sent == len(addresses) - 5 and len(mail.outbox) == len(addresses)
+    sent_to = [m.to[0] for m in mail.outbox]
+    assert sorted(sent_to) == sorted(addresses.values())  # each once, none twice
+    by_address = {a: pid for pid, a in addresses.items()}
+    for message in mail.outbox[:10]:
+        mine = leaked[by_address[message.to[0]]]
+        assert ("hameçonnage" in message.body) == ("email" in mine)
+        assert "http" not in message.body and "[[" not in message.body
+    # A bounce: recorded by the server's code, the address never written in clear.
+    OutboxMessage.objects.filter(breach=breach).update(status="queued")
+    settings.EMAIL_BACKEND = "tests.test_breach_file.RefusingBackend"
+    bounced = outbox_send(breach_id=breach.pk, limit=3, sleep=lambda _s: None)
+    assert bounced.bounced == 3
+    errors = OutboxMessage.objects.filter(status="bounced").values_list("last_error", flat=True)
+    assert set(errors) == {"SMTP 550"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM breach_outboxmessage")
+        dump = repr(cursor.fetchall())
+    assert not any(a in dump for a in addresses.values())

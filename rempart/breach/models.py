@@ -200,3 +200,39 @@ class SelfCheckEntry(models.Model):
 
     def __str__(self) -> str:
         return f"Entrée du seau {self.bucket}"
+
+
+# --- the e-mails to the people concerned ----------------------------------------------------------
+
+
+class OutboxStatus(models.TextChoices):
+    QUEUED = "queued", "En attente"
+    SENT = "sent", "Envoyé"
+    BOUNCED = "bounced", "Refusé par le serveur du destinataire"
+    FAILED = "failed", "Échec après plusieurs essais"
+
+
+class OutboxMessage(models.Model):
+    """One e-mail to one person concerned: the address and the text sealed, the status in clear
+    (what the outbox page counts), the last error as the server's code only."""
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    breach = models.ForeignKey(BreachFile, on_delete=models.CASCADE, related_name="outbox")
+    patient_id = models.UUIDField()
+    address = EncryptedTextField("adresse (chiffrée)", category="contact")
+    subject = models.CharField(max_length=200)
+    body = EncryptedTextField("texte (chiffré)", category="clinical")
+    status = models.CharField(max_length=8, choices=OutboxStatus.choices,
+                              default=OutboxStatus.QUEUED)  # fmt: skip
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["breach", "status"])]
+        constraints = [models.UniqueConstraint(fields=["breach", "patient_id"],
+                                               name="one_message_per_patient")]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"Courriel {self.id} ({self.get_status_display()})"

@@ -158,6 +158,12 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
             messages.success(request, _("%(n)s lettres produites ; %(m)s personnes sans adresse "
                                         "postale.") % counts)  # fmt: skip
             return redirect("violation", breach_id=breach.pk)
+        if action == "outbox":
+            from rempart.breach.outbox import outbox_fill
+
+            queued = outbox_fill(actor=actor, breach_id=breach.pk)
+            messages.success(request, _("%(n)s courriels mis en file.") % {"n": queued})
+            return redirect("violation", breach_id=breach.pk)
         if action == "withdraw":
             from rempart.breach.selfcheck import selfcheck_withdraw
 
@@ -180,6 +186,7 @@ def violation_page(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
         "figures": notify.figures(breach),
         "selfcheck": getattr(breach, "selfcheck", None),
         "letters": _letters_ready(breach),
+        "outbox": _outbox(breach),
     })  # fmt: skip
 
 
@@ -332,3 +339,12 @@ def violation_letters(request: HttpRequest, breach_id: uuid.UUID) -> HttpRespons
                  resource_id=breach.pk, detail={"download": True})  # fmt: skip
     return FileResponse(path.open("rb"), as_attachment=True, filename=f"lettres-{breach.pk}.pdf",
                         content_type="application/pdf")  # fmt: skip
+
+
+def _outbox(breach: BreachFile) -> list[tuple[str, int]]:
+    from django.db.models import Count
+
+    from rempart.breach.models import OutboxStatus
+
+    counts = dict(breach.outbox.values_list("status").annotate(n=Count("id")))
+    return [(label, counts.get(value, 0)) for value, label in OutboxStatus.choices]

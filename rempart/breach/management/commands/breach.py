@@ -4,6 +4,7 @@ terminal, and as JSON, HTML and PDF files when asked."""
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,20 @@ class Command(BaseCommand):
         run.add_argument("--json", type=Path, help="write the report as JSON")
         run.add_argument("--html", type=Path, help="write the report as HTML")
         run.add_argument("--pdf", type=Path, help="write the report as PDF")
+        send = sub.add_parser("send", help="send the queued e-mails to the people concerned")
+        send.add_argument("--breach", type=uuid.UUID, help="one breach file only")
+        send.add_argument("--rate", type=int, default=300, help="messages per minute at most")
+        send.add_argument("--limit", type=int, help="stop after this many")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "send":
+            from rempart.breach.outbox import outbox_send
+
+            done = outbox_send(breach_id=options["breach"], per_minute=options["rate"],
+                               limit=options["limit"])  # fmt: skip
+            self.stdout.write(f"Envoyés : {done.sent} ; refusés : {done.bounced} ; à réessayer : "
+                              f"{done.retry} ; abandonnés : {done.failed}.")  # fmt: skip
+            return
         path: Path = options["sample"]
         if not path.is_file():
             raise CommandError(f"fichier introuvable : {path}")
