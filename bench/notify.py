@@ -94,7 +94,8 @@ def main() -> None:
     for name, took in times.items():
         print(f"{name}: {took:.1f} s")
     print(f"letters: {made.letters:,} ({made.without_address:,} without a postal address), "
-          f"{made.path.stat().st_size / 2**20:.0f} MiB; self-check: {published.people:,} "
+          f"{sum(p.stat().st_size for p in made.paths) / 2**20:.0f} MiB in {len(made.paths)} "
+          f"files; self-check: {published.people:,} "
           f"people, buckets of {published.bits} bits, answers of {published.pad} entries")  # fmt: skip
     print(f"from the sample to the drafts and the letters PDF: {total:.1f} s "
           f"({total / 60:.1f} min of machine time)")  # fmt: skip

@@ -146,6 +146,18 @@ def test_the_dpo_runs_a_file_through_the_pages(group):
     assert "Chère patiente," in BreachDraft.objects.get(kind="letter").text
     refused = dpo.post(f"{page}brouillon/letter/", {"text": "Bonjour"}).content.decode()
     assert "[[DONNEES]]" in refused  # the repères must stay
+    dpo.post(page, {"action": "letters"})
+    assert "lettres-001.pdf" in dpo.get(page).content.decode()
+    letters = dpo.get(f"{page}lettres/lettres-001.pdf")
+    assert letters["Content-Type"] == "application/pdf"
+    assert b"".join(letters.streaming_content).startswith(b"%PDF")
+    assert dpo.get(f"{page}lettres/autre.pdf").status_code == 403
+    from tests.test_pages_a11y import Fields
+
+    for url in ("/violations/", page, f"{page}brouillon/letter/"):
+        parsed = Fields()
+        parsed.feed(dpo.get(url).content.decode())
+        assert parsed.lang == "fr" and parsed.h1 == 1 and parsed.unlabelled() == [], url
     dpo.post(page, {"action": "cnil"})
     assert "CNIL notifiée" in dpo.get(page).content.decode()
     assert "notification CNIL due" not in dpo.get("/").content.decode()
@@ -177,8 +189,8 @@ def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people
     leaked = {lp.patient_id: lp.categories for lp in LeakedPatient.objects.filter(
         analysis=analysis)}  # fmt: skip
     assert made.letters + made.without_address == len(leaked) and made.letters >= 100
-    assert stat.S_IMODE(made.path.stat().st_mode) == 0o600
-    raw = made.path.read_bytes()
+    assert len(made.paths) == 1 and stat.S_IMODE(made.paths[0].stat().st_mode) == 0o600
+    raw = made.paths[0].read_bytes()
     pages = [
         zlib.decompress(m.group(1)).decode("latin-1")
         for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S)

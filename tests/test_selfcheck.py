@@ -90,3 +90,12 @@ def test_a_withdrawn_check_answers_nothing(people, published):  # noqa: F811
                           content_type="application/json")  # fmt: skip
     assert asked.status_code == 400
     assert "Aucune fuite analysée" in Client().get("/verifier-mes-donnees/").content.decode()
+
+
+def test_the_public_page_is_labelled_in_french(published):
+    from tests.test_pages_a11y import Fields
+
+    parsed = Fields()
+    parsed.feed(Client().get("/verifier-mes-donnees/").content.decode())
+    assert parsed.lang == "fr" and parsed.h1 == 1 and parsed.unlabelled() == []
+    assert len(parsed.inputs) == 4  # the language choice and the three traits

@@ -5,12 +5,14 @@ Each leaked patient with a postal address gets one letter: the DPO's letter draf
 and the advice that fits it. The patients' identity and contact are opened for this purpose only
 (one audit event: how many, the SHA-256 of the list of ids). A letter's text depends only on its
 categories, so it is laid out once per combination of categories and written line by line on each
-page (fpdf2's layout of a page costs 9 ms; writing laid-out lines, 0.2 ms). The file is written
-0600 under REMPART_DATA_DIR/letters/ and downloaded by the DPO or the security officer."""
+page (fpdf2's layout of a page costs 9 ms; writing laid-out lines, 0.2 ms). The files (one per
+100,000 letters) are written 0600 under REMPART_DATA_DIR/letters/<file>/ and downloaded by the
+DPO or the security officer."""
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from fpdf import FPDF
 
 from rempart.audit.context import Actor
@@ -37,19 +39,32 @@ TOP, BOTTOM, LEFT = 95.0, 277.0, 20.0  # the body's first line, the page's last,
 WINDOW = (110.0, 50.0)  # the recipient block, in a window envelope (DL, window on the right)
 
 
+LOT = 100_000  # letters per PDF file
+
+
 @dataclass
 class Letters:
-    path: Path
+    paths: list[Path]  # one PDF per lot of LOT letters, in order
     letters: int
     without_address: int
-    sha256: str
+    sha256: list[str]
 
 
-def letters_path(breach_id: uuid.UUID) -> Path:
-    return Path(settings.REMPART_DATA_DIR) / "letters" / f"lettres-{breach_id}.pdf"
+def letters_dir(breach_id: uuid.UUID) -> Path:
+    return Path(settings.REMPART_DATA_DIR) / "letters" / str(breach_id)
 
 
-def letters_produce(*, actor: Actor, breach_id: uuid.UUID) -> Letters:
+def letter_files(breach_id: uuid.UUID) -> list[Path]:
+    folder = letters_dir(breach_id)
+    return sorted(folder.glob("lettres-*.pdf")) if folder.exists() else []
+
+
+_STATE: dict[str, Any] = {}
+
+
+def letters_produce(*, actor: Actor, breach_id: uuid.UUID, workers: int = 2) -> Letters:
+    """The letters, one PDF per lot of LOT letters (fpdf2 holds a whole document in memory:
+    700,000 pages in one file took 8.3 GiB). Lots are written by forked workers on PostgreSQL."""
     with transaction.atomic():
         breach = _file(actor, breach_id)
         template = BreachDraft.objects.filter(breach=breach, kind=DraftKind.LETTER).first()
@@ -62,7 +77,41 @@ def letters_produce(*, actor: Actor, breach_id: uuid.UUID) -> Letters:
     ).values_list("patient_id", "categories").iterator(chunk_size=20_000):  # fmt: skip
         shown.setdefault(patient_id.bytes, set()).update(categories)
     ids = sorted(shown)
-    pdf = _Letterhead(template.text)
+    folder = letters_dir(breach_id)
+    for old in letter_files(breach_id):
+        old.unlink()
+    lots = [(n, ids[start : start + LOT]) for n, start in enumerate(range(0, len(ids), LOT), 1)]
+    _STATE.update(shown=shown, template=template.text, folder=folder)
+    try:
+        if workers > 0 and connection.vendor == "postgresql" and len(lots) > 1:
+            connections.close_all()  # forked workers open their own connections
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                made = pool.map(_lot, lots, chunksize=1)
+        else:
+            made = [_lot(lot) for lot in lots]
+    finally:
+        _STATE.clear()
+    written = [raw for _, ids_written, _ in made for raw in ids_written]
+    missing = len(ids) - len(written)  # no postal address (the e-mail or the public notice)
+    paths = [path for path, _, _ in made]
+    digests = [digest for _, _, digest in made]
+    with transaction.atomic():
+        breach = _file(actor, breach_id)
+        listed = hashlib.sha256(b"".join(written)).hexdigest()
+        event_record(actor, Action.EXPORT, resource_type="BreachLetters", resource_id=breach.pk,
+                     detail={"purpose": "notification", "letters": len(written),
+                             "without_address": missing, "files_sha256": digests,
+                             "patients_sha256": listed})  # fmt: skip
+        _step(actor, breach, StepKind.PATIENTS,
+              f"lettres produites : {len(written)} en {len(paths)} fichier(s) (sans adresse "
+              f"postale : {missing})")  # fmt: skip
+    return Letters(paths, len(written), missing, digests)
+
+
+def _lot(lot: tuple[int, list[bytes]]) -> tuple[Path, list[bytes], str]:
+    number, ids = lot
+    shown: dict[bytes, set[str]] = _STATE["shown"]
+    pdf = _Letterhead(_STATE["template"])
     written = []
     for raw, identity, contact in _people(ids):
         address = [contact.get("address_line", ""),
@@ -70,22 +119,11 @@ def letters_produce(*, actor: Actor, breach_id: uuid.UUID) -> Letters:
         if address[0] and address[1]:
             pdf.letter(_recipient(identity), address, frozenset(shown[raw]))
             written.append(raw)
-    missing = len(ids) - len(written)  # no postal address (the e-mail or the public notice)
-    path = letters_path(breach_id)
     body = bytes(pdf.output())
+    path = Path(_STATE["folder"]) / f"lettres-{number:03d}.pdf"
     with private_output(path, binary=True) as handle:
         handle.write(body)
-    digest = hashlib.sha256(body).hexdigest()
-    with transaction.atomic():
-        breach = _file(actor, breach_id)
-        listed = hashlib.sha256(b"".join(written)).hexdigest()
-        event_record(actor, Action.EXPORT, resource_type="BreachLetters", resource_id=breach.pk,
-                     detail={"purpose": "notification", "letters": len(written),
-                             "without_address": missing, "file_sha256": digest,
-                             "patients_sha256": listed})  # fmt: skip
-        _step(actor, breach, StepKind.PATIENTS,
-              f"lettres produites : {len(written)} (sans adresse postale : {missing})")  # fmt: skip
-    return Letters(path, len(written), missing, digest)
+    return path, written, hashlib.sha256(body).hexdigest()
 
 
 def _recipient(identity: dict[str, Any]) -> str:

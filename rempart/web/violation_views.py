@@ -316,28 +316,28 @@ def selfcheck_bucket(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _letters_ready(breach: BreachFile) -> bool:
-    from rempart.breach.letters import letters_path
+def _letters_ready(breach: BreachFile) -> list[str]:
+    from rempart.breach.letters import letter_files
 
-    return letters_path(breach.pk).exists()
+    return [path.name for path in letter_files(breach.pk)]
 
 
 @login_required
 @require_http_methods(["GET"])
-def violation_letters(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponseBase:
-    """The letters PDF (names and addresses): to the DPO or the security officer, audited."""
+def violation_letters(request: HttpRequest, breach_id: uuid.UUID, name: str) -> HttpResponseBase:
+    """A letters PDF (names and addresses): to the DPO or the security officer, audited."""
     _handler(request)
     from rempart.audit.models import Action
     from rempart.audit.services import event_record
-    from rempart.breach.letters import letters_path
+    from rempart.breach.letters import letter_files
 
     breach = get_object_or_404(BreachFile, pk=breach_id)
-    path = letters_path(breach.pk)
-    if not path.exists():
+    path = next((p for p in letter_files(breach.pk) if p.name == name), None)
+    if path is None:
         raise AccessDenied()
     event_record(actor_for_request(request), Action.EXPORT, resource_type="BreachLetters",
-                 resource_id=breach.pk, detail={"download": True})  # fmt: skip
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"lettres-{breach.pk}.pdf",
+                 resource_id=breach.pk, detail={"download": name})  # fmt: skip
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name,
                         content_type="application/pdf")  # fmt: skip
 
 
