@@ -264,3 +264,10 @@ def test_emails_queued_paced_resumed_bounces_kept(people, analysed, settings):  
         cursor.execute("SELECT * FROM breach_outboxmessage")
         dump = repr(cursor.fetchall())
     assert not any(a in dump for a in addresses.values())
+
+
+def test_the_send_command_reports_what_it_did(console):
+    """`rempart breach send` with nothing queued: says so, sends nothing (the demo posture's
+    mail backend is the console)."""
+    done = console.run("breach", "send", "--limit", "10")
+    assert "Envoyés : 0 ; refusés : 0 ; à réessayer : 0 ; abandonnés : 0." in done.stdout
