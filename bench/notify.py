@@ -72,13 +72,9 @@ def main() -> None:
     # Plaintext path, on the first lot of 100,000 letters in one process: the same PDF from
     # values already in clear, against the encrypted path (open the identities and contacts,
     # then the same PDF).
-    from rempart.breach.models import BreachDraft, LeakedPatient
+    from rempart.breach.models import BreachDraft
 
-    shown: dict[bytes, set[str]] = {}
-    for patient_id, categories in LeakedPatient.objects.filter(analysis=analysis).values_list(
-        "patient_id", "categories"
-    ).iterator(chunk_size=20_000):  # fmt: skip
-        shown.setdefault(patient_id.bytes, set()).update(categories)
+    shown = notify.leaked_categories([analysis.pk])
     lot = sorted(shown)[: letters.LOT]
     template = BreachDraft.objects.get(breach=breach, kind="letter").text
     step = time.perf_counter()

@@ -27,8 +27,8 @@ from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.breach import drafts
-from rempart.breach.models import BreachDraft, DraftKind, LeakedPatient, StepKind
-from rempart.breach.notify import BreachRefused, _file, _step
+from rempart.breach.models import BreachDraft, DraftKind, StepKind
+from rempart.breach.notify import BreachRefused, _file, _step, leaked_categories
 from rempart.lib.files import private_output
 from rempart.patients.models import Patient
 from rempart.records.reports import _latin1
@@ -71,11 +71,7 @@ def letters_produce(*, actor: Actor, breach_id: uuid.UUID, workers: int = 2) -> 
         if template is None:
             raise BreachRefused("générez d'abord le brouillon de la lettre")
         analyses = list(breach.analyses.values_list("pk", flat=True))
-    shown: dict[bytes, set[str]] = {}
-    for patient_id, categories in LeakedPatient.objects.filter(
-        analysis_id__in=analyses
-    ).values_list("patient_id", "categories").iterator(chunk_size=20_000):  # fmt: skip
-        shown.setdefault(patient_id.bytes, set()).update(categories)
+    shown = leaked_categories(analyses)
     ids = sorted(shown)
     folder = letters_dir(breach_id)
     for old in letter_files(breach_id):

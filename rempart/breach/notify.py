@@ -190,6 +190,17 @@ def clock(breach: BreachFile, now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
+def leaked_categories(analysis_ids: list[uuid.UUID]) -> dict[bytes, set[str]]:
+    """Each leaked patient of these analyses (by their id's 16 bytes) and the categories of
+    their data the samples showed."""
+    shown: dict[bytes, set[str]] = {}
+    for patient_id, categories in LeakedPatient.objects.filter(
+        analysis_id__in=analysis_ids
+    ).values_list("patient_id", "categories").iterator(chunk_size=20_000):  # fmt: skip
+        shown.setdefault(patient_id.bytes, set()).update(categories)
+    return shown
+
+
 def open_files() -> list[BreachFile]:
     return list(BreachFile.objects.exclude(status=BreachStatus.CLOSED).order_by("aware_at"))
 

@@ -27,12 +27,11 @@ from rempart.breach.letters import _people
 from rempart.breach.models import (
     BreachDraft,
     DraftKind,
-    LeakedPatient,
     OutboxMessage,
     OutboxStatus,
     StepKind,
 )  # fmt: skip
-from rempart.breach.notify import BreachRefused, _file, _step
+from rempart.breach.notify import BreachRefused, _file, _step, leaked_categories
 
 MAX_ATTEMPTS = 3
 
@@ -45,11 +44,7 @@ def outbox_fill(*, actor: Actor, breach_id: uuid.UUID) -> int:
         if template is None:
             raise BreachRefused("générez d'abord le brouillon du courriel")
         analyses = list(breach.analyses.values_list("pk", flat=True))
-    shown: dict[bytes, set[str]] = {}
-    for patient_id, categories in LeakedPatient.objects.filter(
-        analysis_id__in=analyses
-    ).values_list("patient_id", "categories").iterator(chunk_size=20_000):  # fmt: skip
-        shown.setdefault(patient_id.bytes, set()).update(categories)
+    shown = leaked_categories(analyses)
     queued = set(OutboxMessage.objects.filter(breach_id=breach_id)
                  .values_list("patient_id", flat=True))  # fmt: skip
     subject, _, text = template.text.partition("\n")
