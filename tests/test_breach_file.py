@@ -260,6 +260,14 @@ def test_emails_queued_paced_resumed_bounces_kept(people, analysed, settings):  
     assert bounced.bounced == 3
     errors = OutboxMessage.objects.filter(status="bounced").values_list("last_error", flat=True)
     assert set(errors) == {"SMTP 550"}
+    # The outbox page: the counts, the bounces with the server's code, no address.
+    from rempart.directory.models import Role
+    from tests.test_breach_pages import _client
+
+    page = _client("dpo.courriels", Role.DPO, None).get(f"/violations/{breach.pk}/courriels/")
+    html = page.content.decode()
+    assert "SMTP 550" in html and "Refusé par le serveur du destinataire" in html
+    assert not any(a in html for a in addresses.values())
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM breach_outboxmessage")
         dump = repr(cursor.fetchall())

@@ -41,6 +41,11 @@ urlpatterns = [
     path("verifier-mes-donnees/seau/", violation_views.selfcheck_bucket, name="selfcheck-bucket"),
     path("violations/<uuid:breach_id>/", violation_views.violation_page, name="violation"),
     path(
+        "violations/<uuid:breach_id>/courriels/",
+        violation_views.violation_outbox,
+        name="violation-outbox",
+    ),
+    path(
         "violations/<uuid:breach_id>/lettres/<str:name>",
         violation_views.violation_letters,
         name="violation-letters",

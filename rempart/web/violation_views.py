@@ -348,3 +348,21 @@ def _outbox(breach: BreachFile) -> list[tuple[str, int]]:
 
     counts = dict(breach.outbox.values_list("status").annotate(n=Count("id")))
     return [(label, counts.get(value, 0)) for value, label in OutboxStatus.choices]
+
+
+@login_required
+@require_http_methods(["GET"])
+def violation_outbox(request: HttpRequest, breach_id: uuid.UUID) -> HttpResponse:
+    """The outbox of a breach file: how many e-mails wait, went, bounced or failed, and the
+    latest that did not go (the server's code; no address shown)."""
+    _handler(request)
+    from rempart.breach.models import OutboxStatus
+
+    breach = get_object_or_404(BreachFile, pk=breach_id)
+    undelivered = (OutboxStatus.BOUNCED, OutboxStatus.FAILED)
+    problems = breach.outbox.filter(status__in=undelivered).order_by("-created_at")[:100]
+    waiting = breach.outbox.filter(status=OutboxStatus.QUEUED, attempts__gt=0).count()
+    return render(request, "web/violation_outbox.html", {
+        "breach": breach, "title": (breach.notes or {}).get("title", ""),
+        "counts": _outbox(breach), "problems": problems, "retrying": waiting,
+    })  # fmt: skip
