@@ -284,4 +284,8 @@ REMPART_TRUSTED_PROXIES = env_int(
 # Requests carrying a session cookie the server does not know, per client address and window:
 # the first is recorded, past the limit they are refused (429) and the security officer told.
 REMPART_UNKNOWN_SESSIONS_LIMIT = env_int("REMPART_UNKNOWN_SESSIONS_LIMIT", 30)
+# The patients' self-check: PBKDF2 iterations of a published identity (the browser computes the
+# same), and bucket requests allowed per client address and hour.
+REMPART_SELFCHECK_ITERATIONS = env_int("REMPART_SELFCHECK_ITERATIONS", 600)
+REMPART_SELFCHECK_PER_HOUR = env_int("REMPART_SELFCHECK_PER_HOUR", 120)
 REMPART_UNKNOWN_SESSIONS_WINDOW = env_int("REMPART_UNKNOWN_SESSIONS_WINDOW", 600)  # seconds

@@ -16,7 +16,6 @@ keep the page from being walked quickly."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from rempart.breach.traits import CATEGORY_BIT
 from rempart.lib.normalise import fold_name
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import Patient
+from rempart.vault.crypto import public_identity_hash
 from rempart.vault.fields import EncryptedField
 
 MIN_PAD = 64
@@ -49,7 +49,7 @@ def identity_key(family: str, given: str, born: str) -> bytes:
 
 
 def digest(key: bytes, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", key, salt, iterations, 32)
+    return public_identity_hash(key, salt, iterations)
 
 
 def bucket_of(hashed: bytes, bits: int) -> int:
@@ -119,7 +119,7 @@ def selfcheck_publish(*, actor: Actor, breach_id: uuid.UUID,
         raw = patient_id.bytes
         masks[raw] = masks.get(raw, 0) | sum(CATEGORY_BIT.get(c, 0) for c in shown)
     salt = secrets.token_bytes(16)
-    iterations = int(getattr(settings, "REMPART_SELFCHECK_ITERATIONS", 600))
+    iterations = settings.REMPART_SELFCHECK_ITERATIONS
     patients = sorted(masks.items())
     _STATE.update(patients=patients, salt=salt, iterations=iterations)
     step = 5_000

@@ -260,6 +260,16 @@ class BlindIndexer:
         return out
 
 
+# --- the patients' self-check ---------------------------------------------------------------------
+
+
+def public_identity_hash(identity: bytes, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA256 of an identity under a public salt, 32 bytes: what a person's browser
+    computes with WebCrypto for the self-check (no secret key: the browser must compute it;
+    the iterations slow down guessing)."""
+    return hashlib.pbkdf2_hmac("sha256", identity, salt, iterations, 32)
+
+
 # --- audit trail: chain digests and checkpoint signatures ---------------------------------------
 
 CHAIN_GENESIS = hashlib.sha256(b"rempart/audit-chain/v1/genesis").digest()

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
@@ -250,8 +251,6 @@ def draft_pdf(title: str, text: str) -> bytes:
 
 # --- the patients' self-check (public) ------------------------------------------------------------
 
-SELFCHECK_PER_HOUR = 120  # bucket requests per address and hour
-
 
 @require_http_methods(["GET"])
 def selfcheck_page(request: HttpRequest) -> HttpResponse:
@@ -297,10 +296,19 @@ def selfcheck_bucket(request: HttpRequest) -> HttpResponse:
     from rempart.web.middleware import client_address
 
     key = f"rempart:selfcheck:{client_address(request)}:{timezone.now():%Y%m%d%H}"
-    cache.add(key, 0, 3700)
-    if cache.incr(key) > SELFCHECK_PER_HOUR:
-        return JsonResponse({"error": "trop de vérifications depuis cette adresse : réessayez "
-                                      "dans une heure"}, status=429)  # fmt: skip
+    if cache.add(key, 1, timeout=3700):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between the two calls
+            cache.add(key, 1, timeout=3700)
+            count = 1
+    if count > settings.REMPART_SELFCHECK_PER_HOUR:
+        refused = JsonResponse({"error": "trop de vérifications depuis cette adresse : "
+                                         "réessayez dans une heure"}, status=429)  # fmt: skip
+        refused["Retry-After"] = "3600"
+        return refused
     try:
         asked = orjson.loads(request.body)
         publication = SelfCheckPublication.objects.get(pk=uuid.UUID(str(asked["p"])),
