@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "rempart.imports",
     "rempart.exports",
     "rempart.breach",
+    "rempart.fhir",
     "rempart.synth",
     "rempart.web",
 ]
