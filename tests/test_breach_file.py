@@ -211,6 +211,9 @@ def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people
     assert "[[" not in text
     event = Event.objects.get(action="export", resource_type="BreachLetters")
     assert event.detail["letters"] == made.letters and "patients_sha256" in event.detail
+    # Names and addresses are not kept past the file: closing it destroys the letters.
+    notify.breach_mark(actor=dpo, breach_id=breach.pk, what="closed")
+    assert not made.paths[0].exists()
 
 
 class RefusingBackend:

@@ -154,6 +154,13 @@ def breach_mark(*, actor: Actor, breach_id: uuid.UUID, what: str,
             breach.status = BreachStatus.CLOSED
         breach.save()
         late = ""
+        if what == "closed":
+            from rempart.breach.letters import letter_files
+
+            removed = letter_files(breach.pk)
+            for path in removed:  # names and addresses: not kept past the file
+                path.unlink()
+            late = f" (fichiers de lettres détruits : {len(removed)})" if removed else ""
         if what == "cnil" and when > breach.deadline:
             late = f" (hors délai de {_hours(when - breach.deadline)} : motifs à joindre)"
         _step(actor, breach, kind, f"{kind.label} le {timezone.localtime(when):%d/%m/%Y %H:%M}"
