@@ -1,6 +1,7 @@
 """The FHIR R4 API's base, `/fhir`: the CapabilityStatement, content negotiation, and an
-OperationOutcome for every error. Resources come with their access rules (issue 16): until a
-client holds a token, every resource answers 401."""
+OperationOutcome for every error, and the OAuth 2 token endpoint. Resources come with their
+access rules (issue 16): without a live token every resource answers 401, with one 501 until
+the resource is served."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from rempart.fhir.models import ApiToken
 from rempart.fhir.outcome import FHIR_JSON, FhirError, fhir_response, outcome_response
+from rempart.fhir.services import TokenRefused, token_client, token_issue
 
 FHIR_VERSION = "4.0.1"
 ACCEPTED = {"*/*", "application/*", FHIR_JSON, "application/json", "application/json+fhir"}
@@ -82,5 +85,44 @@ def resource(request: HttpRequest, rest: str) -> HttpResponse:
     kind = rest.strip("/").split("/")[0]
     if kind not in RESOURCES:
         raise FhirError(404, "not-found", f"type de ressource inconnu : {kind[:40]}")
-    raise FhirError(401, "login", "jeton d'accès manquant ou invalide (OAuth 2, en-tête "
-                                  "Authorization: Bearer)")  # fmt: skip
+    _bearer(request)
+    raise FhirError(501, "not-supported", f"{kind} n'est pas encore servi par cette version")
+
+
+def _bearer(request: HttpRequest) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    found = token_client(token.strip()) if scheme.lower() == "bearer" and token else None
+    if found is None:
+        raise FhirError(401, "login", "jeton d'accès manquant, expiré ou invalide (OAuth 2, "
+                                      "en-tête Authorization: Bearer)")  # fmt: skip
+    return found
+
+
+@csrf_exempt  # OAuth 2 token endpoint: the client authenticates by its signed assertion
+def token(request: HttpRequest) -> HttpResponse:
+    """OAuth 2 client credentials with a JWT assertion (SMART Backend Services). Errors in the
+    RFC 6749 form."""
+    if request.method != "POST":
+        return _oauth_error(TokenRefused("invalid_request", "POST attendu", 405))
+    try:
+        issued = token_issue(
+            grant_type=request.POST.get("grant_type", ""),
+            assertion_type=request.POST.get("client_assertion_type", ""),
+            assertion=request.POST.get("client_assertion", ""),
+            scope=request.POST.get("scope", ""),
+            token_url=request.build_absolute_uri(request.path),
+        )  # fmt: skip
+    except TokenRefused as exc:
+        return _oauth_error(exc)
+    response = JsonResponse({"access_token": issued.token, "token_type": "bearer",
+                             "expires_in": issued.expires_in,
+                             "scope": " ".join(issued.scopes)})  # fmt: skip
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _oauth_error(exc: TokenRefused) -> HttpResponse:
+    response = JsonResponse({"error": exc.error, "error_description": str(exc)}, status=exc.status)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import tink
-from tink import aead, prf, secret_key_access, signature
+from tink import aead, jwt, prf, secret_key_access, signature
 from tink.proto import tink_pb2
 
 aead.register()
@@ -268,6 +269,48 @@ def public_identity_hash(identity: bytes, salt: bytes, iterations: int) -> bytes
     computes with WebCrypto for the self-check (no secret key: the browser must compute it;
     the iterations slow down guessing)."""
     return hashlib.pbkdf2_hmac("sha256", identity, salt, iterations, 32)
+
+
+# --- API clients' signed assertions ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assertion:
+    subject: str
+    jwt_id: str
+    expires_at: dt.datetime
+
+
+def jwt_assertion_verify(jwks: str, token: str, *, issuer: str, audience: str) -> Assertion:
+    """A client's signed JWT (SMART Backend Services) checked against the public keys it
+    registered (a JWK set: ES256/384/512, RS256/384/512): signature, issuer, audience and
+    expiry. Raises VaultError, saying nothing of why to the caller's caller."""
+    try:
+        jwt.register_jwt_signature()
+        verify = jwt.jwk_set_to_public_keyset_handle(jwks).primitive(jwt.JwtPublicKeyVerify)
+        checked = verify.verify_and_decode(
+            token, jwt.new_validator(expected_issuer=issuer, expected_audience=audience)
+        )
+        subject = checked.subject() if checked.has_subject() else ""
+        jwt_id = checked.jwt_id() if checked.has_jwt_id() else ""
+        expires = checked.expiration() if checked.has_expiration() else None
+    except (tink.TinkError, ValueError) as exc:
+        raise VaultError("assertion refused") from exc
+    if expires is None:
+        raise VaultError("assertion without expiry")
+    return Assertion(subject, jwt_id, expires)
+
+
+def jwk_set_check(jwks: str) -> None:
+    """A JWK set a client registers: public keys Tink can verify with, and nothing private."""
+    try:
+        jwt.register_jwt_signature()
+        jwt.jwk_set_to_public_keyset_handle(jwks)
+    except (tink.TinkError, ValueError) as exc:
+        raise VaultError("not a public JWK set of signature keys") from exc
+    keys = json.loads(jwks).get("keys", [])
+    if any(part in key for key in keys for part in ("d", "p", "q", "dp", "dq", "qi")):
+        raise VaultError("a private key was sent")
 
 
 # --- audit trail: chain digests and checkpoint signatures ---------------------------------------

@@ -1,0 +1,117 @@
+"""FHIR clients as an integrator sets them up (SMART Backend Services): registered by the
+security officer with their public keys, they get a short token for a signed assertion; a
+forged, replayed, expired or over-long assertion, a wrong audience, a key of another client or
+a scope not granted gets nothing, and the attempt is recorded."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import tink
+from django.test import Client
+from django.utils import timezone
+from tink import jwt
+
+from rempart.access.policy import AccessDenied
+from rempart.audit.models import Event
+from rempart.fhir.services import TokenRefused, api_client_register
+from tests.test_exports import people  # noqa: F401  # the fixture
+
+TOKEN_URL = "http://testserver/fhir/auth/token"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _keys() -> tink.KeysetHandle:
+    jwt.register_jwt_signature()
+    return tink.new_keyset_handle(jwt.jwt_es384_template())
+
+
+def _assertion(keys: tink.KeysetHandle, *, iss: str = "labo", aud: str = TOKEN_URL,
+               jti: str = "a1", minutes: int = 4) -> str:  # fmt: skip
+    now = timezone.now()
+    until = now + dt.timedelta(minutes=minutes)
+    raw = jwt.new_raw_jwt(issuer=iss, subject=iss, audiences=[aud], jwt_id=jti,
+                          issued_at=now, expiration=until)  # fmt: skip
+    return keys.primitive(jwt.JwtPublicKeySign).sign_and_encode(raw)
+
+
+def _ask(client: Client, assertion: str, scope: str = "system/Patient.read"):
+    return client.post("/fhir/auth/token", {
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion, "scope": scope})  # fmt: skip
+
+
+@pytest.fixture
+def registered(people):  # noqa: F811
+    keys = _keys()
+    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
+    api_client_register(actor=people["rssi"], client_id="labo", name="Laboratoire",
+                        jwks=public, scopes=["system/Patient.read"])  # fmt: skip
+    return keys
+
+
+def test_a_registered_system_gets_a_short_token_and_meets_the_api_with_it(registered):
+    client = Client()
+    answer = _ask(client, _assertion(registered))
+    assert answer.status_code == 200 and answer["Cache-Control"] == "no-store"
+    body = answer.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 300
+    assert body["scope"] == "system/Patient.read"
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {body['access_token']}"}
+    assert client.get("/fhir/Patient/1").status_code == 401
+    assert client.get("/fhir/Patient/1", **bearer).status_code == 501  # known, served later
+    assert Event.objects.filter(action="login", resource_type="ApiClient").count() == 1
+    # The token is kept as its SHA-256 only.
+    from rempart.fhir.models import ApiToken
+
+    assert body["access_token"].encode() not in bytes(ApiToken.objects.get().digest)
+
+
+@pytest.mark.parametrize("attack", ["replay", "other_key", "audience", "expired", "too_long",
+                                    "scope", "unknown", "garbage"])  # fmt: skip
+def test_a_bad_assertion_gets_nothing_and_is_recorded(registered, attack):
+    client = Client()
+    if attack == "replay":
+        first = _assertion(registered, jti="once")
+        assert _ask(client, first).status_code == 200
+        answer = _ask(client, first)
+    elif attack == "other_key":
+        answer = _ask(client, _assertion(_keys()))
+    elif attack == "audience":
+        answer = _ask(client, _assertion(registered, aud="https://elsewhere/token"))
+    elif attack == "expired":
+        answer = _ask(client, _assertion(registered, minutes=-1))
+    elif attack == "too_long":
+        answer = _ask(client, _assertion(registered, minutes=60))
+    elif attack == "scope":
+        answer = _ask(client, _assertion(registered), scope="system/AuditEvent.read")
+    elif attack == "unknown":
+        answer = _ask(client, _assertion(_keys(), iss="inconnu"))
+    else:
+        answer = _ask(client, "pas.un.jeton")
+    assert answer.status_code in (400, 401)
+    assert "access_token" not in answer.json() and answer.json()["error"]
+    from rempart.fhir.models import ApiToken
+
+    assert ApiToken.objects.count() == (1 if attack == "replay" else 0)
+    if attack in ("other_key", "audience", "expired", "too_long", "replay"):
+        assert Event.objects.filter(action="login_failed", resource_type="ApiClient").exists()
+
+
+def test_only_the_security_officer_registers_and_only_public_keys(people):  # noqa: F811
+    keys = _keys()
+    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
+    with pytest.raises(AccessDenied):
+        api_client_register(actor=people["dpo"], client_id="x", name="X", jwks=public,
+                            scopes=["system/Patient.read"])  # fmt: skip
+    with pytest.raises(TokenRefused):
+        api_client_register(actor=people["rssi"], client_id="x", name="X", jwks=public,
+                            scopes=["system/Everything.read"])  # fmt: skip
+    import json
+
+    private = json.loads(public)
+    private["keys"][0]["d"] = "c2VjcmV0"
+    with pytest.raises(TokenRefused):
+        api_client_register(actor=people["rssi"], client_id="x", name="X",
+                            jwks=json.dumps(private), scopes=["system/Patient.read"])  # fmt: skip
