@@ -115,3 +115,28 @@ def test_only_the_security_officer_registers_and_only_public_keys(people):  # no
     with pytest.raises(TokenRefused):
         api_client_register(actor=people["rssi"], client_id="x", name="X",
                             jwks=json.dumps(private), scopes=["system/Patient.read"])  # fmt: skip
+
+
+def test_the_console_registers_lists_and_disables_a_system(console, tmp_path):
+    keys = _keys()
+    jwks = tmp_path / "labo.jwks.json"
+    jwks.write_text(jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle()))
+    console.run("migrate", "-v0")
+    added = console.run("fhir", "client", "add", "--id", "labo", "--name", "Laboratoire",
+                        "--jwks", str(jwks), "--scope", "system/Patient.read")  # fmt: skip
+    assert "Client labo enregistré : system/Patient.read." in added.stdout
+    assert "labo\tLaboratoire\tactif" in console.run("fhir", "client", "list").stdout
+    console.run("fhir", "client", "disable", "--id", "labo")
+    assert "labo\tLaboratoire\tdésactivé" in console.run("fhir", "client", "list").stdout
+
+
+def test_a_disabled_system_loses_its_token_at_once(registered, people):  # noqa: F811
+    from rempart.fhir.services import api_client_disable
+
+    client = Client()
+    token = _ask(client, _assertion(registered)).json()["access_token"]
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.get("/fhir/Patient/1", **bearer).status_code == 501
+    api_client_disable(actor=people["rssi"], client_id="labo")
+    assert client.get("/fhir/Patient/1", **bearer).status_code == 401
+    assert _ask(client, _assertion(registered, jti="a2")).status_code == 401

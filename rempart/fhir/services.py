@@ -60,6 +60,19 @@ def api_client_register(*, actor: Actor, client_id: str, name: str, jwks: str,
     return client
 
 
+def api_client_disable(*, actor: Actor, client_id: str) -> None:
+    """Stop a system: no new token, and its live tokens stop working at once."""
+    policy.authorise_role(actor, REGISTRARS)
+    with transaction.atomic():
+        client = ApiClient.objects.select_for_update().filter(client_id=client_id).first()
+        if client is None:
+            raise TokenRefused("invalid_client", "client inconnu")
+        client.active = False
+        client.save(update_fields=["active"])
+        event_record(actor, Action.KEY, resource_type="ApiClient", resource_id=client.pk,
+                     detail={"client_id": client_id, "disabled": True})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Issued:
     token: str
