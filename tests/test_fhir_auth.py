@@ -140,3 +140,31 @@ def test_a_disabled_system_loses_its_token_at_once(registered, people):  # noqa:
     api_client_disable(actor=people["rssi"], client_id="labo")
     assert client.get("/fhir/Patient/1", **bearer).status_code == 401
     assert _ask(client, _assertion(registered, jti="a2")).status_code == 401
+
+
+def test_the_security_officer_registers_and_disables_a_system_in_the_pages(group):
+    from rempart.directory.models import Role
+    from rempart.fhir.models import ApiClient
+    from tests.test_breach_pages import _client
+    from tests.test_pages_a11y import Fields
+
+    keys = _keys()
+    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
+    officer = _client("rssi.api", Role.SECURITY_OFFICER, None)
+    page = officer.get("/securite/api-fhir/").content.decode()
+    parsed = Fields()
+    parsed.feed(page)
+    assert parsed.h1 == 1 and parsed.unlabelled() == []
+    added = officer.post("/securite/api-fhir/", {"action": "add", "client_id": "pharma",
+                                                 "name": "Pharmacie", "jwks": public,
+                                                 "scopes": ["system/Patient.read"]})  # fmt: skip
+    assert added.status_code == 302 and ApiClient.objects.get(client_id="pharma").active
+    assert _ask(Client(), _assertion(keys, iss="pharma")).status_code == 200
+    officer.post("/securite/api-fhir/", {"action": "disable", "client_id": "pharma"})
+    assert not ApiClient.objects.get(client_id="pharma").active
+    refused = officer.post("/securite/api-fhir/", {"action": "add", "client_id": "clef",
+                                                   "name": "X", "jwks": "{\"keys\": []}",
+                                                   "scopes": ["system/Patient.read"]})  # fmt: skip
+    assert refused.status_code == 200 and not ApiClient.objects.filter(client_id="clef").exists()
+    dpo = _client("dpo.api", Role.DPO, None)
+    assert dpo.get("/securite/api-fhir/").status_code == 403

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rempart.web import breach_views, views, violation_views
+from rempart.web import breach_views, fhir_views, views, violation_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -37,6 +37,7 @@ urlpatterns = [
     path("exports/<uuid:export_id>/fichier/", breach_views.export_file, name="export-file"),
     path("fuites/", breach_views.breach_page, name="breach"),
     path("violations/", violation_views.violations_page, name="violations"),
+    path("securite/api-fhir/", fhir_views.fhir_clients_page, name="fhir-clients"),
     path("verifier-mes-donnees/", violation_views.selfcheck_page, name="selfcheck"),
     path("verifier-mes-donnees/seau/", violation_views.selfcheck_bucket, name="selfcheck-bucket"),
     path("violations/<uuid:breach_id>/", violation_views.violation_page, name="violation"),
