@@ -289,4 +289,9 @@ REMPART_UNKNOWN_SESSIONS_LIMIT = env_int("REMPART_UNKNOWN_SESSIONS_LIMIT", 30)
 # same), and bucket requests allowed per client address and hour.
 REMPART_SELFCHECK_ITERATIONS = env_int("REMPART_SELFCHECK_ITERATIONS", 600)
 REMPART_SELFCHECK_PER_HOUR = env_int("REMPART_SELFCHECK_PER_HOUR", 120)
+# The letters to the people concerned: a TrueType font for their names and addresses (Debian's
+# fonts-dejavu-core); without it they are written in Latin-1 ("?" for what it lacks).
+REMPART_LETTER_FONT = env_str(
+    "REMPART_LETTER_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+)
 REMPART_UNKNOWN_SESSIONS_WINDOW = env_int("REMPART_UNKNOWN_SESSIONS_WINDOW", 600)  # seconds

@@ -172,7 +172,7 @@ def people_place():
     return Establishment.objects.order_by("finess").first()
 
 
-def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people, analysed):  # noqa: F811
+def test_the_letters_go_out_each_naming_only_its_patients_data(people, analysed, settings):  # noqa: F811
     import re
     import stat
     import zlib
@@ -180,6 +180,7 @@ def test_the_letters_go_out_as_one_pdf_each_naming_only_its_patients_data(people
     from rempart.breach.letters import letters_produce
     from rempart.patients.models import Patient
 
+    settings.REMPART_LETTER_FONT = ""  # the core font: the names stay readable in the streams
     dpo, (analysis, _rows) = people["dpo"], analysed
     breach = notify.breach_open(actor=dpo, aware_at=timezone.now(), analysis_ids=(analysis.pk,))
     with pytest.raises(notify.BreachRefused):  # the letter's draft comes first
@@ -283,3 +284,30 @@ def test_the_send_command_reports_what_it_did(console):
     console.run("migrate", "-v0")
     done = console.run("breach", "send", "--limit", "10")
     assert "Envoyés : 0 ; refusés : 0 ; à réessayer : 0 ; abandonnés : 0." in done.stdout
+
+
+def test_names_beyond_latin_1_are_written_in_a_unicode_font(settings):
+    """Łucja Nguyễn gets her name on the envelope: the recipient block in the TrueType font
+    (embedded), the body in the core font; without the font, Latin-1 and "?"."""
+    import zlib
+    from pathlib import Path
+
+    from rempart.breach.letters import _Letterhead
+
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        pytest.skip("Debian's fonts-dejavu-core is not installed")
+    settings.REMPART_LETTER_FONT = str(font)
+    pdf = _Letterhead("[[DESTINATAIRE]]\nMadame,\n[[DONNEES]]\n[[CONSEILS]]")
+    pdf.letter("Madame Łucja NGUYỄN", ["3 rue Ödön", "75011 PARIS"], frozenset({"email"}))
+    body = bytes(pdf.output())
+    assert b"/FontFile2" in body and b"DejaVuSans" in body
+    settings.REMPART_LETTER_FONT = ""
+    plain = _Letterhead("[[DESTINATAIRE]]\n[[DONNEES]]\n[[CONSEILS]]")
+    plain.letter("Madame Łucja NGUYỄN", ["3 rue Ödön", "75011 PARIS"], frozenset({"email"}))
+    raw = bytes(plain.output())
+    import re
+
+    found = re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S)
+    streams = b"".join(zlib.decompress(m.group(1)) for m in found)
+    assert b"(Madame ?ucja NGUY?N)" in streams and b"/FontFile2" not in raw

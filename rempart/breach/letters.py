@@ -160,6 +160,12 @@ class _Letterhead(FPDF):
         self.set_creator("Rempart")
         self.set_auto_page_break(False)
         self.set_font("helvetica", size=10)
+        # Names and addresses in a Unicode font when there is one (Łucja, Nguyễn...); the body
+        # in the core font: French fits Latin-1, and a TrueType page costs three times more.
+        font = Path(str(settings.REMPART_LETTER_FONT or ""))
+        self.unicode = font.is_file()
+        if self.unicode:
+            self.add_font("recipient", "", str(font))
         self.template = template
         self.laid_out: dict[frozenset[str], list[tuple[str, bool]]] = {}
         self.counts: Counter[frozenset[str]] = Counter()
@@ -183,9 +189,13 @@ class _Letterhead(FPDF):
     def letter(self, recipient: str, address: list[str], categories: frozenset[str]) -> None:
         self.add_page()
         x, y = WINDOW
+        if self.unicode:
+            self.set_font("recipient", size=10)
         for line in (recipient, *address):
-            self.text(x, y, _latin1(line))
+            self.text(x, y, line if self.unicode else _latin1(line))
             y += LINE
+        if self.unicode:
+            self.set_font("helvetica", size=10)
         y = TOP
         bold = False
         for line, strong in self._lines(categories):
