@@ -211,8 +211,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # django-axes logs each attempt; the audit trail already records them.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # django-axes logs each attempt; the audit trail already records them. fontTools (fpdf2's
+    # font subsetting, for the letters) logs every table it prunes, once per file.
+    "loggers": {"axes": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }
 
 # Patient searches decrypt their candidates; past this many the criteria are too broad.
