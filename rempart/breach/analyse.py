@@ -569,11 +569,6 @@ def verdicts(agree: np.ndarray, differ: np.ndarray) -> np.ndarray:
     return np.where(valid, np.where(differ == 0, 2, 1), 0).astype(np.int8)
 
 
-def verdict(agree: int, differ: int) -> str:
-    found = int(verdicts(np.array([agree], np.int32), np.array([differ], np.int32))[0])
-    return ("none", "partial", "exact")[found]
-
-
 @dataclass
 class Matches:
     """The rows that match a patient, in row order: their best patient (record position), and

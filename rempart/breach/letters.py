@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -168,7 +167,6 @@ class _Letterhead(FPDF):
             self.add_font("recipient", "", str(font))
         self.template = template
         self.laid_out: dict[frozenset[str], list[tuple[str, bool]]] = {}
-        self.counts: Counter[frozenset[str]] = Counter()
 
     def _lines(self, categories: frozenset[str]) -> list[tuple[str, bool]]:
         lines = self.laid_out.get(categories)
