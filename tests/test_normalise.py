@@ -48,3 +48,5 @@ def test_names_that_sound_different_do_not(a, b):
 def test_phone_numbers_fold_to_international_digits():
     assert fold_phone("06 12 34 56 78") == fold_phone("+33 6 12 34 56 78") == "33612345678"
     assert fold_phone("0033612345678") == "33612345678"
+    assert fold_phone("+33 (0)6 12 34 56 78") == fold_phone("06.12.34.56.78") == "33612345678"
+    assert fold_phone("+44 20 7946 0958") == "442079460958"

@@ -35,6 +35,8 @@ def fold_phone(value: str) -> str:
         digits = digits[2:]
     elif len(digits) == 10 and digits.startswith("0"):
         digits = "33" + digits[1:]
+    if len(digits) == 12 and digits.startswith("330"):  # "+33 (0)6 12 34 56 78"
+        digits = "33" + digits[3:]
     return digits
 
 
