@@ -257,6 +257,9 @@ REMPART_READ_BUDGETS = {
     "physician": (80, 300, 900), "nurse": (60, 240, 700), "secretary": (60, 240, 700),
     "pharmacist": (80, 300, 900), "dpo": (20, 60, 150), "security_officer": (20, 60, 150),
     "auditor": (20, 60, 150), "tech_admin": (0, 0, 0),
+    # A system on the FHIR API: a laboratory or pharmacy of one clinic reads the day's patients
+    # of its establishment, not the group's; a bulk need goes through the export controls.
+    "api_client": (200, 1200, 3600),
 }  # fmt: skip
 # An account that has read more than PEER_FACTOR times the median of the others of its role
 # today (and at least PEER_FLOOR patients) is alerted to the security officer, once a day.

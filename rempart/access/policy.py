@@ -6,11 +6,12 @@ A user sees a patient at one of two levels:
 - clinical (prescriptions, the stays of every establishment): a clinician (physician, nurse,
   pharmacist) whose service admitted the patient (present, or discharged recently); the médecin
   traitant; or anyone under a break-the-glass declaration still running.
-A planned stay opens the desk level only: planning stays is how a stolen account would bring
-patients into its care. Clinical roles with no service see nothing. Every open and every search
-is charged to the user's read budget first; canary patients lock the account at the first
-opening, and at the first stay planned for one. Callers turn AccessDenied into the same
-"not found" they give for a missing patient.
+A system on the FHIR API is treated like the desk of its establishments, with the clinical level
+for patients admitted there (see API_CLIENT). A planned stay opens the desk level only: planning
+stays is how a stolen account would bring patients into its care. Clinical roles with no service
+see nothing. Every open and every search is charged to the user's read budget first; canary
+patients lock the account at the first opening, and at the first stay planned for one. Callers
+turn AccessDenied into the same "not found" they give for a missing patient.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from rempart.patients.models import Patient
 from rempart.vault.keystore import get_vault
 
 CLINICAL = frozenset({Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST})
-READERS = CLINICAL | {Role.SECRETARY}
+# A system on the FHIR API (lab, pharmacy of an establishment) reads like the desk of its
+# establishments, and the clinical content of the patients admitted there; its scopes narrow it.
+API_CLIENT = Role.API_CLIENT
+READERS = CLINICAL | {Role.SECRETARY, API_CLIENT}
 
 
 class AccessDenied(Exception):
@@ -221,7 +225,7 @@ def care_level(actor: Actor, patient: Patient) -> int:
     admitted = list(Stay.objects.filter(stays).values_list("admitted_at", flat=True)[:50])
     if not admitted:
         return 0
-    if actor.role in CLINICAL and any(at is not None for at in admitted):
+    if actor.role in CLINICAL | {API_CLIENT} and any(at is not None for at in admitted):
         return CLINICAL_LEVEL
     return DESK
 

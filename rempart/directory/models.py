@@ -88,6 +88,10 @@ class Role(models.TextChoices):
     SECURITY_OFFICER = "security_officer", _("Responsable sécurité")
     AUDITOR = "auditor", _("Auditeur·rice")
     TECH_ADMIN = "tech_admin", _("Administrateur·rice technique")
+    # The account of a system registered on the FHIR API (lab, pharmacy, regional platform):
+    # never logs in to the pages (no password), but carries the system's establishments, its
+    # read budget and its lock like any account.
+    API_CLIENT = "api_client", _("Système connecté (API FHIR)")
 
 
 class StaffMember(models.Model):

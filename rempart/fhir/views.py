@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
+import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from rempart.fhir import resources
 from rempart.fhir.models import ApiToken
 from rempart.fhir.outcome import FHIR_JSON, FhirError, fhir_response, outcome_response
 from rempart.fhir.services import TokenRefused, token_client, token_issue
@@ -80,13 +83,98 @@ def metadata(request: HttpRequest) -> HttpResponse:
 
 @fhir_view(("GET", "POST", "PUT", "DELETE", "PATCH"))
 def resource(request: HttpRequest, rest: str) -> HttpResponse:
-    """Any other path under /fhir: a known resource type needs a token; an unknown one is
-    not found."""
-    kind = rest.strip("/").split("/")[0]
+    """Any other path under /fhir: `Type` (search, create), `Type/_search` (search by POST),
+    `Type/id` (read, update). A known type needs a token; an unknown one is not found."""
+    parts = rest.strip("/").split("/")
+    kind = parts[0]
     if kind not in RESOURCES:
         raise FhirError(404, "not-found", f"type de ressource inconnu : {kind[:40]}")
-    _bearer(request)
-    raise FhirError(501, "not-supported", f"{kind} n'est pas encore servi par cette version")
+    caller = resources.caller_for(request, _bearer(request))
+    if len(parts) == 1 or (len(parts) == 2 and parts[1] == "_search" and request.method == "POST"):
+        if request.method == "GET" or len(parts) == 2:
+            return _search(request, caller, kind)
+        if request.method == "POST":
+            return _create(request, caller, kind)
+    elif len(parts) == 2 and parts[1] and not parts[1].startswith(("_", "$")):
+        if request.method == "GET":
+            body = resources.read(caller, kind, parts[1])
+            return _resource_response(request, body)
+        if request.method == "PUT" and kind == "Patient":
+            updated = resources.patient_update(caller, parts[1], _json_body(request),
+                                               request.headers.get("If-Match", ""))  # fmt: skip
+            return _resource_response(request, updated)
+    said = f"opération {request.method} non prise en charge sur {'/'.join(parts)[:80]}"
+    raise FhirError(405, "not-supported", said)
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    kind = request.content_type or ""
+    if kind not in ("application/fhir+json", "application/json"):
+        raise FhirError(415, "not-supported", "corps en application/fhir+json attendu")
+    if len(request.body) > 100_000:
+        raise FhirError(413, "too-long", "ressource trop grande (100 ko au plus)")
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        raise FhirError(400, "structure", "JSON illisible") from None
+    if not isinstance(body, dict):
+        raise FhirError(400, "structure", "un objet JSON (une ressource) est attendu")
+    return body
+
+
+def _params(request: HttpRequest) -> dict[str, str]:
+    source = request.POST if request.method == "POST" else request.GET
+    return {key: "\x00".join(source.getlist(key)) for key in source}
+
+
+def _search(request: HttpRequest, caller: resources.Caller, kind: str) -> HttpResponse:
+    params = _params(request)
+    unknown = resources.unknown_parameters(kind, params)
+    if unknown:
+        said = "paramètres de recherche non pris en charge : " + ", ".join(unknown[:5])
+        raise FhirError(400, "not-supported", said[:300])
+    page = resources.search(caller, kind, params)
+    base = request.build_absolute_uri(f"/fhir/{kind}")
+
+    def link(relation: str, offset: int) -> dict[str, str]:
+        kept = {k: v for k, v in params.items() if k not in ("_offset", "_count")}
+        query = urlencode([*((k, x) for k, v in kept.items() for x in v.split("\x00")),
+                           ("_count", page.count), ("_offset", offset)])  # fmt: skip
+        return {"relation": relation, "url": f"{base}?{query}"}
+
+    links = [link("self", page.offset)]
+    if page.offset + page.count < page.total:
+        links.append(link("next", page.offset + page.count))
+    if page.offset > 0:
+        links.append(link("previous", max(0, page.offset - page.count)))
+    bundle = {
+        "resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links,
+        "entry": [{"fullUrl": f"{base}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                  for r in page.resources],
+    }  # fmt: skip
+    return fhir_response(orjson.dumps(bundle).decode())
+
+
+def _create(request: HttpRequest, caller: resources.Caller, kind: str) -> HttpResponse:
+    if kind != "Patient":
+        raise FhirError(405, "not-supported", f"{kind} ne se crée pas par cette API")
+    body, created = resources.patient_create(caller, _json_body(request),
+                                             request.headers.get("If-None-Exist", ""))  # fmt: skip
+    response = _resource_response(request, body, status=201 if created else 200)
+    return response
+
+
+def _resource_response(request: HttpRequest, body: dict[str, Any],
+                       status: int = 200) -> HttpResponse:  # fmt: skip
+    response = fhir_response(orjson.dumps(body).decode(), status=status)
+    meta = body.get("meta") or {}
+    if meta.get("versionId"):
+        response["ETag"] = f'W/"{meta["versionId"]}"'
+    location = request.build_absolute_uri(f"/fhir/{body['resourceType']}/{body['id']}")
+    if meta.get("versionId") and body["resourceType"] == "Patient":
+        location += f"/_history/{meta['versionId']}"
+    response["Location" if status == 201 else "Content-Location"] = location
+    return response
 
 
 def _bearer(request: HttpRequest) -> ApiToken:

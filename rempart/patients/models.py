@@ -49,6 +49,9 @@ class Patient(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Counts the writes of identity and contact: the FHIR API's meta.versionId and ETag, so that
+    # a system updating from a stale copy is refused (If-Match) instead of erasing a correction.
+    version = models.PositiveIntegerField(default=1, db_default=1)
 
     # Two sealed records, one AEAD ciphertext each, bound to table, column and row id.
     identity = EncryptedJSONField("identité (chiffrée)", category=IDENTITY)

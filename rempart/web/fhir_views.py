@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,23 +13,54 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from rempart.directory.models import Role
-from rempart.fhir.models import ApiClient
-from rempart.fhir.services import SCOPES, TokenRefused, api_client_disable, api_client_register
+from rempart.directory.models import Establishment, Role
+from rempart.fhir.models import ApiClient, ClientKind
+from rempart.fhir.services import TokenRefused, api_client_disable, api_client_register
 from rempart.records.actors import actor_for_request
 from rempart.web.views import _require
 
-# Reading only, for now: writing through the API comes with the resources that allow it.
-_READ_SCOPES = [(s, s) for s in sorted(SCOPES) if s.endswith((".read", ".rs"))]
+# What the API serves: reading every resource, creating and updating patients. The context
+# (system/ or user/) comes from the kind of client.
+_ACCESS = [
+    ("Patient.rs", _("Patients : lire, chercher")),
+    ("Patient.cu", _("Patients : créer, modifier")),
+    ("Encounter.rs", _("Séjours : lire, chercher")),
+    ("MedicationRequest.rs", _("Prescriptions : lire, chercher")),
+    ("Practitioner.rs", _("Praticiens : lire, chercher")),
+    ("Organization.rs", _("Établissements : lire, chercher")),
+    ("AuditEvent.rs", _("Journal d'audit : lire, chercher")),
+]
 
 
 class ClientForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Type de client"), widget=forms.RadioSelect,
+                             choices=ClientKind.choices, initial=ClientKind.SYSTEM)  # fmt: skip
     client_id = forms.SlugField(label=_("Identifiant du client (client_id)"), max_length=100)
-    name = forms.CharField(label=_("Nom du système"), max_length=200)
-    jwks = forms.CharField(label=_("Clés publiques (JWK Set, JSON)"), max_length=20_000,
-                           widget=forms.Textarea(attrs={"rows": 6}))  # fmt: skip
+    name = forms.CharField(label=_("Nom"), max_length=200)
+    establishments = forms.ModelMultipleChoiceField(
+        label=_("Établissements servis (système)"),
+        required=False,
+        queryset=Establishment.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    jwks = forms.CharField(label=_("Clés publiques (JWK Set, JSON ; système)"), max_length=20_000,
+                           required=False, widget=forms.Textarea(attrs={"rows": 6}))  # fmt: skip
+    redirect_uris = forms.CharField(label=_("Adresses de retour, une par ligne (application)"),
+                                    max_length=5_000, required=False,
+                                    widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     scopes = forms.MultipleChoiceField(label=_("Portées"), widget=forms.CheckboxSelectMultiple,
-                                       choices=_READ_SCOPES)  # fmt: skip
+                                       choices=_ACCESS)  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("kind") == ClientKind.SYSTEM:
+            if not data.get("establishments"):
+                self.add_error("establishments", _("Un système sert au moins un établissement."))
+            if not data.get("jwks"):
+                self.add_error("jwks", _("Un système enregistre ses clés publiques."))
+        elif data.get("kind") == ClientKind.APP and not data.get("redirect_uris", "").split():
+            self.add_error("redirect_uris", _("Une application enregistre son adresse de retour."))
+        return data
 
 
 @login_required
@@ -43,8 +76,15 @@ def fhir_clients_page(request: HttpRequest) -> HttpResponse:
             if ApiClient.objects.filter(client_id=data["client_id"]).exists():
                 form.add_error("client_id", _("Cet identifiant est déjà enregistré."))
             else:
-                api_client_register(actor=actor, client_id=data["client_id"], name=data["name"],
-                                    jwks=data["jwks"], scopes=list(data["scopes"]))  # fmt: skip
+                system = data["kind"] == ClientKind.SYSTEM
+                context = "system/" if system else "user/"
+                api_client_register(
+                    actor=actor, client_id=data["client_id"], name=data["name"],
+                    scopes=[context + s for s in data["scopes"]],
+                    jwks=data["jwks"] if system else "",
+                    establishments=list(data["establishments"]) if system else None,
+                    redirect_uris=None if system else data["redirect_uris"].split(),
+                )  # fmt: skip
                 messages.success(request, _("Client enregistré."))
                 return redirect("fhir-clients")
         if action == "disable":

@@ -37,22 +37,36 @@ def patient_create(
     return patient
 
 
-def patient_update(*, actor: Actor, patient: Patient, data: PatientData) -> Patient:
-    """Replace the patient's identity and contact with `data` (validated as a whole)."""
+class StaleVersion(Exception):
+    """The record changed since the version the writer read (FHIR If-Match)."""
+
+
+def patient_update(
+    *, actor: Actor, patient: Patient, data: PatientData, expected_version: int | None = None
+) -> Patient:
+    """Replace the patient's identity and contact with `data` (validated as a whole). With
+    `expected_version`, refuse (StaleVersion) if someone wrote the record since that version."""
     policy.authorise_role(actor, policy.READERS)
     patient_open(actor, patient.pk, Action.UPDATE)
     cleaned = clean_patient(data)
     values = cleaned.as_model_values()
-    changed = [
-        f.name
-        for f in fields(cleaned)
-        if f.name in values and getattr(patient, f.name) != values[f.name]
-    ]
-    if not changed:
-        return patient
     with transaction.atomic():
+        locked = Patient.objects.select_for_update().filter(pk=patient.pk)
+        version = locked.values_list("version", flat=True).first()
+        if version is None or (expected_version is not None and version != expected_version):
+            raise StaleVersion()
+        if version != patient.version:
+            patient.refresh_from_db()
+        changed = [
+            f.name
+            for f in fields(cleaned)
+            if f.name in values and getattr(patient, f.name) != values[f.name]
+        ]
+        if not changed:
+            return patient
         for name in changed:
             setattr(patient, name, values[name])
+        patient.version = version + 1
         patient.save()
         event_record(actor, Action.UPDATE, resource_type="Patient", resource_id=patient.pk,
                      patient_id=patient.pk, detail={"fields": sorted(changed)})  # fmt: skip

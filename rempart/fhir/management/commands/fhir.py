@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rempart.audit.context import Actor
+from rempart.directory.models import Establishment
 from rempart.fhir.models import ApiClient
 from rempart.fhir.services import TokenRefused, api_client_disable, api_client_register
 
@@ -23,9 +24,17 @@ class Command(BaseCommand):
         add = sub.add_parser("add", help="register a system with its public keys")
         add.add_argument("--id", required=True, help="client_id (letters, digits, - and _)")
         add.add_argument("--name", required=True)
-        add.add_argument("--jwks", type=Path, required=True, help="its public JWK Set (JSON)")
+        add.add_argument("--jwks", type=Path, help="a system's public JWK Set (JSON)")
+        add.add_argument("--establishment", action="append", default=[], metavar="FINESS",
+                         help="an establishment a system serves (repeat)")  # fmt: skip
+        add.add_argument(
+            "--redirect-uri",
+            action="append",
+            default=[],
+            help="an application's redirect URI (repeat): a user-facing app",
+        )
         add.add_argument("--scope", action="append", required=True,
-                         help="e.g. system/Patient.read (repeat)")  # fmt: skip
+                         help="e.g. system/Patient.rs, user/Patient.rs (repeat)")  # fmt: skip
         sub.add_parser("list", help="the registered systems")
         off = sub.add_parser("disable", help="stop a system (its tokens stop working)")
         off.add_argument("--id", required=True)
@@ -34,9 +43,14 @@ class Command(BaseCommand):
         actor = Actor.system("fhir client")
         try:
             if options["action"] == "add":
+                places = list(Establishment.objects.filter(finess__in=options["establishment"]))
+                if len(places) != len(set(options["establishment"])):
+                    raise CommandError("Établissement inconnu (FINESS).")
                 client = api_client_register(
                     actor=actor, client_id=options["id"], name=options["name"],
-                    jwks=options["jwks"].read_text(encoding="utf-8"), scopes=options["scope"],
+                    jwks=options["jwks"].read_text(encoding="utf-8") if options["jwks"] else "",
+                    scopes=options["scope"], establishments=places,
+                    redirect_uris=options["redirect_uri"] or None,
                 )  # fmt: skip
                 self.stdout.write(f"Client {client.client_id} enregistré : "
                                   f"{' '.join(client.scopes)}.")  # fmt: skip
