@@ -47,7 +47,8 @@ def registered(people):  # noqa: F811
     keys = _keys()
     public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
     api_client_register(actor=people["rssi"], client_id="labo", name="Laboratoire",
-                        jwks=public, scopes=["system/Patient.read"])  # fmt: skip
+                        jwks=public, scopes=["system/Patient.read"],
+                        establishments=[people["here"]])  # fmt: skip
     return keys
 
 
@@ -60,7 +61,7 @@ def test_a_registered_system_gets_a_short_token_and_meets_the_api_with_it(regist
     assert body["scope"] == "system/Patient.read"
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {body['access_token']}"}
     assert client.get("/fhir/Patient/1").status_code == 401
-    assert client.get("/fhir/Patient/1", **bearer).status_code == 501  # known, served later
+    assert client.get("/fhir/Patient/1", **bearer).status_code == 404  # known type, no such id
     assert Event.objects.filter(action="login", resource_type="ApiClient").count() == 1
     # The token is kept as its SHA-256 only.
     from rempart.fhir.models import ApiToken
@@ -122,8 +123,23 @@ def test_the_console_registers_lists_and_disables_a_system(console, tmp_path):
     jwks = tmp_path / "labo.jwks.json"
     jwks.write_text(jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle()))
     console.run("migrate", "-v0")
+    console.run("generate", "--patients", "300", "--establishments", "3", "--seed", "5")
+    import subprocess
+
+    script = (
+        "from rempart.directory.models import Establishment; "
+        "print(Establishment.objects.order_by('finess').first().finess)"
+    )
+    finess = console.run("shell", "-c", script).stdout.split()[-1]
+    unknown = subprocess.run(console.command("fhir", "client", "add", "--id", "labo", "--name",  # noqa: S603
+                                             "L", "--jwks", str(jwks), "--scope",
+                                             "system/Patient.read", "--establishment",
+                                             "000000000"), env=console.env, capture_output=True,
+                             text=True, check=False)  # fmt: skip
+    assert unknown.returncode != 0 and "Établissement inconnu" in unknown.stderr
     added = console.run("fhir", "client", "add", "--id", "labo", "--name", "Laboratoire",
-                        "--jwks", str(jwks), "--scope", "system/Patient.read")  # fmt: skip
+                        "--jwks", str(jwks), "--scope", "system/Patient.read",
+                        "--establishment", finess)  # fmt: skip
     assert "Client labo enregistré : system/Patient.read." in added.stdout
     assert "labo\tLaboratoire\tactif" in console.run("fhir", "client", "list").stdout
     console.run("fhir", "client", "disable", "--id", "labo")
@@ -136,14 +152,14 @@ def test_a_disabled_system_loses_its_token_at_once(registered, people):  # noqa:
     client = Client()
     token = _ask(client, _assertion(registered)).json()["access_token"]
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    assert client.get("/fhir/Patient/1", **bearer).status_code == 501
+    assert client.get("/fhir/Patient/1", **bearer).status_code == 404
     api_client_disable(actor=people["rssi"], client_id="labo")
     assert client.get("/fhir/Patient/1", **bearer).status_code == 401
     assert _ask(client, _assertion(registered, jti="a2")).status_code == 401
 
 
 def test_the_security_officer_registers_and_disables_a_system_in_the_pages(group):
-    from rempart.directory.models import Role
+    from rempart.directory.models import Establishment, Role
     from rempart.fhir.models import ApiClient
     from tests.test_breach_pages import _client
     from tests.test_pages_a11y import Fields
@@ -155,16 +171,21 @@ def test_the_security_officer_registers_and_disables_a_system_in_the_pages(group
     parsed = Fields()
     parsed.feed(page)
     assert parsed.h1 == 1 and parsed.unlabelled() == []
-    added = officer.post("/securite/api-fhir/", {"action": "add", "client_id": "pharma",
-                                                 "name": "Pharmacie", "jwks": public,
-                                                 "scopes": ["system/Patient.read"]})  # fmt: skip
+    here = Establishment.objects.order_by("finess").first()
+    added = officer.post("/securite/api-fhir/", {"action": "add", "kind": "system",
+                                                 "client_id": "pharma", "name": "Pharmacie",
+                                                 "jwks": public, "establishments": [here.pk],
+                                                 "scopes": ["Patient.rs"]})  # fmt: skip
     assert added.status_code == 302 and ApiClient.objects.get(client_id="pharma").active
     assert _ask(Client(), _assertion(keys, iss="pharma")).status_code == 200
     officer.post("/securite/api-fhir/", {"action": "disable", "client_id": "pharma"})
     assert not ApiClient.objects.get(client_id="pharma").active
-    refused = officer.post("/securite/api-fhir/", {"action": "add", "client_id": "clef",
-                                                   "name": "X", "jwks": "{\"keys\": []}",
-                                                   "scopes": ["system/Patient.read"]})  # fmt: skip
+    assert ApiClient.objects.get(client_id="pharma").scopes == ["system/Patient.rs"]
+    refused = officer.post("/securite/api-fhir/", {"action": "add", "kind": "system",
+                                                   "client_id": "clef", "name": "X",
+                                                   "jwks": "{\"keys\": []}",
+                                                   "establishments": [here.pk],
+                                                   "scopes": ["Patient.rs"]})  # fmt: skip
     assert refused.status_code == 200 and not ApiClient.objects.filter(client_id="clef").exists()
     dpo = _client("dpo.api", Role.DPO, None)
     assert dpo.get("/securite/api-fhir/").status_code == 403

@@ -95,7 +95,7 @@ def patient_resource(patient: Patient, ipps: list[tuple[str, str, uuid.UUID]],
     extensions: list[dict[str, Any]] = [{"url": IDENTITY_RELIABILITY, "extension": [
         {"url": "identityStatus", "valueCoding": {
             "system": RELIABILITY_CODES, "code": patient.identity_status,
-            "display": IdentityStatus(patient.identity_status).label}}]}]  # fmt: skip
+            "display": str(IdentityStatus(patient.identity_status).label)}}]}]  # fmt: skip
     if patient.birth_place_code:
         extensions.append({"url": BIRTH_PLACE, "valueAddress": {"extension": [
             {"url": INSEE_CODE, "valueCoding": {"system": INSEE_COMMUNES,
@@ -240,7 +240,7 @@ def organization_resource(place: Establishment) -> dict[str, Any]:
         "identifier": [{"use": "official", "system": FINESS, "value": place.finess,
                         "type": {"coding": [{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/"
                                              "fr-core-cs-v2-0203", "code": "FINEG"}]}}],
-        "active": True, "name": place.name, "type": [{"text": place.get_kind_display()}],
+        "active": True, "name": place.name, "type": [{"text": str(place.get_kind_display())}],
         "address": [{"city": place.city}] if place.city else None,
     }  # fmt: skip
     body["meta"]["versionId"] = _version(body)
@@ -268,7 +268,7 @@ def encounter_resource(stay: Stay, clinical: bool) -> dict[str, Any]:
         "meta": {"profile": [FR_CORE + "fr-core-encounter"]},
         "status": encounter_status(stay),
         "class": {"system": ACT_CODES, "code": code, "display": label},
-        "type": [{"text": stay.get_kind_display()}],
+        "type": [{"text": str(stay.get_kind_display())}],
         "subject": {"reference": f"Patient/{stay.patient_id}"},
         "period": {"start": _instant(start), "end": _instant(end)},
         "reasonCode": [{"text": stay.reason}] if clinical and stay.reason else None,
@@ -353,8 +353,15 @@ def _prune(value: Any) -> Any:
 
 
 def _checked(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The resource as fhir.resources validates it. A failure is our defect: it is raised
+    naming the elements only (pydantic's message would carry the patient's values into the
+    logs)."""
     pruned: dict[str, Any] = _prune(body)
-    _model(kind).model_validate(pruned)  # a defect here is ours: let it raise
+    try:
+        _model(kind).model_validate(pruned)
+    except ModelError as exc:
+        where = ", ".join(".".join(str(p) for p in e["loc"][:5]) for e in exc.errors()[:3])
+        raise RuntimeError(f"FHIR {kind} built invalid at {where}") from None
     return pruned
 
 

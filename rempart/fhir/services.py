@@ -33,10 +33,22 @@ ASSERTION_LONGEST = dt.timedelta(minutes=5)
 CODE_LIFETIME = dt.timedelta(seconds=60)
 TYPES = ("Patient", "Practitioner", "Organization", "Encounter", "MedicationRequest",
          "AuditEvent", "Group")  # fmt: skip
-ACCESSES = ("read", "write", "rs", "r", "s", "cruds", "cru", "*")
+ACCESSES = ("read", "write", "rs", "r", "s", "cruds", "cru", "cu", "c", "u", "*")
 SCOPES = frozenset(f"{context}/{kind}.{access}" for context in ("system", "user")
                    for kind in (*TYPES, "*") for access in ACCESSES)  # fmt: skip
 _LETTERS = {"read": "rs", "write": "cud", "*": "cruds"}
+
+
+def _covered(asked: str, granted: list[str]) -> bool:
+    """Is every operation `asked` (SMART v1 or v2 notation) granted by one of `granted`?"""
+    if asked not in SCOPES:
+        return False
+    context, _, rest = asked.partition("/")
+    kind, _, access = rest.partition(".")
+    mine = [g for g in granted if g.startswith(context + "/")]
+    return all(scope_allows(mine, kind if kind != "*" else t, op)
+               for op in _LETTERS.get(access, access)
+               for t in ((kind,) if kind != "*" else TYPES))  # fmt: skip
 
 
 def scope_allows(scopes: list[str], kind: str, operation: str) -> bool:
@@ -163,7 +175,7 @@ def token_issue(*, grant_type: str, assertion_type: str, assertion: str, scope: 
         _refused(client, "expiration trop lointaine")
         raise TokenRefused("invalid_client", "assertion valable plus de 5 minutes", 401)
     asked = scope.split() if scope else list(client.scopes)
-    if not asked or set(asked) - set(client.scopes):
+    if not asked or not all(_covered(s, client.scopes) for s in asked):
         raise TokenRefused("invalid_scope", "portée non accordée à ce client")
     token = secrets.token_urlsafe(32)
     try:
@@ -226,11 +238,12 @@ def authorisation_check(params: dict[str, str]) -> Authorisation:
         raise TokenRefused("invalid_client", "application inconnue ou adresse de retour non "
                                              "enregistrée")  # fmt: skip
     asked = [s for s in params.get("scope", "").split() if s.startswith("user/")]
+    asked = [s for s in asked if s in SCOPES]
     if params.get("response_type") != "code":
         raise TokenRefused("unsupported_response_type", "response_type=code attendu")
     if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
         raise TokenRefused("invalid_request", "PKCE (code_challenge en S256) obligatoire")
-    if not asked or set(asked) - set(client.scopes):
+    if not asked or not all(_covered(s, client.scopes) for s in asked):
         raise TokenRefused("invalid_scope", "portée non accordée à cette application")
     return Authorisation(client, redirect_uri, asked, params.get("state", "")[:500],
                          params["code_challenge"][:128])  # fmt: skip

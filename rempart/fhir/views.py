@@ -19,7 +19,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from rempart.fhir import resources
 from rempart.fhir.models import ApiToken
 from rempart.fhir.outcome import FHIR_JSON, FhirError, fhir_response, outcome_response
-from rempart.fhir.services import TokenRefused, token_client, token_issue
+from rempart.fhir.services import TokenRefused, code_redeem, token_client, token_issue
 
 FHIR_VERSION = "4.0.1"
 ACCEPTED = {"*/*", "application/*", FHIR_JSON, "application/json", "application/json+fhir"}
@@ -65,20 +65,77 @@ def _negotiate(request: HttpRequest) -> None:
                             "seul application/fhir+json est servi (en-tête Accept)")  # fmt: skip
 
 
+_SEARCH = {
+    "Patient": ("family", "given", "name", "birthdate", "identifier", "gender", "_id"),
+    "Practitioner": ("identifier", "family", "_id"),
+    "Organization": ("identifier", "name", "_id"),
+    "Encounter": ("patient", "subject", "date", "status"),
+    "MedicationRequest": ("patient", "subject", "status", "authoredon"),
+    "AuditEvent": ("date", "patient", "_id"),
+}
+_PARAM_TYPES = {"birthdate": "date", "date": "date", "authoredon": "date", "identifier": "token",
+                "gender": "token", "status": "token", "patient": "reference",
+                "subject": "reference", "_id": "token"}  # fmt: skip
+
+
+def _oauth_uris(request: HttpRequest) -> dict[str, str]:
+    return {
+        "token_endpoint": request.build_absolute_uri("/fhir/auth/token"),
+        "authorization_endpoint": request.build_absolute_uri("/fhir/auth/authorize"),
+    }
+
+
 @fhir_view(("GET",))
 def metadata(request: HttpRequest) -> HttpResponse:
-    """What the server does today; each resource is listed as it is served."""
+    """What the server does: each resource with its interactions and search parameters, and
+    where the OAuth 2 endpoints are (SMART)."""
+    uris = _oauth_uris(request)
+    resources_listed = []
+    for kind in RESOURCES:
+        interactions = ["read", "search-type"] + (["create", "update"] if kind == "Patient" else [])
+        entry: dict[str, Any] = {
+            "type": kind, "interaction": [{"code": code} for code in interactions],
+            "searchParam": [{"name": name, "type": _PARAM_TYPES.get(name, "string")}
+                            for name in _SEARCH[kind]],
+        }  # fmt: skip
+        if kind == "Patient":
+            entry |= {"versioning": "versioned-update", "conditionalCreate": True,
+                      "updateCreate": False, "readHistory": False}  # fmt: skip
+        resources_listed.append(entry)
     statement = CapabilityStatement.model_validate({
         "status": "active", "date": timezone.localdate().isoformat(), "kind": "instance",
         "publisher": "Rempart", "fhirVersion": FHIR_VERSION,
         "format": [FHIR_JSON], "implementation": {"description": "Rempart, dossier patient",
                                                    "url": request.build_absolute_uri("/fhir")},
-        "rest": [{"mode": "server", "security": {
-            "description": "OAuth 2 (SMART Backend Services pour les systèmes, jetons "
-                           "d'utilisateur pour les comptes du personnel) : tout accès à une "
+        "rest": [{"mode": "server", "resource": resources_listed, "security": {
+            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                               "restful-security-service",
+                                     "code": "SMART-on-FHIR"}]}],
+            "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/"
+                                  "oauth-uris",
+                           "extension": [{"url": "token", "valueUri": uris["token_endpoint"]},
+                                         {"url": "authorize",
+                                          "valueUri": uris["authorization_endpoint"]}]}],
+            "description": "OAuth 2 : SMART Backend Services pour les systèmes (assertion JWT "
+                           "signée), SMART App Launch avec PKCE pour les applications qui "
+                           "agissent au nom d'un membre du personnel. Tout accès à une "
                            "ressource demande un jeton."}}],
     })  # fmt: skip
     return fhir_response(statement.model_dump_json(exclude_none=True))
+
+
+def smart_configuration(request: HttpRequest) -> HttpResponse:
+    """SMART's discovery document: the endpoints and what they accept."""
+    body = _oauth_uris(request) | {
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS384"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["system/*.rs", "user/*.rs", "user/Patient.cu", "system/Patient.cu"],
+        "capabilities": ["client-confidential-asymmetric", "client-public", "launch-standalone",
+                         "permission-v1", "permission-v2", "permission-user"],
+    }  # fmt: skip
+    return JsonResponse(body)
 
 
 @fhir_view(("GET", "POST", "PUT", "DELETE", "PATCH"))
@@ -147,11 +204,15 @@ def _search(request: HttpRequest, caller: resources.Caller, kind: str) -> HttpRe
         links.append(link("next", page.offset + page.count))
     if page.offset > 0:
         links.append(link("previous", max(0, page.offset - page.count)))
-    bundle = {
-        "resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links,
-        "entry": [{"fullUrl": f"{base}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                  for r in page.resources],
-    }  # fmt: skip
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": page.total,
+        "link": links,
+    }
+    if page.resources:
+        bundle["entry"] = [{"fullUrl": f"{base}/{r['id']}", "resource": r,
+                            "search": {"mode": "match"}} for r in page.resources]  # fmt: skip
     return fhir_response(orjson.dumps(bundle).decode())
 
 
@@ -193,14 +254,19 @@ def token(request: HttpRequest) -> HttpResponse:
     RFC 6749 form."""
     if request.method != "POST":
         return _oauth_error(TokenRefused("invalid_request", "POST attendu", 405))
+    form = request.POST
     try:
-        issued = token_issue(
-            grant_type=request.POST.get("grant_type", ""),
-            assertion_type=request.POST.get("client_assertion_type", ""),
-            assertion=request.POST.get("client_assertion", ""),
-            scope=request.POST.get("scope", ""),
-            token_url=request.build_absolute_uri(request.path),
-        )  # fmt: skip
+        if form.get("grant_type") == "authorization_code":
+            issued = code_redeem(code=form.get("code", ""), client_id=form.get("client_id", ""),
+                                 redirect_uri=form.get("redirect_uri", ""),
+                                 verifier=form.get("code_verifier", ""))  # fmt: skip
+        else:
+            issued = token_issue(
+                grant_type=form.get("grant_type", ""),
+                assertion_type=form.get("client_assertion_type", ""),
+                assertion=form.get("client_assertion", ""), scope=form.get("scope", ""),
+                token_url=request.build_absolute_uri(request.path),
+            )  # fmt: skip
     except TokenRefused as exc:
         return _oauth_error(exc)
     response = JsonResponse({"access_token": issued.token, "token_type": "bearer",

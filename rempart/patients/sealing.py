@@ -34,7 +34,7 @@ class PatientSealer:
         self._keys = [tuple(a.key for a in attributes if a.blob == f.name) for f in self.records]
         self.indexes = [f for f in meta.concrete_fields if isinstance(f, BlindIndexField)]
         self.columns = [
-            "id", "identity_status", "created_at", "updated_at",
+            "id", "identity_status", "created_at", "updated_at", "version",
             *(f.column for f in self.records), *(f.column for f in self.indexes), "index_key_id",
         ]  # fmt: skip
         if [f.column for f in meta.concrete_fields] != self.columns:
@@ -45,7 +45,7 @@ class PatientSealer:
         ids = [row_id for row_id, _ in batch]
         values = [v for _, v in batch]
         columns: list[Sequence[Any] | Same] = [
-            ids, [v["identity_status"] for v in values], Same(now), Same(now)
+            ids, [v["identity_status"] for v in values], Same(now), Same(now), Same(1)
         ]  # fmt: skip
         for field, keys in zip(self.records, self._keys, strict=True):
             # empty values are not stored: for str, date and UUID, falsy means None or ""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -13,9 +14,16 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
+from rempart.access.policy import AccessDenied
 from rempart.directory.models import Establishment, Role
 from rempart.fhir.models import ApiClient, ClientKind
-from rempart.fhir.services import TokenRefused, api_client_disable, api_client_register
+from rempart.fhir.services import (
+    TokenRefused,
+    api_client_disable,
+    api_client_register,
+    authorisation_check,
+    authorisation_grant,
+)
 from rempart.records.actors import actor_for_request
 from rempart.web.views import _require
 
@@ -95,3 +103,40 @@ def fhir_clients_page(request: HttpRequest) -> HttpResponse:
     return render(request, "web/fhir_clients.html", {
         "form": form, "clients": ApiClient.objects.order_by("client_id"),
     })  # fmt: skip
+
+
+_SCOPE_WORDS = {"r": _("lire"), "s": _("chercher"), "c": _("créer"), "u": _("modifier"),
+                "d": _("supprimer")}  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def fhir_authorize_page(request: HttpRequest) -> HttpResponse:
+    """SMART App Launch: an application asks to act for the signed-in staff member. The
+    request is checked before anything is shown; an unknown application or an unregistered
+    return address is never redirected to. Approving gives a one-time code (60 s, PKCE)."""
+    source = request.POST if request.method == "POST" else request.GET
+    params = {k: str(source.get(k, "")) for k in source if k != "csrfmiddlewaretoken"}
+    try:
+        asked = authorisation_check(params)
+    except TokenRefused as exc:
+        return render(request, "web/fhir_authorize.html", {"refused": str(exc)}, status=400)
+    actor = actor_for_request(request)
+    back = asked.redirect_uri + ("&" if "?" in asked.redirect_uri else "?")
+    if request.method == "POST":
+        if request.POST.get("action") != "approve":
+            return redirect(back + urlencode({"error": "access_denied", "state": asked.state}))
+        try:
+            code = authorisation_grant(actor=actor, user=request.user, request=asked)
+        except AccessDenied:
+            return render(request, "web/fhir_authorize.html",
+                          {"refused": _("Votre fonction ne permet pas d'autoriser une "
+                                        "application.")}, status=403)  # fmt: skip
+        return redirect(back + urlencode({"code": code, "state": asked.state}))
+    rights = []
+    for scope in asked.scopes:
+        kind, _dot, access = scope.partition("/")[2].partition(".")
+        letters = {"read": "rs", "write": "cud", "*": "cruds"}.get(access, access)
+        rights.append((kind, ", ".join(str(_SCOPE_WORDS[x]) for x in letters if x in _SCOPE_WORDS)))
+    return render(request, "web/fhir_authorize.html",
+                  {"client": asked.client, "rights": rights, "params": params})  # fmt: skip
