@@ -231,7 +231,7 @@ def search(caller: Caller, kind: str, params: dict[str, str]) -> Page:
     return Page(len(found), found[offset : offset + count], offset, count)
 
 
-_CONTROL = {"_count", "_offset", "_format", "_total"}
+_CONTROL = {"_count", "_offset", "_format", "_total", "_totalMethod"}  # total: always exact
 _KNOWN = {
     "Patient": {"family", "given", "name", "birthdate", "identifier", "gender", "_id"},
     "Practitioner": {"identifier", "family", "_id"},

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django import forms
 from django.contrib import messages
@@ -138,5 +138,10 @@ def fhir_authorize_page(request: HttpRequest) -> HttpResponse:
         kind, _dot, access = scope.partition("/")[2].partition(".")
         letters = {"read": "rs", "write": "cud", "*": "cruds"}.get(access, access)
         rights.append((kind, ", ".join(str(_SCOPE_WORDS[x]) for x in letters if x in _SCOPE_WORDS)))
-    return render(request, "web/fhir_authorize.html",
-                  {"client": asked.client, "rights": rights, "params": params})  # fmt: skip
+    response = render(request, "web/fhir_authorize.html",
+                      {"client": asked.client, "rights": rights, "params": params})  # fmt: skip
+    # The approval's redirect goes to the application: the page's form-action allows its
+    # registered origin, and only it (a browser applies form-action to the redirect too).
+    origin = urlsplit(asked.redirect_uri)
+    response._csp_update = {"form-action": [f"{origin.scheme}://{origin.netloc}"]}  # type: ignore[attr-defined]
+    return response
