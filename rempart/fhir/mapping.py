@@ -18,6 +18,7 @@ import orjson
 from django.utils import timezone
 from pydantic import ValidationError as ModelError
 
+from rempart.audit.fhir import as_audit_event
 from rempart.audit.models import Event
 from rempart.care.models import Prescription, PrescriptionLine, PrescriptionStatus, Stay, StayKind
 from rempart.directory.models import Establishment, Practitioner
@@ -310,26 +311,11 @@ def medication_request_resource(line: PrescriptionLine, prescription: Prescripti
 
 
 def audit_event_resource(event: Event) -> dict[str, Any]:
-    """An audit event: who, what, when, the patient by id; no value (the trail has none)."""
-    outcome = {"success": "0", "denied": "4", "not_found": "4", "failed": "8"}
-    body: dict[str, Any] = {
-        "resourceType": "AuditEvent", "id": str(event.pk),
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                 "code": "rest", "display": event.action},
-        "subtype": [{"system": "urn:rempart:action", "code": event.action}],
-        "action": {"create": "C", "read": "R", "search": "E", "update": "U",
-                   "delete": "D"}.get(event.action, "E"),
-        "recorded": _instant(event.at), "outcome": outcome.get(event.outcome, "8"),
-        "purposeOfEvent": [{"text": event.purpose}],
-        "agent": [{"who": {"display": event.username}, "requestor": True,
-                   "role": [{"text": event.role}],
-                   "network": {"address": event.ip, "type": "2"} if event.ip else None}],
-        "source": {"observer": {"display": "Rempart"}},
-        "entity": [{"what": {"reference": f"Patient/{event.patient_id}"}}]
-        if event.patient_id else [{"what": {"display": f"{event.resource_type} "
-                                                       f"{event.resource_id}".strip()}}],
-    }  # fmt: skip
-    return _checked("AuditEvent", body)
+    """An audit event as the trail's own FHIR rendering gives it (ids, never values)."""
+    rendered: dict[str, Any] = orjson.loads(
+        as_audit_event(event).model_dump_json(exclude_none=True)
+    )
+    return rendered
 
 
 # --- fhir.resources -----------------------------------------------------------------------------
