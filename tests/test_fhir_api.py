@@ -361,3 +361,94 @@ def test_stays_and_prescriptions_follow_the_level_of_access(world):  # noqa: F81
     ).first()
     if line is not None:
         assert _get(f"/fhir/MedicationRequest/{line.pk}", bearer).status_code == 200
+
+
+def test_bulk_export_waits_for_a_second_person_then_gives_an_encrypted_watermarked_file(world):  # noqa: F811
+    import pyrage
+    from fhir.resources.R4B.patient import Patient as FhirPatient
+
+    from rempart.exports.models import ExportRequest
+    from rempart.exports.services import export_decide
+    from rempart.records.actors import actor_for_user
+
+    identity = pyrage.x25519.Identity.generate()
+    keys = _keys()
+    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
+    api_client_register(actor=SYSTEM, client_id="plateforme", name="Plateforme régionale",
+                        jwks=public, scopes=["system/Patient.rs", "system/Group.rs"],
+                        establishments=[world.here], export_purpose="care_transfer",
+                        export_recipient=str(identity.to_public()))  # fmt: skip
+    token = _ask(Client(), _assertion(keys, iss="plateforme", jti="bulk-1"),
+                 scope="system/Patient.rs system/Group.rs").json()["access_token"]  # fmt: skip
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    groups = _get("/fhir/Group", bearer).json()
+    assert [e["resource"]["id"] for e in groups["entry"]] == [str(world.here.pk)]
+    kick = f"/fhir/Group/{world.here.pk}/$export"
+    assert _get(kick, bearer).status_code == 400  # Prefer: respond-async is required
+    assert _get(f"/fhir/Group/{world.there.pk}/$export", {**bearer, "HTTP_PREFER":
+                "respond-async"}).status_code == 404  # not a group it serves  # fmt: skip
+    asked = _get(kick, {**bearer, "HTTP_PREFER": "respond-async"})
+    assert asked.status_code == 202
+    status_url = asked["Content-Location"].removeprefix("http://testserver")
+    waiting = _get(status_url, bearer)
+    assert waiting.status_code == 202 and waiting["X-Progress"]
+    export = ExportRequest.objects.get()
+    assert export.requested_by.username == "api:plateforme" and export.format == "fhir"
+    # A second person approves in the Exports page (here, the service it calls).
+    export_decide(actor=actor_for_user(world.users["dpo"]), export_id=export.pk, approve=True)
+    manifest = _get(status_url, bearer)
+    assert manifest.status_code == 200, manifest.content
+    body = manifest.json()
+    assert body["requiresAccessToken"] is True and body["output"][0]["type"] == "Patient"
+    file_url = body["output"][0]["url"].removeprefix("http://testserver")
+    assert _get(file_url, {}).status_code == 401  # the file needs the token too
+    sealed = b"".join(_get(file_url, bearer).streaming_content)
+    lines = pyrage.decrypt(sealed, [identity]).decode().splitlines()
+    export.refresh_from_db()
+    assert len(lines) == body["output"][0]["count"] > export.rows > 0  # canary rows inside
+    resources = [json.loads(line) for line in lines]
+    for resource in resources[:50]:
+        FhirPatient.model_validate(resource)
+    # No resource carries an id: canary rows have none to give and would stand out.
+    assert all("id" not in r for r in resources)
+    assert all(r["identifier"][0]["system"] == f"urn:rempart:ipp:{world.here.finess}"
+               for r in resources)  # fmt: skip
+    events = Event.objects.filter(resource_type="ExportRequest", resource_id=str(export.pk))
+    steps = [e.detail["step"] for e in events]
+    assert steps == ["requested", "approved", "produced", "downloaded"]
+
+
+def test_a_leaked_bulk_file_is_traced_to_its_export(world):  # noqa: F811
+    """The FHIR file leaks after decryption: the analyser reads FHIR Patients like any export
+    and names the export, the system that asked and the person who approved."""
+    import pyrage
+
+    from rempart.breach.services import breach_analyse
+    from rempart.exports.models import ExportRequest
+    from rempart.exports.services import export_decide
+    from rempart.records.actors import actor_for_user
+
+    identity = pyrage.x25519.Identity.generate()
+    keys = _keys()
+    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
+    api_client_register(actor=SYSTEM, client_id="plateforme", name="Plateforme régionale",
+                        jwks=public, scopes=["system/Patient.rs", "system/Group.rs"],
+                        establishments=[world.here], export_purpose="care_transfer",
+                        export_recipient=str(identity.to_public()))  # fmt: skip
+    token = _ask(Client(), _assertion(keys, iss="plateforme", jti="bulk-2"),
+                 scope="system/Patient.rs system/Group.rs").json()["access_token"]  # fmt: skip
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    asked = _get(f"/fhir/Group/{world.here.pk}/$export", {**bearer, "HTTP_PREFER": "respond-async"})
+    status_url = asked["Content-Location"].removeprefix("http://testserver")
+    export = ExportRequest.objects.get()
+    export_decide(actor=actor_for_user(world.users["security"]), export_id=export.pk, approve=True)
+    file_url = _get(status_url, bearer).json()["output"][0]["url"].removeprefix("http://testserver")
+    sealed = b"".join(_get(file_url, bearer).streaming_content)
+    lines = pyrage.decrypt(sealed, [identity]).splitlines()
+    posted = b"\n".join(lines[:300]) + b"\n"
+    report = breach_analyse(actor=SYSTEM, data=posted, file_name="patients.ndjson").report
+    assert report["matches"]["exact"] + report["matches"]["partial"] >= 0.9 * min(300, len(lines))
+    source = report["source"]
+    assert source["verdict"] == "export" and source["exports"][0]["id"] == str(export.pk)
+    assert source["exports"][0]["requested_by"] == "api:plateforme"
+    assert source["exports"][0]["approved_by"] == "rssi"

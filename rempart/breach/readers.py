@@ -124,13 +124,66 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: _cell(value)}
 
 
+def _fhir_patient(resource: dict[str, Any]) -> dict[str, str]:
+    """A FHIR Patient (a Bulk Data file, an API answer) as the columns a French export would
+    have: each name, phone and identifier in its own column, so that the analyser reads it like
+    any file and the watermark written into the values still speaks."""
+    if resource.get("resourceType") != "Patient":
+        return _flatten(resource)
+
+    def items(key: str) -> list[dict[str, Any]]:
+        value = resource.get(key)
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    out: dict[str, str] = {}
+    for name in items("name"):
+        column = "nom_usage" if name.get("use") == "usual" else "nom_naissance"
+        out.setdefault(column, _cell(name.get("family", "")))
+        given = [g for g in name.get("given") or [] if isinstance(g, str)]
+        listed = [str(e["valueString"]) for e in name.get("extension") or []
+                  if isinstance(e, dict) and isinstance(e.get("valueString"), str)]  # fmt: skip
+        if listed or given:
+            out.setdefault("prenoms", listed[0] if listed else " ".join(given))
+    for point in items("telecom"):
+        if point.get("system") == "email":
+            out.setdefault("email", _cell(point.get("value", "")))
+        elif point.get("system") == "phone":
+            column = "telephone_fixe" if point.get("use") == "home" else "telephone_portable"
+            out.setdefault(column, _cell(point.get("value", "")))
+    for identifier in items("identifier"):
+        system = str(identifier.get("system", ""))
+        if system.startswith("urn:oid:1.2.250.1.213.1.4."):
+            out.setdefault("matricule_ins", _cell(identifier.get("value", "")))
+        elif "ipp" in system.lower() or system.startswith("urn:rempart:ipp"):
+            out.setdefault("ipp", _cell(identifier.get("value", "")))
+    for address in items("address")[:1]:
+        out["adresse"] = " ".join(x for x in address.get("line") or [] if isinstance(x, str))
+        out["code_postal"] = _cell(address.get("postalCode", ""))
+        out["ville"] = _cell(address.get("city", ""))
+    genders = {"male": "M", "female": "F", "other": "I"}
+    out["sexe"] = genders.get(str(resource.get("gender", "")), "")
+    out["date_naissance"] = _cell(resource.get("birthDate", ""))
+    for gp in items("generalPractitioner")[:1]:
+        value = str((gp.get("identifier") or {}).get("value", ""))
+        out["medecin_traitant_rpps"] = value[1:] if len(value) == 12 else value
+    return {k: v for k, v in out.items() if v}
+
+
 def _records_to_sample(records: list[Any]) -> Sample:
     header: dict[str, None] = {}
     flat: list[dict[str, str]] = []
     rows: list[list[str]] = []
     for record in records:
+        if isinstance(record, dict) and record.get("resourceType") == "Bundle":
+            for entry in record.get("entry") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                    item = _fhir_patient(entry["resource"])
+                    header.update(dict.fromkeys(item))
+                    flat.append(item)
+            continue
         if isinstance(record, dict):
-            item = _flatten(record)
+            item = _fhir_patient(record) if record.get("resourceType") == "Patient" else (
+                _flatten(record))  # fmt: skip
             header.update(dict.fromkeys(item))
             flat.append(item)
         elif isinstance(record, list):

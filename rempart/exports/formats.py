@@ -79,7 +79,7 @@ def _phone(number: str, style: int) -> str:
     return marks.phone_written(number, style) if number else ""
 
 
-def render(fmt: str, columns: list[str], rows: list[dict[str, str]]) -> bytes:
+def render(fmt: str, columns: list[str], rows: list[dict[str, str]], finess: str = "") -> bytes:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
@@ -90,6 +90,9 @@ def render(fmt: str, columns: list[str], rows: list[dict[str, str]]) -> bytes:
         return b"".join(orjson.dumps({c: row[c] for c in columns}) + b"\n" for row in rows)
     if fmt == "xlsx":
         return _xlsx(columns, rows)
+    if fmt == "fhir":
+        keep = set(columns)
+        return b"".join(orjson.dumps(fhir_patient(row, keep, finess)) + b"\n" for row in rows)
     raise FormatError(f"unknown format {fmt}")
 
 
@@ -107,3 +110,86 @@ def _xlsx(columns: list[str], rows: list[dict[str, str]]) -> bytes:
         sheet.write_row(i, 0, [row[c] for c in columns])
     book.close()
     return buffer.getvalue()
+
+
+_FR_CORE = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
+_GENDERS = {"M": "male", "F": "female", "I": "other"}
+
+
+def fhir_patient(row: dict[str, str], keep: set[str], finess: str) -> dict[str, Any]:
+    """A row as a FHIR Patient (FR Core) for Bulk Data, with the columns asked for only. No
+    resource id: the export's canary rows have none to give, and a file where only they lacked
+    one would point them out; the IPP identifies each row."""
+
+    def get(column: str) -> str:
+        return row[column] if column in keep else ""
+
+    resource: dict[str, Any] = {"resourceType": "Patient",
+                                "meta": {"profile": [_FR_CORE + "fr-core-patient"]}}  # fmt: skip
+    identifiers = []
+    if get("ipp"):
+        identifiers.append({"use": "usual", "system": f"urn:rempart:ipp:{finess}",
+                            "type": {"coding": [{"system": "http://terminology.hl7.org/"
+                                                 "CodeSystem/v2-0203", "code": "PI"}]},
+                            "value": get("ipp")})  # fmt: skip
+    nir = get("matricule_ins")
+    if nir and get("statut_identite") in ("RECUP", "QUAL"):
+        system = "urn:oid:1.2.250.1.213.1.4.9" if nir[0] in "78" else "urn:oid:1.2.250.1.213.1.4.8"
+        identifiers.append({"use": "official", "system": system, "value": nir})
+    if identifiers:
+        resource["identifier"] = identifiers
+    if get("statut_identite"):
+        resource["extension"] = [{"url": _FR_CORE + "fr-core-identity-reliability", "extension": [
+            {"url": "identityStatus", "valueCoding": {
+                "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445",
+                "code": get("statut_identite")}}]}]  # fmt: skip
+    if get("lieu_naissance"):
+        resource.setdefault("extension", []).append({
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+            "valueAddress": {"extension": [{"url": _FR_CORE + "fr-core-address-insee-code",
+                                            "valueCoding": {
+                "system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM",
+                "code": get("lieu_naissance")}}]}})  # fmt: skip
+    first = get("premier_prenom") or (get("prenoms").split() or [""])[0]
+    names = []
+    if get("nom_naissance"):
+        official: dict[str, Any] = {"use": "official", "family": get("nom_naissance")}
+        if first:
+            official["given"] = [first]
+        if get("prenoms"):
+            official["extension"] = [{"url": _FR_CORE + "fr-core-patient-birth-list-given-name",
+                                      "valueString": get("prenoms")}]  # fmt: skip
+        names.append(official)
+    if get("nom_usage"):
+        names.append(
+            {"use": "usual", "family": get("nom_usage"), **({"given": [first]} if first else {})}
+        )
+    if names:
+        resource["name"] = names
+    telecom = [{"system": "phone", "value": get(c), "use": use}
+               for c, use in (("telephone_portable", "mobile"), ("telephone_fixe", "home"))
+               if get(c)]  # fmt: skip
+    if get("email"):
+        telecom.append({"system": "email", "value": get("email")})
+    if telecom:
+        resource["telecom"] = telecom
+    if get("sexe"):
+        resource["gender"] = _GENDERS.get(get("sexe"), "unknown")
+    if get("date_naissance"):
+        resource["birthDate"] = get("date_naissance")
+    address = {k: v for k, v in (("line", [get("adresse")] if get("adresse") else None),
+                                 ("postalCode", get("code_postal")), ("city", get("ville")))
+               if v}  # fmt: skip
+    if address:
+        resource["address"] = [{"use": "home", **address}]
+    if get("medecin_traitant_rpps"):
+        resource["generalPractitioner"] = [
+            {
+                "display": get("medecin_traitant"),
+                "identifier": {
+                    "system": "urn:oid:1.2.250.1.71.4.2.1",
+                    "value": "8" + get("medecin_traitant_rpps"),
+                },
+            }
+        ]
+    return resource

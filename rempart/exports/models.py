@@ -17,6 +17,7 @@ class ExportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     XLSX = "xlsx", "XLSX (Excel)"
     NDJSON = "ndjson", "NDJSON"
+    FHIR = "fhir", "NDJSON FHIR (Patient FR Core, Bulk Data)"
 
 
 class ExportPurpose(models.TextChoices):

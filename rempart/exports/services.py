@@ -40,7 +40,9 @@ from rempart.patients.models import Patient, PatientIdentifier
 from rempart.vault.fields import EncryptedField
 from rempart.vault.keystore import get_vault
 
-REQUESTERS = frozenset({Role.SECRETARY, Role.PHYSICIAN, Role.DPO, Role.SECURITY_OFFICER})
+# A system on the FHIR API asks its Bulk $export like a person: the same second person decides.
+REQUESTERS = frozenset({Role.SECRETARY, Role.PHYSICIAN, Role.DPO, Role.SECURITY_OFFICER,
+                        Role.API_CLIENT})  # fmt: skip
 APPROVERS = frozenset({Role.DPO, Role.SECURITY_OFFICER})
 GROUP_WIDE = frozenset({Role.DPO, Role.SECURITY_OFFICER})  # may ask for any establishment
 VALIDITY = dt.timedelta(days=7)  # a produced file is destroyed after this
@@ -105,7 +107,7 @@ def export_request(*, actor: Actor, ask: ExportAsk) -> ExportRequest:
         formats.columns_for(ask.fields)
     except formats.FormatError:
         raise ExportRefused(_("Choisissez au moins un groupe de champs.")) from None
-    if ask.format not in ("csv", "xlsx", "ndjson"):
+    if ask.format not in ("csv", "xlsx", "ndjson", "fhir"):
         raise ExportRefused(_("Format inconnu."))
     _recipient(ask.recipient_kind, ask.recipient)
     establishment = Establishment.objects.get(pk=ask.establishment_id)
@@ -280,7 +282,8 @@ def export_produce(*, actor: Actor, export_id: uuid.UUID) -> Produced:
         planted = _canary_rows(export, key, [r for _, r in rows[:500]], wanted, planted_ipps)
         rows.extend(planted)
         rows.sort(key=lambda r: r[0])
-        plain = formats.render(export.format, columns, [r for _, r in rows])
+        plain = formats.render(export.format, columns, [r for _, r in rows],
+                               finess=export.establishment.finess)  # fmt: skip
         passphrase = None
         if recipient is None:
             passphrase = _passphrase()

@@ -27,6 +27,10 @@ class ApiClient(models.Model):
     jwks = models.JSONField(default=dict)  # a system's public keys only (checked when registered)
     redirect_uris = models.JSONField(default=list)  # an application's, compared exactly
     scopes = models.JSONField(default=list)  # what it may ask, e.g. "system/Patient.read"
+    # Bulk $export: the age public key its files are encrypted to, and the purpose its exports
+    # are asked for; both vetted at registration, and again by the second person who approves.
+    export_recipient = models.CharField(max_length=100, blank=True)
+    export_purpose = models.CharField(max_length=20, blank=True)
     account = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.PROTECT, related_name="api_client")  # fmt: skip
     active = models.BooleanField(default=True)

@@ -72,6 +72,7 @@ class TokenRefused(Exception):
 def api_client_register(
     *, actor: Actor, client_id: str, name: str, scopes: list[str], jwks: str = "",
     establishments: list[Establishment] | None = None, redirect_uris: list[str] | None = None,
+    export_recipient: str = "", export_purpose: str = "",
 ) -> ApiClient:  # fmt: skip
     """A system (public keys, `system/` scopes, the establishments it serves: it gets an
     account of its own) or, with `redirect_uris`, an application acting for the staff member
@@ -91,6 +92,8 @@ def api_client_register(
         except VaultError:
             said = "clés publiques illisibles (un JWK Set de clés de signature publiques attendu)"
             raise TokenRefused("invalid_request", said) from None
+        if export_recipient or export_purpose:
+            _export_terms_check(export_recipient, export_purpose)
     elif any(not _redirect_ok(uri) for uri in redirect_uris or ()):
         raise TokenRefused("invalid_request", "adresse de retour refusée (https, ou http sur "
                                               "la machine locale ; sans fragment)")  # fmt: skip
@@ -102,12 +105,27 @@ def api_client_register(
             client_id=client_id, name=name, kind=kind, scopes=sorted(set(scopes)),
             jwks=json.loads(jwks) if kind == ClientKind.SYSTEM else {},
             redirect_uris=list(redirect_uris or ()), account=account, created_by=actor.username,
+            export_recipient=export_recipient.strip(), export_purpose=export_purpose,
         )  # fmt: skip
         event_record(actor, Action.KEY, resource_type="ApiClient", resource_id=client.pk,
                      detail={"client_id": client_id, "kind": kind, "scopes": client.scopes,
                              "establishments": [e.finess for e in establishments or ()]},
                      )  # fmt: skip
     return client
+
+
+def _export_terms_check(recipient: str, purpose: str) -> None:
+    """A system's Bulk $export terms: an age public key and a listed purpose, both or neither."""
+    import pyrage
+
+    from rempart.exports.models import ExportPurpose
+
+    if purpose not in ExportPurpose.values:
+        raise TokenRefused("invalid_request", "motif d'export inconnu")
+    try:
+        pyrage.x25519.Recipient.from_str(recipient.strip())
+    except pyrage.RecipientError:
+        raise TokenRefused("invalid_request", "clé publique age invalide (age1...)") from None
 
 
 def _system_account(client_id: str, establishments: list[Establishment]) -> Any:

@@ -11,12 +11,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from rempart.fhir import resources
+from rempart.fhir import bulk, resources
 from rempart.fhir.models import ApiToken
 from rempart.fhir.outcome import FHIR_JSON, FhirError, fhir_response, outcome_response
 from rempart.fhir.services import TokenRefused, code_redeem, token_client, token_issue
@@ -25,8 +26,8 @@ FHIR_VERSION = "4.0.1"
 ACCEPTED = {"*/*", "application/*", FHIR_JSON, "application/json", "application/json+fhir"}
 FORMATS = {"json", FHIR_JSON, "application/json"}
 RESOURCES = ("Patient", "Practitioner", "Organization", "Encounter", "MedicationRequest",
-             "AuditEvent")  # fmt: skip
-View = Callable[..., HttpResponse]
+             "AuditEvent", "Group")  # fmt: skip
+View = Callable[..., HttpResponseBase]
 
 
 def fhir_view(methods: tuple[str, ...]) -> Callable[[View], View]:
@@ -35,7 +36,7 @@ def fhir_view(methods: tuple[str, ...]) -> Callable[[View], View]:
     def wrap(view: View) -> View:
         @csrf_exempt  # token-authenticated API, no session cookie
         @wraps(view)
-        def handle(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def handle(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     said = f"méthode {request.method} non prise en charge ici"
@@ -72,6 +73,7 @@ _SEARCH = {
     "Encounter": ("patient", "subject", "date", "status"),
     "MedicationRequest": ("patient", "subject", "status", "authoredon"),
     "AuditEvent": ("date", "patient", "_id"),
+    "Group": (),
 }
 _PARAM_TYPES = {"birthdate": "date", "date": "date", "authoredon": "date", "identifier": "token",
                 "gender": "token", "status": "token", "patient": "reference",
@@ -93,11 +95,21 @@ def metadata(request: HttpRequest) -> HttpResponse:
     resources_listed = []
     for kind in RESOURCES:
         interactions = ["read", "search-type"] + (["create", "update"] if kind == "Patient" else [])
+        if kind == "Group":
+            entry_ops = [
+                {
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/"
+                    "OperationDefinition/group-export",
+                }
+            ]
         entry: dict[str, Any] = {
             "type": kind, "interaction": [{"code": code} for code in interactions],
             "searchParam": [{"name": name, "type": _PARAM_TYPES.get(name, "string")}
                             for name in _SEARCH[kind]],
         }  # fmt: skip
+        if kind == "Group":
+            entry["operation"] = entry_ops
         if kind == "Patient":
             entry |= {"versioning": "versioned-update", "conditionalCreate": True,
                       "updateCreate": False, "readHistory": False}  # fmt: skip
@@ -139,14 +151,19 @@ def smart_configuration(request: HttpRequest) -> HttpResponse:
 
 
 @fhir_view(("GET", "POST", "PUT", "DELETE", "PATCH"))
-def resource(request: HttpRequest, rest: str) -> HttpResponse:
+def resource(request: HttpRequest, rest: str) -> HttpResponseBase:
     """Any other path under /fhir: `Type` (search, create), `Type/_search` (search by POST),
     `Type/id` (read, update). A known type needs a token; an unknown one is not found."""
     parts = rest.strip("/").split("/")
     kind = parts[0]
+    if kind in ("$export-status", "$export-file") and len(parts) == 2:
+        return _bulk(request, kind, parts[1])
     if kind not in RESOURCES:
         raise FhirError(404, "not-found", f"type de ressource inconnu : {kind[:40]}")
-    caller = resources.caller_for(request, _bearer(request))
+    token = _bearer(request)
+    caller = resources.caller_for(request, token)
+    if kind == "Group":
+        return _group(request, caller, token, parts[1:])
     if len(parts) == 1 or (len(parts) == 2 and parts[1] == "_search" and request.method == "POST"):
         if request.method == "GET" or len(parts) == 2:
             return _search(request, caller, kind)
@@ -162,6 +179,60 @@ def resource(request: HttpRequest, rest: str) -> HttpResponse:
             return _resource_response(request, updated)
     said = f"opération {request.method} non prise en charge sur {'/'.join(parts)[:80]}"
     raise FhirError(405, "not-supported", said)
+
+
+def _group(request: HttpRequest, caller: resources.Caller, token: ApiToken,
+           rest: list[str]) -> HttpResponse:  # fmt: skip
+    """Group (one per establishment the caller serves): search, read, and Bulk $export."""
+    if request.method == "GET" and not rest:
+        groups = bulk.group_search(caller)
+        base = request.build_absolute_uri("/fhir/Group")
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
+                                  "total": len(groups)}  # fmt: skip
+        if groups:
+            bundle["entry"] = [{"fullUrl": f"{base}/{g['id']}", "resource": g,
+                                "search": {"mode": "match"}} for g in groups]  # fmt: skip
+        return fhir_response(orjson.dumps(bundle).decode())
+    if request.method == "GET" and len(rest) == 1:
+        return _resource_response(request, bulk.group_read(caller, rest[0]))
+    if request.method in ("GET", "POST") and len(rest) == 2 and rest[1] == "$export":
+        params = {k: str(request.GET.get(k, "")) for k in request.GET if k != "_format"}
+        export_id = bulk.kick_off(caller, token, rest[0], params,
+                                  request.headers.get("Prefer", ""))  # fmt: skip
+        response = outcome_response(
+            202,
+            "informational",
+            "export demandé : il attend l'approbation d'une seconde personne",
+            severity="information",
+        )
+        response["Content-Location"] = request.build_absolute_uri(
+            f"/fhir/$export-status/{export_id}"
+        )
+        return response
+    raise FhirError(405, "not-supported", "Group : lecture, recherche et $export seulement")
+
+
+def _bulk(request: HttpRequest, kind: str, export_id: str) -> HttpResponseBase:
+    caller = resources.caller_for(request, _bearer(request))
+    if request.method != "GET":
+        raise FhirError(405, "not-supported", "GET seulement")
+    if kind == "$export-file":
+        path = bulk.file_path(caller, export_id)
+        sent = FileResponse(path.open("rb"), content_type="application/octet-stream")
+        sent["Content-Disposition"] = f'attachment; filename="Patient-{export_id}.ndjson.age"'
+        sent["Cache-Control"] = "no-store"
+        return sent
+    manifest = bulk.status(caller, export_id, request.build_absolute_uri("/fhir"))
+    if manifest is None:
+        response = outcome_response(202, "informational", "en attente de l'approbation d'une "
+                                    "seconde personne (DPO ou responsable sécurité)",
+                                    severity="information")  # fmt: skip
+        response["X-Progress"] = "en attente d'approbation"
+        response["Retry-After"] = "60"
+        return response
+    answer = JsonResponse(manifest)
+    answer["Cache-Control"] = "no-store"
+    return answer
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:

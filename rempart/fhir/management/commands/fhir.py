@@ -33,6 +33,16 @@ class Command(BaseCommand):
             default=[],
             help="an application's redirect URI (repeat): a user-facing app",
         )
+        add.add_argument(
+            "--age-recipient",
+            default="",
+            help="a system's age public key, for its Bulk $export files",
+        )
+        add.add_argument(
+            "--export-purpose",
+            default="",
+            help="the purpose of its Bulk $export (e.g. care_transfer)",
+        )
         add.add_argument("--scope", action="append", required=True,
                          help="e.g. system/Patient.rs, user/Patient.rs (repeat)")  # fmt: skip
         sub.add_parser("list", help="the registered systems")
@@ -51,6 +61,8 @@ class Command(BaseCommand):
                     jwks=options["jwks"].read_text(encoding="utf-8") if options["jwks"] else "",
                     scopes=options["scope"], establishments=places,
                     redirect_uris=options["redirect_uri"] or None,
+                    export_recipient=options["age_recipient"],
+                    export_purpose=options["export_purpose"],
                 )  # fmt: skip
                 self.stdout.write(f"Client {client.client_id} enregistré : "
                                   f"{' '.join(client.scopes)}.")  # fmt: skip
