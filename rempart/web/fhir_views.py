@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from rempart.access.policy import AccessDenied
 from rempart.directory.models import Establishment, Role
+from rempart.exports.models import ExportPurpose
 from rempart.fhir.models import ApiClient, ClientKind
 from rempart.fhir.services import (
     TokenRefused,
@@ -37,6 +38,7 @@ _ACCESS = [
     ("Practitioner.rs", _("Praticiens : lire, chercher")),
     ("Organization.rs", _("Établissements : lire, chercher")),
     ("AuditEvent.rs", _("Journal d'audit : lire, chercher")),
+    ("Group.rs", _("Groupes par établissement : lire, demander un export en masse ($export)")),
 ]
 
 
@@ -58,6 +60,11 @@ class ClientForm(forms.Form):
                                     widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     scopes = forms.MultipleChoiceField(label=_("Portées"), widget=forms.CheckboxSelectMultiple,
                                        choices=_ACCESS)  # fmt: skip
+    export_recipient = forms.CharField(label=_("Clé publique age des exports en masse "
+                                               "(système, facultatif)"),
+                                       max_length=100, required=False)  # fmt: skip
+    export_purpose = forms.ChoiceField(label=_("Motif des exports en masse"), required=False,
+                                       choices=[("", "—"), *ExportPurpose.choices])  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -92,6 +99,8 @@ def fhir_clients_page(request: HttpRequest) -> HttpResponse:
                     jwks=data["jwks"] if system else "",
                     establishments=list(data["establishments"]) if system else None,
                     redirect_uris=None if system else data["redirect_uris"].split(),
+                    export_recipient=data["export_recipient"] if system else "",
+                    export_purpose=data["export_purpose"] if system else "",
                 )  # fmt: skip
                 messages.success(request, _("Client enregistré."))
                 return redirect("fhir-clients")
