@@ -173,7 +173,7 @@ def test_a_system_creates_a_patient_once_and_updates_it_only_from_the_latest_ver
 
 
 @pytest.mark.parametrize("fault", ["no_name", "no_birth", "gender", "status", "json", "type",
-                                   "structure", "place", "gp"])  # fmt: skip
+                                   "structure", "place", "gp", "binding"])  # fmt: skip
 def test_a_bad_patient_gets_an_outcome_and_writes_nothing(world, fault):  # noqa: F811
     bearer = _system_token(world, ["system/Patient.cu"])
     body = _new_patient_body()
@@ -196,6 +196,8 @@ def test_a_bad_patient_gets_an_outcome_and_writes_nothing(world, fault):  # noqa
              "valueCoding": {"system": "https://www.insee.fr", "code": "75056"}}]}})  # fmt: skip
     elif fault == "gp":
         body["generalPractitioner"] = [{"reference": "Practitioner/pas-un-id"}]
+    elif fault == "binding":  # a code outside the required value set: types alone would pass
+        body["telecom"] = [{"system": "pigeon", "value": "06 11 22 33 44"}]
     before = Patient.objects.count()
     if fault == "json":
         answer = Client().post("/fhir/Patient", data="{pas du json", content_type=FHIR, **bearer)
@@ -452,3 +454,23 @@ def test_a_leaked_bulk_file_is_traced_to_its_export(world):  # noqa: F811
     assert source["verdict"] == "export" and source["exports"][0]["id"] == str(export.pk)
     assert source["exports"][0]["requested_by"] == "api:plateforme"
     assert source["exports"][0]["approved_by"] == "rssi"
+
+
+def test_the_audit_trail_is_read_by_a_system_granted_it_never_by_a_clinician(world):  # noqa: F811
+    siem = _system_token(world, ["system/AuditEvent.rs"], client_id="siem")
+    assert _get(f"/fhir/Patient/{world.patient.pk}", siem).status_code == 403  # scope
+    today = timezone.localdate().isoformat()
+    found = _get(f"/fhir/AuditEvent?date=ge{today}", siem)
+    assert found.status_code == 200 and found.json()["total"] >= 1
+    first = found.json()["entry"][0]["resource"]
+    assert first["resourceType"] == "AuditEvent"
+    assert _get(f"/fhir/AuditEvent/{first['id']}", siem).status_code == 200
+    assert _get("/fhir/AuditEvent", siem).status_code == 400  # a date range is required
+    # The trail's read is itself in the trail.
+    assert Event.objects.filter(resource_type="AuditEvent", username="api:siem").exists()
+    # A physician's application, even granted the scope, is refused: the role decides.
+    api_client_register(actor=SYSTEM, client_id="app-soins", name="Application de soins",
+                        scopes=["user/AuditEvent.rs", "user/Patient.rs"],
+                        redirect_uris=["http://localhost:8765/retour"])  # fmt: skip
+    physician = _user_token(world, "physician")
+    assert _get(f"/fhir/AuditEvent?date=ge{today}", physician).status_code == 403

@@ -117,7 +117,7 @@ def test_fhirclient_goes_through_smart_app_launch_for_a_physician(demo, tmp_path
 
     subprocess.run([*CLI, "fhir", "client", "add", "--id", "app-soins", "--name",  # noqa: S603
                     "Application de soins", "--redirect-uri", "http://localhost:8765/retour",
-                    "--scope", "user/Patient.rs"],
+                    "--scope", "user/Patient.rs", "--scope", "user/Patient.cu"],
                    env=demo.env, check=True, capture_output=True)  # fmt: skip
     # A demo physician with a patient admitted in their service.
     username, patient_hex = demo.sql(
@@ -129,7 +129,8 @@ def test_fhirclient_goes_through_smart_app_launch_for_a_physician(demo, tmp_path
     patient_id = _uuid(patient_hex)
     smart = smart_client.FHIRClient(settings={
         "app_id": "app-soins", "api_base": f"{demo.url}/fhir",
-        "redirect_uri": "http://localhost:8765/retour", "scope": "user/Patient.rs"})  # fmt: skip
+        "redirect_uri": "http://localhost:8765/retour",
+        "scope": "user/Patient.rs user/Patient.cu"})  # fmt: skip
     authorize = smart.authorize_url
     assert authorize.startswith(f"{demo.url}/fhir/auth/authorize?")
     browser = _sign_in(demo, username)
@@ -146,6 +147,14 @@ def test_fhirclient_goes_through_smart_app_launch_for_a_physician(demo, tmp_path
     assert smart.ready
     read = Patient.read(patient_id, smart.server)
     assert read.id == patient_id and read.name[0].family
+    # Search as fhirclient builds it, then create a patient the physician registers.
+    search = Patient.where(struct={"family": read.name[0].family,
+                                   "birthdate": read.birthDate.isostring})  # fmt: skip
+    assert patient_id in [p.id for p in search.perform_resources(smart.server)]
+    new = Patient({"name": [{"use": "official", "family": "MARCHAND", "given": ["Ysé"]}],
+                   "gender": "female", "birthDate": "1990-02-14"})  # fmt: skip
+    created = new.create(smart.server)
+    assert created is not None and created["resourceType"] == "Patient" and created["id"]
     # The application read as the physician: in the trail under their name, naming the app.
     rows = demo.sql("SELECT username, detail FROM audit_event WHERE resource_type = 'Patient' "
                     "AND action = 'read' ORDER BY id DESC LIMIT 1")  # fmt: skip

@@ -140,6 +140,7 @@ def patient_data(body: dict[str, Any], gp_for: Any) -> PatientData:
     if body.get("resourceType") != "Patient":
         raise FhirError(400, "invalid", "une ressource Patient est attendue (resourceType)")
     model = _parsed("Patient", body)
+    _bindings_check(model)
     names = model.name or []
     official = next((n for n in names if n.use == "official"), names[0] if names else None)
     usual = next((n for n in names if n.use == "usual" and n is not official), None)
@@ -207,6 +208,31 @@ def patient_data(body: dict[str, Any], gp_for: Any) -> PatientData:
         city=(address.city or "") if address else "", gp_id=gp,
         phone_mobile=phones.get("phone_mobile", ""), phone_home=phones.get("phone_home", ""),
     )  # fmt: skip
+
+
+# The required bindings of the elements read from a posted Patient (R4 value sets): fhir.resources
+# checks the types, not the codes.
+_REQUIRED = {
+    "name.use": {"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"},
+    "telecom.system": {"phone", "fax", "email", "pager", "url", "sms", "other"},
+    "telecom.use": {"home", "work", "temp", "old", "mobile"},
+    "address.use": {"home", "work", "temp", "old", "billing"},
+    "address.type": {"postal", "physical", "both"},
+    "identifier.use": {"usual", "official", "temp", "secondary", "old"},
+}
+
+
+def _bindings_check(model: Any) -> None:
+    for path, allowed in _REQUIRED.items():
+        element, attribute = path.split(".")
+        for item in getattr(model, element) or []:
+            code = getattr(item, attribute, None)
+            if code is not None and code not in allowed:
+                raise FhirError(
+                    422,
+                    "code-invalid",
+                    f"Patient.{path} : un code de {', '.join(sorted(allowed))} est attendu",
+                )
 
 
 # --- the directory ------------------------------------------------------------------------------
