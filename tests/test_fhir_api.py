@@ -19,7 +19,7 @@ from tink import jwt
 
 from rempart.access.models import AccountLock
 from rempart.audit.models import Event
-from rempart.care.models import Prescription, PrescriptionLine
+from rempart.care.models import Prescription, PrescriptionLine, Stay
 from rempart.fhir.services import api_client_register
 from rempart.patients.models import Patient, PatientIdentifier
 from rempart.records.services.care import stay_create
@@ -288,11 +288,11 @@ def _signed_in(user: Any) -> Client:
     return client
 
 
-def _user_token(world, name: str) -> dict[str, str]:  # noqa: F811
+def _user_token(world, name: str, scope: str = "user/Patient.rs") -> dict[str, str]:  # noqa: F811
     verifier, challenge = _pkce()
     browser = _signed_in(world.users[name])
     asked = {"response_type": "code", "client_id": "app-soins", "state": "s-42",
-             "redirect_uri": "http://localhost:8765/retour", "scope": "user/Patient.rs",
+             "redirect_uri": "http://localhost:8765/retour", "scope": scope,
              "code_challenge": challenge, "code_challenge_method": "S256",
              "aud": "http://testserver/fhir"}  # fmt: skip
     page = browser.get("/fhir/auth/authorize", asked)
@@ -474,3 +474,122 @@ def test_the_audit_trail_is_read_by_a_system_granted_it_never_by_a_clinician(wor
                         redirect_uris=["http://localhost:8765/retour"])  # fmt: skip
     physician = _user_token(world, "physician")
     assert _get(f"/fhir/AuditEvent?date=ge{today}", physician).status_code == 403
+
+
+def _encounter_body(patient_id: Any, service_id: Any, status: str = "planned",
+                    **changes: Any) -> dict[str, Any]:  # fmt: skip
+    start = (timezone.now() + dt.timedelta(days=2)).isoformat(timespec="seconds")
+    body = {"resourceType": "Encounter", "status": status,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                      "code": "IMP"},
+            "type": [{"coding": [{"system": "urn:rempart:sejour", "code": "full"}]}],
+            "serviceType": {"coding": [{"system": "urn:rempart:service",
+                                        "code": str(service_id)}]},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "period": {"start": start}}  # fmt: skip
+    body.update(changes)
+    return body
+
+
+def test_a_system_plans_admits_and_discharges_stays_as_the_desk_does(world):  # noqa: F811
+    from rempart.access.models import CareOpening
+
+    bearer = _system_token(world, ["system/Patient.rs", "system/Encounter.rs",
+                                   "system/Encounter.cu"])  # fmt: skip
+    newcomer = _new_patients(1, seed=51)[0]
+    assert _get(f"/fhir/Patient/{newcomer.pk}", bearer).status_code == 404  # not in care yet
+    planned = _send("post", "/fhir/Encounter", _encounter_body(newcomer.pk, world.ward.pk),
+                    bearer)  # fmt: skip
+    assert planned.status_code == 201, planned.content
+    stay = planned.json()
+    assert stay["status"] == "planned" and planned["Location"].endswith(stay["id"])
+    # Planning brought the patient into the system's care, recorded like the desk's.
+    assert CareOpening.objects.filter(patient_id=newcomer.pk).exists()
+    assert _get(f"/fhir/Patient/{newcomer.pk}", bearer).status_code == 200
+    version = planned["ETag"]
+    admitted = _send("put", f"/fhir/Encounter/{stay['id']}", dict(stay, status="in-progress"),
+                     bearer, HTTP_IF_MATCH=version)  # fmt: skip
+    assert admitted.status_code == 200 and admitted.json()["status"] == "in-progress"
+    stale = _send("put", f"/fhir/Encounter/{stay['id']}", dict(stay, status="cancelled"), bearer,
+                  HTTP_IF_MATCH=version)  # fmt: skip
+    assert stale.status_code == 412
+    current = admitted.json()
+    jump = _send("put", f"/fhir/Encounter/{stay['id']}", dict(current, status="planned"), bearer)
+    assert jump.status_code == 422  # no way back
+    done = _send("put", f"/fhir/Encounter/{stay['id']}", dict(current, status="finished"), bearer)
+    assert done.status_code == 200 and done.json()["status"] == "finished"
+    # Another establishment's service: refused, nothing written.
+    elsewhere = world.there.services.first()
+    before = Stay.objects.count()
+    assert _send("post", "/fhir/Encounter", _encounter_body(newcomer.pk, elsewhere.pk),
+                 bearer).status_code == 422  # fmt: skip
+    assert Stay.objects.count() == before
+
+
+def test_planning_a_stay_for_a_canary_through_the_api_locks_the_system(world):  # noqa: F811
+    from rempart.access.canaries import canaries_plant
+
+    bearer = _system_token(world, ["system/Encounter.cu"])
+    planted = canaries_plant(actor=SYSTEM, per_establishment=1)
+    canary = planted[0].patient_ids[0]
+    answer = _send("post", "/fhir/Encounter", _encounter_body(canary, world.ward.pk), bearer)
+    assert answer.status_code == 403 and answer.json()["issue"][0]["code"] == "security"
+    assert AccountLock.objects.filter(user__username="api:labo", lifted_at=None).exists()
+
+
+def _line_body(patient_id: Any, drug: str, **changes: Any) -> dict[str, Any]:
+    body = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "medicationCodeableConcept": {"coding": [{"system": "urn:rempart:catalogue",
+                                                      "code": drug}]},
+            "dosageInstruction": [{
+                "doseAndRate": [{"doseQuantity": {"value": 500, "unit": "mg"}}],
+                "route": {"coding": [{"system": "urn:rempart:voie", "code": "oral"}]},
+                "timing": {"code": {"text": "3 fois par jour"}},
+                "patientInstruction": "Au cours des repas"}],
+            "dispenseRequest": {"expectedSupplyDuration": {"value": 7, "unit": "jours"}},
+            }  # fmt: skip
+    body.update(changes)
+    return body
+
+
+def test_a_physician_writes_draft_prescription_lines_a_system_never_prescribes(world):  # noqa: F811
+    from rempart.care.models import Drug
+
+    drug = Drug.objects.order_by("code").first().code
+    api_client_register(actor=SYSTEM, client_id="app-soins", name="Application de soins",
+                        scopes=["user/Patient.rs", "user/MedicationRequest.rs",
+                                "user/MedicationRequest.c"],
+                        redirect_uris=["http://localhost:8765/retour"])  # fmt: skip
+    physician = _user_token(
+        world, "physician", "user/MedicationRequest.rs user/MedicationRequest.c"
+    )
+    first = _send("post", "/fhir/MedicationRequest", _line_body(world.patient.pk, drug), physician)
+    assert first.status_code == 201, first.content
+    line = first.json()
+    assert line["status"] == "draft" and line["dosageInstruction"][0]["doseAndRate"][0][
+        "doseQuantity"] == {"value": 500.0, "unit": "mg"}  # fmt: skip
+    prescription = Prescription.objects.get(pk=line["groupIdentifier"]["value"])
+    assert prescription.prescriber.staff.user == world.users["physician"]
+    second = _send(
+        "post",
+        "/fhir/MedicationRequest",
+        _line_body(world.patient.pk, drug, groupIdentifier={"value": str(prescription.pk)}),
+        physician,
+    )
+    assert second.status_code == 201 and prescription.lines.count() == 2
+    assert _get(f"/fhir/MedicationRequest/{second.json()['id']}", physician).json()[
+        "dosageInstruction"][0]["timing"]["code"]["text"] == "3 fois par jour"  # fmt: skip
+    # Not a draft, an unknown drug, a patient outside the physician's care: refused, no line.
+    lines = PrescriptionLine.objects.count()
+    signed = _line_body(world.patient.pk, drug, status="active")
+    unknown = _line_body(world.patient.pk, "pas-un-medicament")
+    outside = _line_body(world.stranger.pk, drug)
+    assert _send("post", "/fhir/MedicationRequest", signed, physician).status_code == 422
+    assert _send("post", "/fhir/MedicationRequest", unknown, physician).status_code == 422
+    assert _send("post", "/fhir/MedicationRequest", outside, physician).status_code == 404
+    # A system holding the scope still cannot prescribe: prescribing is a physician's act.
+    system = _system_token(world, ["system/MedicationRequest.cruds"])
+    refused = _send("post", "/fhir/MedicationRequest", _line_body(world.patient.pk, drug), system)
+    assert refused.status_code == 403
+    assert PrescriptionLine.objects.count() == lines

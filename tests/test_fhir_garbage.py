@@ -12,9 +12,10 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rempart.care.models import PrescriptionLine, Stay
 from rempart.patients.models import Patient
 from tests.test_access import world  # noqa: F401  # the fixture
-from tests.test_fhir_api import _new_patient_body, _system_token
+from tests.test_fhir_api import _encounter_body, _new_patient_body, _system_token
 
 TYPES = ["Patient", "Practitioner", "Organization", "Encounter", "MedicationRequest",
          "AuditEvent", "Observation", "patient", "", "metadata", "auth"]  # fmt: skip
@@ -47,7 +48,16 @@ def _mangled_patient() -> Any:
     )
 
 
-bodies = st.one_of(st.none(), _json_value(), _mangled_patient(),
+def _mangled_encounter() -> Any:
+    keys = ["status", "type", "serviceType", "subject", "period", "class", "id", "meta"]
+    base = _encounter_body("0190a8f2-0000-7000-8000-000000000000",
+                           "0190a8f2-0000-7000-8000-000000000001")  # fmt: skip
+    return st.tuples(st.sampled_from(keys), _json_value()).map(
+        lambda pair: {**base, pair[0]: pair[1]}
+    )
+
+
+bodies = st.one_of(st.none(), _json_value(), _mangled_patient(), _mangled_encounter(),
                    st.binary(max_size=60))  # fmt: skip
 
 
@@ -68,8 +78,11 @@ def test_garbage_gets_an_outcome_and_changes_nothing(world, method, kind, tail, 
                                                      headers):  # fmt: skip
     if not hasattr(world, "_bearer"):
         world._bearer = _system_token(world, ["system/Patient.rs", "system/Patient.cu",
-                                              "system/Encounter.rs"])  # fmt: skip
+                                              "system/Encounter.rs", "system/Encounter.cu",
+                                              "system/MedicationRequest.c"])  # fmt: skip
         world._before = (Patient.objects.count(), Patient.objects.get(pk=world.patient.pk).version)
+        world._stays = _stays()
+        world._lines = PrescriptionLine.objects.count()
     path = f"/fhir/{kind}{tail}"
     payload: Any = body if isinstance(body, bytes) else json.dumps(body)
     extra = {"content_type": headers.pop("CONTENT_TYPE", "application/fhir+json")}
@@ -94,3 +107,16 @@ def test_garbage_gets_an_outcome_and_changes_nothing(world, method, kind, tail, 
     if count != world._before[0]:
         assert method == "post" and answer.status_code == 201
         world._before = (count, version)
+    stays = _stays()
+    if stays != world._stays:
+        assert method in ("post", "put") and answer.status_code in (200, 201)
+        world._stays = stays
+    assert PrescriptionLine.objects.count() == world._lines  # a system never prescribes
+
+
+def _stays() -> list[tuple[Any, ...]]:
+    return list(
+        Stay.objects.order_by("id").values_list(
+            "id", "admitted_at", "discharged_at", "cancelled_at", "service_id"
+        )
+    )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,7 +22,14 @@ from pydantic import ValidationError as ModelError
 
 from rempart.audit.fhir import as_audit_event
 from rempart.audit.models import Event
-from rempart.care.models import Prescription, PrescriptionLine, PrescriptionStatus, Stay, StayKind
+from rempart.care.models import (
+    Prescription,
+    PrescriptionLine,
+    PrescriptionStatus,
+    Route,
+    Stay,
+    StayKind,
+)
 from rempart.directory.models import Establishment, Practitioner
 from rempart.fhir.outcome import FhirError
 from rempart.patients.models import IdentityStatus, Patient
@@ -39,7 +48,11 @@ INSEE_CODE = FR_CORE + "fr-core-address-insee-code"
 INSEE_COMMUNES = "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ACT_CODES = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-ROUTES = "http://standardterms.edqm.eu"
+STAY_KINDS = "urn:rempart:sejour"  # the stay's kind (StayKind)
+SERVICES = "urn:rempart:service"  # a service's id
+ROUTES_SYSTEM = "urn:rempart:voie"  # Route
+CATALOGUE = "urn:rempart:catalogue"  # the shipped drug catalogue's codes
+_QUANTITY = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(\S.*?)\s*$")
 
 GENDERS = {"M": "male", "F": "female", "I": "other"}
 SEXES = {fhir: ours for ours, fhir in GENDERS.items()} | {"unknown": "I"}
@@ -295,22 +308,70 @@ def encounter_resource(stay: Stay, clinical: bool) -> dict[str, Any]:
         "meta": {"profile": [FR_CORE + "fr-core-encounter"]},
         "status": encounter_status(stay),
         "class": {"system": ACT_CODES, "code": code, "display": label},
-        "type": [{"text": str(stay.get_kind_display())}],
+        "type": [{"coding": [{"system": STAY_KINDS, "code": stay.kind,
+                              "display": str(stay.get_kind_display())}]}],
+        "serviceType": {"coding": [{"system": SERVICES, "code": str(stay.service_id),
+                                    "display": stay.service.name}]},
         "subject": {"reference": f"Patient/{stay.patient_id}"},
         "period": {"start": _instant(start), "end": _instant(end)},
-        "reasonCode": [{"text": stay.reason}] if clinical and stay.reason else None,
         "serviceProvider": {"reference": f"Organization/{stay.establishment_id}"},
-        "location": [{"location": {"display": stay.service.name}}],
     }  # fmt: skip
+    # The version is the stay's state, the same whatever the reader may see of it.
     body["meta"]["versionId"] = _version(body)
+    if clinical and stay.reason:
+        body["reasonCode"] = [{"text": stay.reason}]
     return _checked("Encounter", body)
+
+
+@dataclass(frozen=True)
+class EncounterAsk:
+    """What a posted Encounter asks: a stay to plan (or to record as begun), or a change."""
+
+    status: str
+    kind: str
+    service_id: uuid.UUID
+    patient_id: str
+    start: dt.datetime
+    end: dt.datetime | None
+    reason: str
+
+
+def encounter_ask(body: dict[str, Any]) -> EncounterAsk:
+    if body.get("resourceType") != "Encounter":
+        raise FhirError(400, "invalid", "une ressource Encounter est attendue (resourceType)")
+    model = _parsed("Encounter", body)
+    if model.status not in ("planned", "in-progress", "finished", "cancelled"):
+        raise FhirError(422, "code-invalid", "Encounter.status : planned, in-progress, "
+                                             "finished ou cancelled")  # fmt: skip
+    kinds = [c.code for t in model.type or [] for c in t.coding or [] if c.system == STAY_KINDS]
+    if len(kinds) != 1 or kinds[0] not in StayKind.values:
+        raise FhirError(422, "code-invalid", f"Encounter.type : un code de {STAY_KINDS} "
+                                             f"({', '.join(StayKind.values)})")  # fmt: skip
+    services = [c.code for c in (model.serviceType.coding if model.serviceType else []) or []
+                if c.system == SERVICES]  # fmt: skip
+    try:
+        service = uuid.UUID(services[0]) if len(services) == 1 else None
+    except ValueError:
+        service = None
+    if service is None:
+        raise FhirError(422, "required", f"Encounter.serviceType : le service ({SERVICES})")
+    subject = model.subject.reference if model.subject and model.subject.reference else ""
+    if not subject.startswith("Patient/"):
+        raise FhirError(422, "required", "Encounter.subject : une référence Patient/<id>")
+    if model.period is None or model.period.start is None:
+        raise FhirError(422, "required", "Encounter.period.start est obligatoire")
+    reason = " ".join(r.text for r in model.reasonCode or [] if r.text)
+    return EncounterAsk(str(model.status), kinds[0], service, subject[8:], model.period.start,
+                        model.period.end, reason[:500])  # fmt: skip
 
 
 def medication_request_resource(line: PrescriptionLine, prescription: Prescription,
                                 drug_name: str) -> dict[str, Any]:  # fmt: skip
     """One prescription line (the ordonnance is the group of its lines)."""
     content = line.content or {}
-    dosage = " ".join(str(content.get(k, "")) for k in ("dose", "frequency")).strip()
+    dose, frequency = str(content.get("dose", "")), str(content.get("frequency", ""))
+    amount = _QUANTITY.match(dose)
+    route = str(content.get("route", ""))
     body: dict[str, Any] = {
         "resourceType": "MedicationRequest", "id": str(line.pk),
         "meta": {"profile": [FR_CORE + "fr-core-medication-request"]},
@@ -318,16 +379,22 @@ def medication_request_resource(line: PrescriptionLine, prescription: Prescripti
         "intent": "order",
         "groupIdentifier": {"system": "urn:rempart:ordonnance", "value": str(prescription.pk)},
         "medicationCodeableConcept": {"text": drug_name, "coding": [
-            {"system": "urn:rempart:catalogue", "code": str(content.get("drug", ""))}]},
+            {"system": CATALOGUE, "code": str(content.get("drug", ""))}]},
         "subject": {"reference": f"Patient/{prescription.patient_id}"},
         "encounter": {"reference": f"Encounter/{prescription.stay_id}"}
         if prescription.stay_id else None,
         "authoredOn": _instant(prescription.prescribed_at),
         "requester": {"reference": f"Practitioner/{prescription.prescriber_id}"},
         "dosageInstruction": [{
-            "sequence": 1, "text": f"{dosage}, {content.get('duration_days', '')} jours",
+            "sequence": 1,
+            "text": f"{dose}, {frequency}, {content.get('duration_days', '')} jours",
             "patientInstruction": content.get("instructions") or None,
-            "route": {"text": str(content.get("route", ""))}}],
+            "timing": {"code": {"text": frequency}},
+            "route": {"coding": [{"system": ROUTES_SYSTEM, "code": route,
+                                  "display": str(Route(route).label)
+                                  if route in Route.values else None}]},
+            "doseAndRate": [{"doseQuantity": {"value": float(amount[1].replace(",", ".")),
+                                              "unit": amount[2]}}] if amount else None}],
         "dispenseRequest": {"expectedSupplyDuration": {
             "value": int(content.get("duration_days") or 0), "unit": "jours",
             "system": "http://unitsofmeasure.org", "code": "d"}},
@@ -383,3 +450,56 @@ def _parsed(kind: str, body: dict[str, Any]) -> Any:
     except ModelError as exc:
         where = ", ".join(".".join(str(p) for p in e["loc"][:4]) for e in exc.errors()[:3])
         raise FhirError(400, "structure", f"{kind} mal formé ({where})") from None
+
+
+@dataclass(frozen=True)
+class LineAsk:
+    """What a posted MedicationRequest asks: one line of a draft prescription."""
+
+    patient_id: str
+    stay_id: str
+    group: str  # a draft prescription to add the line to, or ""
+    drug: str
+    dose: str
+    route: str
+    frequency: str
+    duration_days: int
+    instructions: str
+
+
+def medication_request_ask(body: dict[str, Any]) -> LineAsk:
+    if body.get("resourceType") != "MedicationRequest":
+        raise FhirError(400, "invalid", "une ressource MedicationRequest est attendue")
+    model = _parsed("MedicationRequest", body)
+    if model.status != "draft" or model.intent != "order":
+        raise FhirError(422, "business-rule", "status=draft et intent=order : une ligne "
+                                              "s'ajoute à une ordonnance en brouillon, signée "
+                                              "ensuite dans Rempart")  # fmt: skip
+    subject = model.subject.reference if model.subject and model.subject.reference else ""
+    if not subject.startswith("Patient/"):
+        raise FhirError(422, "required", "MedicationRequest.subject : Patient/<id>")
+    concept = model.medicationCodeableConcept
+    codes = [c.code for c in (concept.coding if concept else None) or [] if c.system == CATALOGUE]
+    if len(codes) != 1 or not codes[0]:
+        raise FhirError(422, "code-invalid", f"medicationCodeableConcept : un code de {CATALOGUE}")
+    dosage = (model.dosageInstruction or [None])[0]
+    if dosage is None:
+        raise FhirError(422, "required", "dosageInstruction est obligatoire")
+    routes = [c.code for c in (dosage.route.coding if dosage.route else None) or []
+              if c.system == ROUTES_SYSTEM]  # fmt: skip
+    quantity = (dosage.doseAndRate or [None])[0]
+    amount = quantity.doseQuantity if quantity is not None else None
+    if amount is None or amount.value is None or not amount.unit:
+        raise FhirError(422, "required", "dosageInstruction.doseAndRate.doseQuantity (valeur et "
+                                         "unité) est obligatoire")  # fmt: skip
+    frequency = dosage.timing.code.text if dosage.timing and dosage.timing.code else ""
+    supply = model.dispenseRequest.expectedSupplyDuration if model.dispenseRequest else None
+    encounter = model.encounter.reference if model.encounter and model.encounter.reference else ""
+    return LineAsk(
+        patient_id=subject[8:], stay_id=encounter.removeprefix("Encounter/"),
+        group=model.groupIdentifier.value or "" if model.groupIdentifier else "",
+        drug=str(codes[0]), dose=f"{amount.value:g} {amount.unit}",
+        route=str(routes[0]) if routes else "", frequency=frequency or "",
+        duration_days=int(supply.value) if supply and supply.value is not None else 0,
+        instructions=dosage.patientInstruction or "",
+    )  # fmt: skip

@@ -25,8 +25,8 @@ from rempart.access import policy
 from rempart.audit.context import Actor
 from rempart.audit.models import Action, Event, Purpose
 from rempart.audit.services import event_record
-from rempart.care.models import Drug, PrescriptionLine, Stay
-from rempart.directory.models import Establishment, Practitioner, Role
+from rempart.care.models import Drug, Prescription, PrescriptionLine, SignedPrescriptionError, Stay
+from rempart.directory.models import Establishment, Practitioner, Role, Service
 from rempart.fhir import mapping
 from rempart.fhir.models import ApiToken
 from rempart.fhir.outcome import FhirError
@@ -36,6 +36,7 @@ from rempart.patients.models import Patient, PatientIdentifier
 from rempart.records.actors import actor_for_user
 from rempart.records.selectors import patients as finders
 from rempart.records.selectors.patients import PatientNotFound, SearchTooBroad, patient_open
+from rempart.records.services import care as care_services
 from rempart.records.services import patients as patient_services
 
 PAGE = 20
@@ -511,3 +512,126 @@ def _expected_version(if_match: str, body: dict[str, Any]) -> int | None:
     if not raw.isdigit():
         raise FhirError(412, "conflict", 'If-Match : W/"<versionId>" attendu')
     return int(raw)
+
+
+def _stay_of(caller: Caller, resource_id: str) -> Stay:
+    stay = Stay.objects.select_related("service", "establishment").filter(
+        pk=_uuid(resource_id)).first()  # fmt: skip
+    if stay is None or stay.establishment_id not in caller.actor.establishments:
+        raise PatientNotFound()  # a stay is written by its own establishment's desk
+    return stay
+
+
+def encounter_create(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """Plan a stay (status planned), or record one begun (in-progress), as the admission desk
+    does: a patient outside care is charged like a chart, a canary locks, the care opened is
+    recorded and alerted like in the pages."""
+    caller.allow("Encounter", "c")
+    ask = mapping.encounter_ask(body)
+    if ask.status not in ("planned", "in-progress"):
+        raise FhirError(422, "business-rule", "un séjour se crée prévu (planned) ou commencé "
+                                              "(in-progress)")  # fmt: skip
+
+    def create() -> dict[str, Any]:
+        service = Service.objects.select_related("establishment").filter(pk=ask.service_id).first()
+        if service is None or service.establishment_id not in caller.actor.establishments:
+            raise FhirError(422, "not-found", "Encounter.serviceType : service inconnu de vos "
+                                              "établissements")  # fmt: skip
+        patient = Patient.objects.filter(pk=_uuid(ask.patient_id)).first()
+        if patient is None:
+            raise PatientNotFound()
+        begun = ask.status == "in-progress"
+        stay = care_services.stay_create(
+            actor=caller.actor, patient=patient, service=service, kind=ask.kind,
+            planned_admission=ask.start, planned_discharge=None if begun else ask.end,
+            admitted_at=ask.start if begun else None, reason=ask.reason,
+        )  # fmt: skip
+        return mapping.encounter_resource(stay, clinical=False)
+
+    found: dict[str, Any] = guarded(create)
+    return found
+
+
+def encounter_update(caller: Caller, resource_id: str, body: dict[str, Any],
+                     if_match: str) -> dict[str, Any]:  # fmt: skip
+    """A stay's life through its status (planned -> in-progress -> finished, planned ->
+    cancelled) and its service while the patient is present (a transfer); nothing else of a
+    stay is rewritten."""
+    caller.allow("Encounter", "u")
+    if body.get("id") != resource_id:
+        raise FhirError(400, "invariant", "Encounter.id doit être celui de l'adresse")
+    ask = mapping.encounter_ask(body)
+
+    def update() -> dict[str, Any]:
+        stay = _stay_of(caller, resource_id)
+        current = mapping.encounter_resource(stay, clinical=False)
+        wanted = if_match.strip().removeprefix("W/").strip('"') or str(
+            (body.get("meta") or {}).get("versionId") or "")  # fmt: skip
+        if wanted and wanted != current["meta"]["versionId"]:
+            raise FhirError(412, "conflict", "version périmée : relisez le séjour (If-Match)")
+        before = mapping.encounter_status(stay)
+        if ask.patient_id != str(stay.patient_id) or ask.kind != stay.kind:
+            raise FhirError(422, "business-rule", "le patient et le type d'un séjour ne "
+                                                  "changent pas")  # fmt: skip
+        if ask.service_id != stay.service_id:
+            service = Service.objects.filter(pk=ask.service_id).first()
+            if service is None:
+                raise FhirError(422, "not-found", "Encounter.serviceType : service inconnu")
+            care_services.stay_transfer(actor=caller.actor, stay=stay, service=service)
+        moves: dict[tuple[str, str], Callable[..., Stay]] = {
+                 ("planned", "in-progress"): care_services.stay_admit,
+                 ("in-progress", "finished"): care_services.stay_discharge,
+                 ("planned", "cancelled"): care_services.stay_cancel}  # fmt: skip
+        if ask.status != before:
+            move = moves.get((before, ask.status))
+            if move is None:
+                raise FhirError(422, "business-rule", f"passage de {before} à {ask.status} "
+                                                      "impossible")  # fmt: skip
+            move(actor=caller.actor, stay=stay)
+        stay.refresh_from_db()
+        return mapping.encounter_resource(stay, clinical=False)
+
+    found: dict[str, Any] = guarded(update)
+    return found
+
+
+def medication_request_create(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """A prescription line written by a physician for a patient in their care, as themselves
+    (a user token; a system never prescribes): added to a draft prescription, or to a new one.
+    Signing stays a physician's act in Rempart's pages."""
+    caller.allow("MedicationRequest", "c")
+    ask = mapping.medication_request_ask(body)
+
+    def create() -> dict[str, Any]:
+        policy.authorise_role(caller.actor, {Role.PHYSICIAN})
+        prescriber = (
+            Practitioner.objects.filter(pk=caller.actor.practitioner_id).first()
+            if caller.actor.practitioner_id is not None else None
+        )  # fmt: skip
+        patient = Patient.objects.filter(pk=_uuid(ask.patient_id)).first()
+        if patient is None or prescriber is None:
+            raise PatientNotFound()
+        line = care_services.LineData(drug=ask.drug, dose=ask.dose, route=ask.route,
+                                      frequency=ask.frequency, duration_days=ask.duration_days,
+                                      instructions=ask.instructions)  # fmt: skip
+        if ask.group:
+            prescription = Prescription.objects.filter(pk=_uuid(ask.group),
+                                                       patient=patient).first()  # fmt: skip
+            if prescription is None:
+                raise FhirError(422, "not-found", "groupIdentifier : ordonnance inconnue")
+            added = care_services.prescription_line_add(
+                actor=caller.actor, prescription=prescription, line=line
+            )
+        else:
+            stay = Stay.objects.filter(pk=_uuid(ask.stay_id)).first() if ask.stay_id else None
+            prescription = care_services.prescription_create(
+                actor=caller.actor, patient=patient, prescriber=prescriber, stay=stay,
+                lines=[line])  # fmt: skip
+            added = prescription.lines.get()
+        return mapping.medication_request_resource(added, prescription, _drug_names([added])[0])
+
+    try:
+        found: dict[str, Any] = guarded(create)
+    except SignedPrescriptionError:
+        raise FhirError(422, "business-rule", "ordonnance signée : elle ne change plus") from None
+    return found

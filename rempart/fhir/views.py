@@ -94,7 +94,9 @@ def metadata(request: HttpRequest) -> HttpResponse:
     uris = _oauth_uris(request)
     resources_listed = []
     for kind in RESOURCES:
-        interactions = ["read", "search-type"] + (["create", "update"] if kind == "Patient" else [])
+        writes = {"Patient": ["create", "update"], "Encounter": ["create", "update"],
+                  "MedicationRequest": ["create"]}.get(kind, [])  # fmt: skip
+        interactions = ["read", "search-type", *writes]
         if kind == "Group":
             entry_ops = [
                 {
@@ -173,9 +175,10 @@ def resource(request: HttpRequest, rest: str) -> HttpResponseBase:
         if request.method == "GET":
             body = resources.read(caller, kind, parts[1])
             return _resource_response(request, body)
-        if request.method == "PUT" and kind == "Patient":
-            updated = resources.patient_update(caller, parts[1], _json_body(request),
-                                               request.headers.get("If-Match", ""))  # fmt: skip
+        if request.method == "PUT" and kind in ("Patient", "Encounter"):
+            write = resources.patient_update if kind == "Patient" else resources.encounter_update
+            updated = write(caller, parts[1], _json_body(request),
+                            request.headers.get("If-Match", ""))  # fmt: skip
             return _resource_response(request, updated)
     said = f"opération {request.method} non prise en charge sur {'/'.join(parts)[:80]}"
     raise FhirError(405, "not-supported", said)
@@ -288,12 +291,17 @@ def _search(request: HttpRequest, caller: resources.Caller, kind: str) -> HttpRe
 
 
 def _create(request: HttpRequest, caller: resources.Caller, kind: str) -> HttpResponse:
+    if kind == "Encounter":
+        created = resources.encounter_create(caller, _json_body(request))
+        return _resource_response(request, created, status=201)
+    if kind == "MedicationRequest":
+        created = resources.medication_request_create(caller, _json_body(request))
+        return _resource_response(request, created, status=201)
     if kind != "Patient":
         raise FhirError(405, "not-supported", f"{kind} ne se crée pas par cette API")
-    body, created = resources.patient_create(caller, _json_body(request),
-                                             request.headers.get("If-None-Exist", ""))  # fmt: skip
-    response = _resource_response(request, body, status=201 if created else 200)
-    return response
+    body, new = resources.patient_create(caller, _json_body(request),
+                                         request.headers.get("If-None-Exist", ""))  # fmt: skip
+    return _resource_response(request, body, status=201 if new else 200)
 
 
 def _resource_response(request: HttpRequest, body: dict[str, Any],
