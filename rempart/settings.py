@@ -209,11 +209,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_query": {"()": "rempart.lib.logfilters.NoQueryString"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["no_query"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-axes logs each attempt; the audit trail already records them. fontTools (fpdf2's
-    # font subsetting, for the letters) logs every table it prunes, once per file.
-    "loggers": {"axes": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+    # font subsetting, for the letters) logs every table it prunes, once per file. Request lines
+    # (the development server's, gunicorn's access log) lose their query string: FHIR searches
+    # carry their criteria there.
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "django.server": {"handlers": ["console"], "filters": ["no_query"], "propagate": False},
+        "gunicorn.access": {"filters": ["no_query"]},
+    },
 }
 
 # Patient searches decrypt their candidates; past this many the criteria are too broad.

@@ -120,3 +120,21 @@ def _stays() -> list[tuple[Any, ...]]:
             "id", "admitted_at", "discharged_at", "cancelled_at", "service_id"
         )
     )
+
+
+def test_request_lines_in_the_logs_lose_their_query_string():
+    """A FHIR search's criteria travel in the query string: no log line keeps them (the
+    development server's request line, gunicorn's access log)."""
+    import logging
+
+    from rempart.lib.logfilters import NoQueryString
+
+    line = "GET /fhir/Patient?family=ARNAUD&birthdate=1961-04-12 HTTP/1.1"
+    served = logging.LogRecord("django.server", logging.INFO, "", 0, '"%s" %s %s',
+                               (line, "200", "512"), None)  # fmt: skip
+    NoQueryString().filter(served)
+    assert "ARNAUD" not in served.getMessage() and "/fhir/Patient?…" in served.getMessage()
+    access = logging.LogRecord("gunicorn.access", logging.INFO, "", 0, '"%(r)s" %(s)s %(q)s',
+                               ({"r": line, "s": "200", "q": "family=ARNAUD"},), None)  # fmt: skip
+    NoQueryString().filter(access)
+    assert "ARNAUD" not in access.getMessage()
