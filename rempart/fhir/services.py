@@ -199,6 +199,7 @@ def token_issue(*, grant_type: str, assertion_type: str, assertion: str, scope: 
     try:
         with transaction.atomic():
             AssertionSeen.objects.filter(expires_at__lt=now).delete()
+            ApiToken.objects.filter(client=client, expires_at__lt=now).delete()
             AssertionSeen.objects.create(client=client, jwt_id=checked.jwt_id[:200],
                                          expires_at=checked.expires_at)  # fmt: skip
             ApiToken.objects.create(digest=token_digest(token), client=client, scopes=asked,
@@ -307,6 +308,8 @@ def code_redeem(*, code: str, client_id: str, redirect_uri: str, verifier: str) 
             or not found.user.is_active):  # fmt: skip
         raise TokenRefused("invalid_grant", "code inconnu, expiré, déjà utilisé ou PKCE faux")
     token = secrets.token_urlsafe(32)
+    ApiToken.objects.filter(client=found.client, expires_at__lt=now).delete()
+    AuthorisationCode.objects.filter(client=found.client, expires_at__lt=now).delete()
     ApiToken.objects.create(digest=token_digest(token), client=found.client, user=found.user,
                             scopes=found.scopes, expires_at=now + TOKEN_LIFETIME)  # fmt: skip
     return Issued(token, int(TOKEN_LIFETIME.total_seconds()), found.scopes)
