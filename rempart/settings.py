@@ -45,10 +45,21 @@ ALLOWED_HOSTS = (env_str("ALLOWED_HOSTS", "127.0.0.1,localhost") or "").split(",
 # and the tests fall back to REMPART_DATA_DIR/master.key, which `rempart keys init` creates (0600).
 REMPART_MASTER_KEY = env_secret("REMPART_MASTER_KEY", owner_only=True)
 REMPART_MASTER_KEY_PATH = REMPART_DATA_DIR / "master.key"
-if PRODUCTION and not REMPART_MASTER_KEY:
+# Or the master key lives in a PKCS#11 token (an HSM; SoftHSM2 in the tests and as a demo
+# option): an AES-256 key generated inside it, never extractable; the keysets are wrapped and
+# unwrapped by the token itself. The PIN comes from the environment or a 0600 file.
+REMPART_PKCS11_MODULE = env_str("REMPART_PKCS11_MODULE", "")
+REMPART_PKCS11_TOKEN = env_str("REMPART_PKCS11_TOKEN", "rempart")
+REMPART_PKCS11_PIN = env_secret("REMPART_PKCS11_PIN", owner_only=True)
+REMPART_PKCS11_KEY = env_str("REMPART_PKCS11_KEY", "rempart-master")
+if REMPART_PKCS11_MODULE and REMPART_MASTER_KEY:
+    raise ImproperlyConfigured("set REMPART_PKCS11_MODULE or REMPART_MASTER_KEY, not both")
+if REMPART_PKCS11_MODULE and not REMPART_PKCS11_PIN:
+    raise ImproperlyConfigured("REMPART_PKCS11_PIN or REMPART_PKCS11_PIN_FILE must be set")
+if PRODUCTION and not (REMPART_MASTER_KEY or REMPART_PKCS11_MODULE):
     raise ImproperlyConfigured(
-        "REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in production "
-        "(for the demo, set REMPART_ENV=demo)"
+        "REMPART_PKCS11_MODULE (an HSM) or REMPART_MASTER_KEY / REMPART_MASTER_KEY_FILE must be "
+        "set in production (for the demo, set REMPART_ENV=demo)"
     )
 REMPART_KEYS_DIR = REMPART_DATA_DIR / "keys"
 

@@ -12,6 +12,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,92 @@ def open_master_key(material: str) -> aead.Aead:
         return handle.primitive(aead.Aead)
     except (tink.TinkError, ValueError, json.JSONDecodeError):
         raise MasterKeyError("the master key is not a valid Tink AEAD keyset") from None
+
+
+class Pkcs11MasterKey(aead.Aead):  # type: ignore[misc]  # tink ships no type hints
+    """The master key inside a PKCS#11 token: AES-256-GCM computed by the token, with a key
+    generated there as sensitive and not extractable, so that nothing outside the token ever
+    holds it. A session is opened for each call: the master key is used only to wrap and unwrap
+    the keysets, a few times per process, and a session must not cross a fork."""
+
+    _FORMAT = b"\x01"  # the ciphertext's version: 1, then the 12-byte nonce, then GCM's output
+
+    def __init__(self, module: str, token: str, pin: str, label: str) -> None:
+        self.module, self.token, self.pin, self.label = module, token, pin, label
+
+    def _session(self, rw: bool = False) -> Any:
+        import pkcs11
+
+        try:
+            lib = pkcs11.lib(self.module)
+            return lib.get_token(token_label=self.token).open(rw=rw, user_pin=self.pin)
+        except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
+            raise MasterKeyError(f"the PKCS#11 token {self.token!r} cannot be opened "
+                                 f"({type(exc).__name__})") from None  # fmt: skip
+
+    def _key(self, session: Any) -> Any:
+        import pkcs11
+
+        try:
+            return session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label=self.label)
+        except pkcs11.NoSuchKey:
+            raise MasterKeyError(f"no key {self.label!r} in the PKCS#11 token {self.token!r}: "
+                                 "run `rempart keys init`") from None  # fmt: skip
+
+    def exists(self) -> bool:
+        import pkcs11
+
+        with self._session() as session:
+            try:
+                session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label=self.label)
+            except pkcs11.NoSuchKey:
+                return False
+        return True
+
+    def generate(self) -> None:
+        """Make the key inside the token: AES-256, sensitive, never extractable."""
+        import pkcs11
+        from pkcs11 import Attribute
+
+        if self.exists():
+            raise MasterKeyError(f"the PKCS#11 token already holds a key {self.label!r}")
+        template = {Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: True,
+                    Attribute.ENCRYPT: True, Attribute.DECRYPT: True,
+                    Attribute.WRAP: False, Attribute.UNWRAP: False}  # fmt: skip
+        with self._session(rw=True) as session:
+            session.generate_key(pkcs11.KeyType.AES, 256, label=self.label, store=True,
+                                 template=template)  # fmt: skip
+
+    def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
+        import pkcs11
+        from pkcs11.mechanisms import GCMParams
+
+        nonce = secrets.token_bytes(12)
+        with self._session() as session:
+            sealed = self._key(session).encrypt(
+                plaintext, mechanism=pkcs11.Mechanism.AES_GCM,
+                mechanism_param=GCMParams(nonce, associated_data))  # fmt: skip
+        return self._FORMAT + nonce + bytes(sealed)
+
+    def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
+        import pkcs11
+        from pkcs11.mechanisms import GCMParams
+
+        if len(ciphertext) < 29 or ciphertext[:1] != self._FORMAT:
+            raise tink.TinkError("not a ciphertext of the PKCS#11 master key")
+        nonce, body = ciphertext[1:13], ciphertext[13:]
+        with self._session() as session:
+            key = self._key(session)
+            try:
+                return bytes(
+                    key.decrypt(
+                        body,
+                        mechanism=pkcs11.Mechanism.AES_GCM,
+                        mechanism_param=GCMParams(nonce, associated_data),
+                    )
+                )
+            except pkcs11.PKCS11Error:
+                raise tink.TinkError("the PKCS#11 master key does not open this") from None
 
 
 # --- keysets ------------------------------------------------------------------------------------

@@ -51,8 +51,18 @@ def master_key_material() -> str:
     return path.read_text(encoding="utf-8")
 
 
+def hsm_master(label: str | None = None) -> crypto.Pkcs11MasterKey | None:
+    """The master key in the configured PKCS#11 token (None: no token configured)."""
+    if not settings.REMPART_PKCS11_MODULE:
+        return None
+    return crypto.Pkcs11MasterKey(str(settings.REMPART_PKCS11_MODULE),
+                                  str(settings.REMPART_PKCS11_TOKEN),
+                                  str(settings.REMPART_PKCS11_PIN or ""),
+                                  label or str(settings.REMPART_PKCS11_KEY))  # fmt: skip
+
+
 def _master() -> Any:
-    return crypto.open_master_key(master_key_material())
+    return hsm_master() or crypto.open_master_key(master_key_material())
 
 
 def load_keysets() -> dict[str, Any]:
@@ -114,7 +124,17 @@ def init_keys(*, create_master: bool) -> list[str]:
     made. Existing keysets must open with the master key, or nothing is written."""
     made: list[str] = []
     master_path = Path(settings.REMPART_MASTER_KEY_PATH)
-    if not settings.REMPART_MASTER_KEY and not master_path.exists():
+    token = hsm_master()
+    if token is not None:
+        if not token.exists():
+            if any(_keyset_path(c).exists() for c in crypto.ALL_CATEGORIES):
+                raise MasterKeyError(
+                    "keysets exist but the token holds no master key: refusing to create one "
+                    "that could not open them (`rempart keys rewrap` moves them into the token)"
+                )
+            token.generate()
+            made.append(f"pkcs11:{token.token}/{token.label}")
+    elif not settings.REMPART_MASTER_KEY and not master_path.exists():
         if not create_master:
             raise MasterKeyError("no master key: set REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE")
         if any(_keyset_path(c).exists() for c in crypto.ALL_CATEGORIES):
@@ -137,6 +157,23 @@ def init_keys(*, create_master: bool) -> list[str]:
     made.extend(init_signing_key())
     reset_vault()
     return made
+
+
+def rewrap_keysets(old: Any) -> list[str]:
+    """Unwrap every keyset with the `old` master key and wrap it with the configured one (a
+    file key moved into an HSM, or the HSM key rotated). All keysets are opened before any is
+    written: a wrong old key changes nothing."""
+    categories = [*crypto.ALL_CATEGORIES, crypto.SIGNING_CATEGORY]
+    opened = {}
+    for category in categories:
+        path = _keyset_path(category)
+        if path.exists():
+            opened[category] = crypto.unwrap_keyset(path.read_text(encoding="utf-8"), old, category)
+    new = _master()
+    for category, handle in opened.items():
+        _write_private(_keyset_path(category), crypto.wrap_keyset(handle, new, category))
+    reset_vault()
+    return sorted(opened)
 
 
 def read_keyset(category: str) -> Any:

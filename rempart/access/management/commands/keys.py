@@ -34,6 +34,22 @@ class Command(BaseCommand):
             help="create REMPART_DATA_DIR/master.key when no master key is configured",
         )
         sub.add_parser("list", help="keys of each category, and how many values each one sealed")
+        rewrap = sub.add_parser(
+            "rewrap", help="wrap every keyset with the configured master key, from an old one"
+        )
+        old = rewrap.add_mutually_exclusive_group(required=True)
+        old.add_argument(
+            "--old-master-file",
+            type=Path,
+            help="the former master key file (moving the keys into an HSM)",
+        )
+        old.add_argument(
+            "--old-hsm-key",
+            metavar="LABEL",
+            help="the former key's label in the same token (an HSM key rotation)",
+        )
+        hsm = sub.add_parser("hsm-key", help="generate a new master key in the PKCS#11 token")
+        hsm.add_argument("--label", required=True)
         add = sub.add_parser("add", help="add a new key (enabled, not primary)")
         add.add_argument("category", choices=crypto.ALL_CATEGORIES)
         promote = sub.add_parser("promote", help="make a key the primary (new values use it)")
@@ -68,6 +84,27 @@ class Command(BaseCommand):
                     self.stdout.write("Les clés existent déjà et s'ouvrent avec la clé maîtresse.")
             elif action == "list":
                 self._list()
+            elif action == "rewrap":
+                if options["old_hsm_key"]:
+                    old = keystore.hsm_master(options["old_hsm_key"])
+                    if old is None:
+                        raise crypto.MasterKeyError("no PKCS#11 token configured")
+                else:
+                    old = crypto.open_master_key(
+                        options["old_master_file"].read_text(encoding="utf-8")
+                    )
+                done = keystore.rewrap_keysets(old)
+                _audit("rewrap", {"keysets": done,
+                                  "hsm": bool(settings.REMPART_PKCS11_MODULE)})  # fmt: skip
+                self.stdout.write(f"{len(done)} jeux de clés rechiffrés avec la clé maîtresse "
+                                  "configurée.")  # fmt: skip
+            elif action == "hsm-key":
+                token = keystore.hsm_master(options["label"])
+                if token is None:
+                    raise crypto.MasterKeyError("no PKCS#11 token configured")
+                token.generate()
+                _audit("hsm-key", {"label": options["label"]})
+                self.stdout.write(f"clé {options['label']} créée dans le jeton (non extractible)")
             elif action == "add":
                 key_id = rotation.key_add(options["category"])
                 _audit("add", {"category": options["category"], "key_id": key_id})
