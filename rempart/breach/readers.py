@@ -31,6 +31,13 @@ class Sample:
 
 
 def read_sample(data: bytes) -> Sample:
+    sample = _read(data)
+    if not sample.rows:
+        raise SampleError("aucune ligne lisible dans le fichier")
+    return sample
+
+
+def _read(data: bytes) -> Sample:
     if not data.strip():
         raise SampleError("le fichier est vide")
     if data[:4] == b"PK\x03\x04":
