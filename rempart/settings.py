@@ -62,6 +62,8 @@ if PRODUCTION and not (REMPART_MASTER_KEY or REMPART_PKCS11_MODULE):
         "set in production (for the demo, set REMPART_ENV=demo)"
     )
 REMPART_KEYS_DIR = REMPART_DATA_DIR / "keys"
+# How often a process looks whether the keyset files changed (a rotation from the console).
+REMPART_KEYS_RECHECK_SECONDS = env_int("REMPART_KEYS_RECHECK_SECONDS", 5)
 
 _database_url = env_str("DATABASE_URL")
 if _database_url is None:

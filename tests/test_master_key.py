@@ -36,9 +36,7 @@ def test_production_refuses_to_start_without_a_master_key(tmp_path: Path):
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
     )
     assert result.returncode == 2
-    assert (
-        "REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in production" in result.stderr
-    )
+    assert "REMPART_MASTER_KEY / REMPART_MASTER_KEY_FILE must be set in production" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -61,3 +61,53 @@ def test_reencrypt_twice_changes_nothing_the_second_time(group, private_vault):
     rotation.key_promote("clinical", rotation.key_add("clinical"))
     assert rotation.reencrypt("clinical") > 0
     assert rotation.reencrypt("clinical") == 0
+
+
+class _Stale:
+    """This process's cached keys as a worker started before the rotation holds them: the old
+    vault until the keys are reloaded, then the real cache again."""
+
+    def __init__(self, stale: keystore.Vault, real: object) -> None:
+        self.stale, self.real, self.used = stale, real, True
+
+    def __call__(self) -> keystore.Vault:
+        return self.stale if self.used else self.real()  # type: ignore[operator]
+
+    def cache_clear(self) -> None:
+        self.used = False
+        self.real.cache_clear()  # type: ignore[attr-defined]
+
+    def cache_info(self) -> object:
+        return self.real.cache_info()  # type: ignore[attr-defined]
+
+
+def test_a_worker_started_before_a_rotation_reads_values_resealed_under_the_new_key(
+    group, private_vault, monkeypatch, settings
+):
+    """The console adds and promotes a key and re-seals every value while the web workers run
+    with the keys they loaded: a value under a key a worker does not know makes it reload the
+    keysets, and no read fails; a few seconds later its new values use the new primary."""
+    patient_id = Patient.objects.order_by("id").values_list("id", flat=True).first()
+    expected = Patient.objects.get(pk=patient_id).birth_name
+    stale = keystore.get_vault()  # what a running worker holds
+    key_id = rotation.key_add("identity")
+    rotation.key_promote("identity", key_id)
+    assert rotation.reencrypt("identity") > 0  # the console, in "another process"
+    settings.REMPART_KEYS_RECHECK_SECONDS = 3600  # the worker has not looked at the files yet
+    monkeypatch.setattr(keystore, "_vault", _Stale(stale, keystore._vault))
+    assert keystore.get_vault() is stale
+    assert Patient.objects.get(pk=patient_id).birth_name == expected  # reloaded on the way
+    assert keystore.get_vault() is not stale
+    assert keystore.get_vault().cipher.primary_key_id("identity") == key_id
+
+
+def test_a_worker_sees_new_keyset_files_within_its_recheck_period(group, private_vault, settings):
+    settings.REMPART_KEYS_RECHECK_SECONDS = 0
+    before = keystore.get_vault()
+    handle, key_id = crypto.keyset_add_key(keystore.read_keyset("contact"), "contact")
+    handle = crypto.keyset_promote(handle, key_id)
+    path = private_vault / "keys" / "contact.json"
+    # Written as another process would: the file changes, this process is not told.
+    keystore._write_private(path, crypto.wrap_keyset(handle, keystore._master(), "contact"))
+    after = keystore.get_vault()
+    assert after is not before and after.cipher.primary_key_id("contact") == key_id

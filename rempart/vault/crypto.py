@@ -252,9 +252,15 @@ def _from_proto(keyset: Any) -> tink.KeysetHandle:
 class FieldCipher:
     """Seals and opens field values, each bound to its associated data (table, column, row id)."""
 
-    def __init__(self, keysets: dict[str, tink.KeysetHandle]) -> None:
+    def __init__(self, keysets: dict[str, tink.KeysetHandle],
+                 reload: Callable[[], FieldCipher] | None = None) -> None:  # fmt: skip
         self._aeads = {c: keysets[c].primitive(aead.Aead) for c in AEAD_CATEGORIES}
         self._primary = {c: keysets[c].keyset_info().primary_key_id for c in AEAD_CATEGORIES}
+        self._known = {c: {k.key_id for k in keysets[c].keyset_info().key_info}
+                       for c in AEAD_CATEGORIES}  # fmt: skip
+        # Another process may have added a key and re-sealed values with it (a rotation under
+        # load): a ciphertext under a key this process does not know reloads the keysets once.
+        self._reload = reload
 
     def seal(self, category: str, plaintext: bytes, associated_data: bytes) -> bytes:
         return bytes(self._aeads[category].encrypt(plaintext, associated_data))
@@ -263,10 +269,16 @@ class FieldCipher:
         """`seal` for one category, for loops over many values (bulk loads)."""
         return self._aeads[category].encrypt  # type: ignore[no-any-return]
 
-    def open(self, category: str, ciphertext: bytes, associated_data: bytes) -> bytes:
+    def open(self, category: str, ciphertext: bytes, associated_data: bytes,
+             reload: bool = True) -> bytes:  # fmt: skip
         try:
             return bytes(self._aeads[category].decrypt(ciphertext, associated_data))
         except tink.TinkError:
+            unknown = ciphertext_key_id(ciphertext) not in self._known[category]
+            if reload and self._reload is not None and unknown:
+                fresh = self._reload()
+                if fresh is not self:
+                    return fresh.open(category, ciphertext, associated_data, reload=False)
             raise DecryptionError(
                 "a value does not decrypt: wrong key, or ciphertext moved to another row or column"
             ) from None

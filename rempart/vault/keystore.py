@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,11 +79,57 @@ def load_keysets() -> dict[str, Any]:
     return handles
 
 
-@lru_cache(maxsize=1)
 def get_vault() -> Vault:
+    """The loaded keys. Every few seconds a process looks whether the keyset files changed (a
+    rotation run from the console while the service runs) and reloads them if so: new values
+    are then sealed and indexed under the new primary keys, and searches look for the new
+    index keys' digests too."""
+    global _checked_at
+    now = time.monotonic()
+    if now - _checked_at >= settings.REMPART_KEYS_RECHECK_SECONDS:
+        _checked_at = now
+        if _vault.cache_info().currsize and _stamp() != _loaded_stamp:
+            reset_vault()
+    return _vault()
+
+
+_checked_at = 0.0
+_loaded_stamp: tuple[tuple[str, int, int], ...] = ()
+
+
+def _stamp() -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for category in crypto.ALL_CATEGORIES:
+        try:
+            info = _keyset_path(category).stat()
+        except OSError:
+            continue
+        found.append((category, info.st_mtime_ns, info.st_size))
+    return tuple(found)
+
+
+_reloaded_at = 0.0
+
+
+def _reloaded() -> crypto.FieldCipher:
+    """The keys read again, at most once a second (a ciphertext under an unknown key is also
+    what a value moved from another category looks like: that one stays refused)."""
+    global _reloaded_at
+    now = time.monotonic()
+    if now - _reloaded_at >= 1.0:
+        _reloaded_at = now
+        reset_vault()
+    return _vault().cipher
+
+
+@lru_cache(maxsize=1)
+def _vault() -> Vault:
+    global _loaded_stamp
+    stamp = _stamp()
     handles = load_keysets()
+    _loaded_stamp = stamp
     return Vault(
-        cipher=crypto.FieldCipher(handles),
+        cipher=crypto.FieldCipher(handles, reload=_reloaded),
         indexer=crypto.BlindIndexer(handles[crypto.INDEX_CATEGORY]),
     )
 
@@ -97,7 +144,7 @@ def on_reset(callback: Callable[[], None]) -> None:
 
 def reset_vault() -> None:
     """Forget the loaded keys (after a rotation, or between tests)."""
-    get_vault.cache_clear()
+    _vault.cache_clear()
     get_signer.cache_clear()
     for callback in _on_reset:
         callback()
