@@ -37,10 +37,12 @@ def alert_raise(
     return alert
 
 
-def alert_once(*, since: dt.datetime, user_id: int, **fields: Any) -> Alert | None:
+def alert_once(*, since: dt.datetime, user_id: int | None, **fields: Any) -> Alert | None:
     """`alert_raise` unless the account already had an alert of this kind since `since` (rates
     and thresholds are told once per window, not at every request past them)."""
-    if Alert.objects.filter(user_id=user_id, kind=fields["kind"], created_at__gte=since).exists():
+    mine = Alert.objects.filter(kind=fields["kind"], created_at__gte=since)
+    mine = mine.filter(user__isnull=True) if user_id is None else mine.filter(user_id=user_id)
+    if mine.exists():
         return None
     return alert_raise(user_id=user_id, **fields)
 

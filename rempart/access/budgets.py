@@ -5,6 +5,7 @@ database otherwise; and how an account's day compares with the others of its rol
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from rempart.access.models import PatientSeen
+
+logger = logging.getLogger(__name__)
 
 _LOCK_CLASS = 0x5EE1  # advisory lock space of the budget counters (the key is the user id)
 
@@ -39,7 +42,27 @@ def _windows(now: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
 def _redis() -> Any:
     import redis
 
-    return redis.Redis.from_url(str(settings.REDIS_URL))
+    # Short timeouts: a Redis that is down or cut off must not hold the page, the budget falls
+    # back to the database at once.
+    return redis.Redis.from_url(str(settings.REDIS_URL), socket_connect_timeout=0.5,
+                                socket_timeout=0.5)  # fmt: skip
+
+
+def _redis_down(exc: Exception) -> None:
+    """Redis does not answer: the budgets are counted in the database (never "no budget"), and
+    the security officer is told once an hour."""
+    from rempart.access.alerts import alert_once
+    from rempart.access.models import AlertKind, Severity
+    from rempart.directory.models import Role
+
+    logger.warning(
+        "Redis unreachable (%s): read budgets counted in the database", type(exc).__name__
+    )
+    alert_once(since=timezone.now() - dt.timedelta(hours=1), user_id=None,
+               severity=Severity.WARNING, kind=AlertKind.BUDGET, audience=Role.SECURITY_OFFICER,
+               message="Redis injoignable : les budgets de lecture sont comptés dans la base de "
+                       "données le temps de la panne ; les comptes repartent de ce qu'elle a "
+                       "noté.")  # fmt: skip
 
 
 def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = None) -> Usage:
@@ -48,20 +71,35 @@ def touch(user_id: int, items: Sequence[uuid.UUID], now: dt.datetime | None = No
     now = now or timezone.now()
     hour, day, week = _windows(now)
     if settings.REDIS_URL:
-        hour_key = f"rempart:seen:{user_id}:{hour:%Y%m%d%H}"
-        day_key = _day_key(user_id, day)
-        days = [_day_key(user_id, day - dt.timedelta(days=k)) for k in range(7)]
-        pipe = _redis().pipeline()
-        if items:
-            members = [str(i) for i in items]
-            pipe.sadd(hour_key, *members).expire(hour_key, 7200)
-            pipe.sadd(day_key, *members).expire(day_key, 8 * 86400)
-        pipe.scard(hour_key).scard(day_key)
-        pipe.sunionstore(f"rempart:seen:{user_id}:week", days).expire(
-            f"rempart:seen:{user_id}:week", 60
-        )
-        *_, hour_count, day_count, week_count, _expired = pipe.execute()
-        return Usage(int(hour_count), int(day_count), int(week_count))
+        import redis
+
+        try:
+            return _touch_redis(user_id, items, hour, day)
+        except redis.RedisError as exc:
+            _redis_down(exc)
+    return _touch_database(user_id, items, hour, day, week, now)
+
+
+def _touch_redis(user_id: int, items: Sequence[uuid.UUID], hour: dt.datetime,
+             day: dt.datetime) -> Usage:  # fmt: skip
+    hour_key = f"rempart:seen:{user_id}:{hour:%Y%m%d%H}"
+    day_key = _day_key(user_id, day)
+    days = [_day_key(user_id, day - dt.timedelta(days=k)) for k in range(7)]
+    pipe = _redis().pipeline()
+    if items:
+        members = [str(i) for i in items]
+        pipe.sadd(hour_key, *members).expire(hour_key, 7200)
+        pipe.sadd(day_key, *members).expire(day_key, 8 * 86400)
+    pipe.scard(hour_key).scard(day_key)
+    pipe.sunionstore(f"rempart:seen:{user_id}:week", days).expire(
+        f"rempart:seen:{user_id}:week", 60
+    )
+    *_, hour_count, day_count, week_count, _expired = pipe.execute()
+    return Usage(int(hour_count), int(day_count), int(week_count))
+
+
+def _touch_database(user_id: int, items: Sequence[uuid.UUID], hour: dt.datetime,
+                    day: dt.datetime, week: dt.datetime, now: dt.datetime) -> Usage:  # fmt: skip
     if connection.vendor == "postgresql":
         return _touch_postgres(user_id, items, hour, day, week, now)
     if items:
@@ -123,10 +161,15 @@ def peers_today(user_ids: Sequence[int], now: dt.datetime | None = None) -> list
         return []
     _, day, _ = _windows(now or timezone.now())
     if settings.REDIS_URL:
-        pipe = _redis().pipeline()
-        for user_id in user_ids:
-            pipe.scard(_day_key(user_id, day))
-        return [int(n) for n in pipe.execute()]
+        import redis
+
+        try:
+            pipe = _redis().pipeline()
+            for user_id in user_ids:
+                pipe.scard(_day_key(user_id, day))
+            return [int(n) for n in pipe.execute()]
+        except redis.RedisError:
+            pass  # the database's counts (touch() has told the security officer)
     counts = dict(
         PatientSeen.objects.filter(user_id__in=list(user_ids), hour__gte=day)
         .values("user_id")
