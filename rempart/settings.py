@@ -70,7 +70,11 @@ if _database_url is None:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL must be set in production")
     _database_url = f"sqlite:///{REMPART_DATA_DIR / 'rempart.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+# Persistent connections, checked before each request reuses one: after a PostgreSQL restart
+# or failover a worker reconnects instead of failing its first request.
+DATABASES = {
+    "default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;"}
 
