@@ -104,8 +104,25 @@ def _page(browser: object) -> object:
 
 
 def _shot(page: object, name: str) -> None:
+    """A screenshot for the README, and the page checked by axe-core (WCAG 2.1 A and AA, the
+    base of the RGAA): no serious or critical violation on any page people use."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    _accessible(page, name)
+
+
+def _accessible(page: object, name: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": tags},
+                                       "resultTypes": ["violations"]})  # fmt: skip
+    grave = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert grave == [], f"{name}: {grave}"
 
 
 def _login(page: object, demo: Demo, username: str, shots: bool = False) -> None:
@@ -428,3 +445,42 @@ def test_the_dpo_opens_a_breach_file_and_a_patient_checks_their_data(demo, brows
             for value in (person[0], person[0].lower(), person[0].upper(), person[2]):
                 assert value not in url and value not in body
     assert all(set(json.loads(body)) == {"p", "b"} for _, body in buckets)
+
+
+def test_every_page_each_role_reaches_passes_axe(demo, browser):
+    """Every page linked from each role's home page (and the chart of a patient in care), as
+    that role sees it, checked by axe-core: no serious or critical WCAG 2.1 A/AA violation."""
+    checked: set[str] = set()
+    roles: list[str] = []
+    for prefix in ("secretaire.", "medecin.", "infirmier.", "pharmacien.", "dpo", "rssi",
+                   "auditeur", "admin"):  # fmt: skip
+        if not any(u.startswith(prefix) for u in demo.accounts):
+            continue
+        page = _page(browser)
+        account = _account(demo, prefix)
+        roles.append(prefix)
+        _login(page, demo, account)
+        links = page.eval_on_selector_all(
+            "main a[href^='/'], nav a[href^='/'], header a[href^='/']",
+            "els => els.map(e => e.getAttribute('href'))")  # fmt: skip
+        paths = [
+            "/",
+            *sorted(
+                {
+                    link.split("#")[0]
+                    for link in links
+                    if "deconnexion" not in link
+                    and "/static/" not in link
+                    and not link.endswith(".pdf")
+                }
+            ),
+        ]
+        for path in paths[:25]:
+            answer = page.goto(demo.url + path)
+            if answer is None or answer.status >= 400 or "pdf" in (
+                    answer.headers.get("content-type", "")):  # fmt: skip
+                continue
+            _accessible(page, f"{account} {path}")
+            checked.add(path.split("?")[0])
+        page.context.close()
+    assert len(roles) >= 6 and len(checked) >= 15, (roles, sorted(checked))
