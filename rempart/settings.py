@@ -75,6 +75,12 @@ if _database_url is None:
 DATABASES = {
     "default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
 }
+# A streaming replica for the heaviest reads (searches, charts): see rempart.lib.replica.
+REMPART_REPLICA_URL = env_str("REMPART_REPLICA_URL", "")
+if REMPART_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(REMPART_REPLICA_URL, conn_max_age=60,
+                                                 conn_health_checks=True)  # fmt: skip
+    DATABASE_ROUTERS = ["rempart.lib.replica.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;"}
 

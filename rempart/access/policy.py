@@ -79,7 +79,8 @@ class AccountLocked(Exception):
 
 def is_locked(user_id: int | None) -> bool:
     return (
-        user_id is not None and AccountLock.objects.filter(user_id=user_id, lifted_at=None).exists()
+        user_id is not None
+        and AccountLock.objects.using("default").filter(user_id=user_id, lifted_at=None).exists()
     )
 
 

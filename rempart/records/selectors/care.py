@@ -15,6 +15,7 @@ from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.care.models import Drug, Prescription, Stay
+from rempart.lib.replica import replica_reads
 from rempart.patients.models import Patient
 from rempart.records.selectors.patients import PatientNotFound, patient_open
 
@@ -62,9 +63,10 @@ def patient_chart(*, actor: Actor, patient_id: uuid.UUID | str) -> Chart:
     parts read (one durable write per page, not one per part). At the desk level the chart is
     identity, contact and the stays of the user's establishments; prescriptions and the other
     establishments' stays come with the clinical level."""
-    patient, access = patient_open(actor, patient_id, Action.READ)
-    stays = _stays(patient, access)
-    prescriptions = _prescriptions(patient) if access.clinical else None
+    with replica_reads():
+        patient, access = patient_open(actor, patient_id, Action.READ)
+        stays = _stays(patient, access)
+        prescriptions = _prescriptions(patient) if access.clinical else None
     parts = ["identity", "contact", "stays" if access.clinical else "stays_here"]
     if prescriptions is not None:
         parts.append("prescriptions")

@@ -25,6 +25,7 @@ from rempart.audit.services import event_record
 from rempart.lib.identifiers import validate_nir
 from rempart.lib.normalise import fold_email, fold_name, fold_phone
 from rempart.lib.phonetic import phonetic_code
+from rempart.lib.replica import replica_reads
 from rempart.patients.models import Patient, PatientIdentifier
 from rempart.vault.fields import BlindIndexField
 
@@ -118,7 +119,8 @@ def _search(actor: Actor, kinds: list[str], run: Callable[[], list[Patient]]) ->
     detail: dict[str, object] = {"criteria": kinds}
     try:
         policy.authorise_search(actor)
-        found = run()
+        with replica_reads():
+            found = run()
         policy.charge_search(actor, [p.pk for p in found])
     except SearchTooBroad:
         event_record(actor, Action.SEARCH, resource_type="Patient", outcome=Outcome.DENIED,
