@@ -13,8 +13,10 @@ The roles' work, per user and per task (weights in parentheses):
 - physician: open a chart with its prescriptions (4), the ward list (1);
 - nurse: the ward list (2), open a chart (3);
 - pharmacist: open a chart (2);
-- DPO: the break-the-glass review queue (1); security officer: the alerts (1); auditor: a
-  patient's access report (1).
+- DPO: the break-the-glass review queue (1), a patient's access report (1); security officer:
+  the alerts (1); auditor: the home page (1).
+Clinicians work in one service each (their ward list is that service's); secretaries see their
+establishment's list.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ for role, count in roles.items():
             group = role in ("dpo", "security_officer", "auditor")
             user = staff_create(username=name, password=PASSWORD, role=role,
                                 establishments=list(Establishment.objects.all()) if group else [place],
-                                services=services if clinical else [], practitioner=doctor).user
+                                services=[services[i % len(services)]] if clinical else [],
+                                practitioner=doctor).user
             device = totp_device_create(actor=Actor.system("bench"), user_id=user.pk)
             device.confirmed = True
             device.save()
@@ -204,6 +207,11 @@ def user_classes(
         def t_queue(self) -> None:
             self.get("/dpo/", "dpo queue")
 
+        @task
+        def t_report(self) -> None:
+            patient = patients[rng.randrange(len(patients))]
+            self.get(f"/patients/{patient[0]}/acces/", "access report")
+
     class Officer(Staff):
         role, weight = "security_officer", 1
 
@@ -215,9 +223,8 @@ def user_classes(
         role, weight = "auditor", 1
 
         @task
-        def t_report(self) -> None:
-            patient = patients[rng.randrange(len(patients))]
-            self.get(f"/patients/{patient[0]}/acces/", "access report")
+        def t_home(self) -> None:
+            self.get("/", "auditor home")
 
     return [Secretary, Physician, Nurse, Pharmacist, Dpo, Officer, Auditor]
 
