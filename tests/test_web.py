@@ -46,3 +46,29 @@ def test_french_first_english_on_request(client, db):
     client.post("/connexion/", {"username": "nurse.en", "password": PASSWORD})
     enrol = client.get("/connexion/enrolement/").content.decode()
     assert "Turn on the second factor" in enrol and "Activation code" in enrol
+
+
+def test_a_session_is_written_at_most_once_a_minute_and_its_expiry_slides(group, monkeypatch):
+    """Every page used to write its session (a write and a commit per page); now the idle
+    timeout slides once a minute."""
+    import time
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rempart.directory.models import Establishment
+    from tests.test_breach_pages import _client
+
+    here = Establishment.objects.order_by("finess").first()
+    desk = _client("sec.session", Role.SECRETARY, here)
+    desk.get("/")
+    with CaptureQueriesContext(connection) as again:
+        desk.get("/")
+    assert not any("django_session" in q["sql"] and q["sql"].startswith("UPDATE")
+                   for q in again.captured_queries)  # fmt: skip
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with CaptureQueriesContext(connection) as next_minute:
+        desk.get("/")
+    assert any("django_session" in q["sql"] and q["sql"].startswith("UPDATE")
+               for q in next_minute.captured_queries)  # fmt: skip

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -77,11 +79,36 @@ class AccountLocked(Exception):
 # --- locks ----------------------------------------------------------------------------------------
 
 
+_locks_seen: ContextVar[dict[int, bool] | None] = ContextVar("rempart_locks_seen", default=None)
+
+
+@contextmanager
+def lock_checks_per_request() -> Iterator[None]:
+    """Within one request, an account's lock is read from the database once (a page checked it
+    three or four times); a lock set during the request is seen at once."""
+    token = _locks_seen.set({})
+    try:
+        yield
+    finally:
+        _locks_seen.reset(token)
+
+
 def is_locked(user_id: int | None) -> bool:
-    return (
-        user_id is not None
-        and AccountLock.objects.using("default").filter(user_id=user_id, lifted_at=None).exists()
-    )
+    if user_id is None:
+        return False
+    seen = _locks_seen.get()
+    if seen is not None and user_id in seen:
+        return seen[user_id]
+    locked = AccountLock.objects.using("default").filter(user_id=user_id, lifted_at=None).exists()
+    if seen is not None:
+        seen[user_id] = locked
+    return locked
+
+
+def lock_seen(user_id: int, locked: bool) -> None:
+    seen = _locks_seen.get()
+    if seen is not None:
+        seen[user_id] = locked
 
 
 def account_lock(
@@ -98,6 +125,7 @@ def account_lock(
     if actor.user_id is None or is_locked(actor.user_id):
         return
     AccountLock.objects.create(user_id=actor.user_id, reason=reason[:200], locked_at=timezone.now())
+    lock_seen(actor.user_id, True)
     event_record((by or actor).for_purpose(Purpose.SECURITY), Action.LOCK, resource_type="User",
                  resource_id=str(actor.user_id), patient_id=patient_id,
                  detail={"reason": kind})  # fmt: skip

@@ -182,6 +182,7 @@ def account_unlock(*, actor: Actor, user_id: int, reason: str) -> int:
         lifted = AccountLock.objects.filter(user_id=user_id, lifted_at=None).update(
             lifted_at=timezone.now(), lifted_by_id=actor.user_id, lift_reason=reason.strip()[:200]
         )
+        policy.lock_seen(user_id, False)
         event_record(actor.for_purpose(Purpose.SECURITY), Action.UNLOCK, resource_type="User",
                      resource_id=str(user_id), detail={"locks": lifted})  # fmt: skip
     from axes.handlers.proxy import AxesProxyHandler  # the password lockout goes too

@@ -68,9 +68,11 @@ class Stay(models.Model):
             # The ward lists (the home page of every desk and ward): stays still open, a few
             # percent of all stays. Without it the list scanned every stay of the
             # establishment (190 ms at 760,000 patients, every home page).
-            models.Index(fields=["establishment", "planned_admission"],
-                         condition=Q(discharged_at__isnull=True, cancelled_at__isnull=True),
-                         name="stay_open_by_place"),
+            models.Index(
+                fields=["establishment", "planned_admission"],
+                condition=Q(discharged_at__isnull=True, cancelled_at__isnull=True),
+                name="stay_open_by_place",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

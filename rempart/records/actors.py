@@ -23,7 +23,10 @@ def actor_for_user(
     if user is None or not getattr(user, "is_authenticated", False):
         return Actor(username="anonyme", role=UNKNOWN_ROLE, ip=ip, request_id=request_id,
                      client_request_id=client_request_id)  # fmt: skip
-    staff = StaffMember.objects.filter(user=user).first()
+    try:  # the user's own cached relation: the pages read it again (role, menus)
+        staff = user.staff
+    except StaffMember.DoesNotExist:
+        staff = None
     places = (
         tuple(staff.establishments.order_by("finess").values_list("id", flat=True)) if staff else ()
     )

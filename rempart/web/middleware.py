@@ -4,6 +4,7 @@ requests with an unknown session cookie per address."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,23 @@ def client_address(request: Any) -> str:
     return (found or peer)[:45]
 
 
+class SessionRefreshMiddleware:
+    """Slide a signed-in session's expiry at most once a minute, instead of writing the session
+    on every request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and session.session_key and not session.is_empty():
+            minute = int(time.time()) // 60
+            if session.get("_refreshed") != minute:
+                session["_refreshed"] = minute
+        return response
+
+
 class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -54,7 +72,10 @@ class RequestContextMiddleware:
         refused = self._unknown_session(request)
         if refused is not None:
             return refused
-        response = self.get_response(request)
+        from rempart.access.policy import lock_checks_per_request
+
+        with lock_checks_per_request():
+            response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
 
