@@ -1,7 +1,8 @@
-"""The FHIR R4 API's base, `/fhir`: the CapabilityStatement, content negotiation, and an
-OperationOutcome for every error, and the OAuth 2 token endpoint. Resources come with their
-access rules (issue 16): without a live token every resource answers 401, with one 501 until
-the resource is served."""
+"""The FHIR R4 API's HTTP layer, `/fhir`: the CapabilityStatement and SMART discovery, content
+negotiation, an OperationOutcome for every error, the OAuth 2 token endpoint, and the routes of
+the resources (read, search, create, update, Bulk $export). What each resource says and who may
+see it is in `mapping.py`, `resources.py` and `bulk.py`: without a live token every resource
+answers 401."""
 
 from __future__ import annotations
 
