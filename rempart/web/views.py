@@ -16,6 +16,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
@@ -73,8 +75,26 @@ def _next(request: HttpRequest, fallback: str = "/") -> str:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     role = _role(request)
-    ward = care_selectors.ward_stays(actor=actor_for_request(request)) if role in READERS else []
-    return render(request, "web/home.html", {"role": role, "readers": READERS, "ward": ward})
+    rows = care_selectors.ward_stays(actor=actor_for_request(request)) if role in READERS else []
+    return render(request, "web/home.html",
+                  {"role": role, "readers": READERS, "ward": _ward_lines(rows)})  # fmt: skip
+
+
+def _ward_lines(rows: list[care_selectors.WardRow]) -> list[dict[str, Any]]:
+    """The ward list's lines, formatted here: up to 200 of them, and a template resolving each
+    lookup, URL and date of each line cost more than the list's query and decryption."""
+    chart = reverse("patient-chart", args=[uuid.UUID(int=0)]).replace(str(uuid.UUID(int=0)), "{}")
+    present, expected = _("présent"), _("attendu")
+    lines = []
+    for row in rows:
+        patient, stay = row.patient, row.stay
+        when = timezone.localtime(stay.admitted_at or stay.planned_admission)
+        lines.append({"url": chart.format(patient.pk),
+                      "name": f"{patient.birth_name or ''} {patient.first_given_name or ''}",
+                      "born": patient.birth_date.strftime("%d/%m/%Y") if patient.birth_date else "",
+                      "service": stay.service.name, "when": when.strftime("%d/%m/%Y %H:%M"),
+                      "state": present if stay.admitted_at else expected})  # fmt: skip
+    return lines
 
 
 # --- second factor --------------------------------------------------------------------------------
