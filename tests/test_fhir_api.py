@@ -31,11 +31,12 @@ FHIR = "application/fhir+json"
 _jti = itertools.count()
 
 
-def _system_token(world, scopes: list[str], client_id: str = "labo") -> dict[str, str]:  # noqa: F811
+def _system_token(world, scopes: list[str], client_id: str = "labo",  # noqa: F811
+                  **terms: str) -> dict[str, str]:  # fmt: skip
     keys = _keys()
     public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
     api_client_register(actor=SYSTEM, client_id=client_id, name="Laboratoire", jwks=public,
-                        scopes=scopes, establishments=[world.here])  # fmt: skip
+                        scopes=scopes, establishments=[world.here], **terms)  # fmt: skip
     answer = _ask(Client(), _assertion(keys, iss=client_id, jti=f"j{next(_jti)}"),
                   scope=" ".join(scopes))  # fmt: skip
     assert answer.status_code == 200, answer.content
@@ -365,6 +366,17 @@ def test_stays_and_prescriptions_follow_the_level_of_access(world):  # noqa: F81
         assert _get(f"/fhir/MedicationRequest/{line.pk}", bearer).status_code == 200
 
 
+def _platform(world) -> tuple[Any, dict[str, str]]:  # noqa: F811
+    """A regional platform allowed Bulk $export, with the age identity its files open with."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    bearer = _system_token(world, ["system/Patient.rs", "system/Group.rs"], "plateforme",
+                           export_purpose="care_transfer",
+                           export_recipient=str(identity.to_public()))  # fmt: skip
+    return identity, bearer
+
+
 def test_bulk_export_waits_for_a_second_person_then_gives_an_encrypted_watermarked_file(world):  # noqa: F811
     import pyrage
     from fhir.resources.R4B.patient import Patient as FhirPatient
@@ -373,16 +385,7 @@ def test_bulk_export_waits_for_a_second_person_then_gives_an_encrypted_watermark
     from rempart.exports.services import export_decide
     from rempart.records.actors import actor_for_user
 
-    identity = pyrage.x25519.Identity.generate()
-    keys = _keys()
-    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
-    api_client_register(actor=SYSTEM, client_id="plateforme", name="Plateforme régionale",
-                        jwks=public, scopes=["system/Patient.rs", "system/Group.rs"],
-                        establishments=[world.here], export_purpose="care_transfer",
-                        export_recipient=str(identity.to_public()))  # fmt: skip
-    token = _ask(Client(), _assertion(keys, iss="plateforme", jti="bulk-1"),
-                 scope="system/Patient.rs system/Group.rs").json()["access_token"]  # fmt: skip
-    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    identity, bearer = _platform(world)
     groups = _get("/fhir/Group", bearer).json()
     assert [e["resource"]["id"] for e in groups["entry"]] == [str(world.here.pk)]
     kick = f"/fhir/Group/{world.here.pk}/$export"
@@ -430,16 +433,7 @@ def test_a_leaked_bulk_file_is_traced_to_its_export(world):  # noqa: F811
     from rempart.exports.services import export_decide
     from rempart.records.actors import actor_for_user
 
-    identity = pyrage.x25519.Identity.generate()
-    keys = _keys()
-    public = jwt.jwk_set_from_public_keyset_handle(keys.public_keyset_handle())
-    api_client_register(actor=SYSTEM, client_id="plateforme", name="Plateforme régionale",
-                        jwks=public, scopes=["system/Patient.rs", "system/Group.rs"],
-                        establishments=[world.here], export_purpose="care_transfer",
-                        export_recipient=str(identity.to_public()))  # fmt: skip
-    token = _ask(Client(), _assertion(keys, iss="plateforme", jti="bulk-2"),
-                 scope="system/Patient.rs system/Group.rs").json()["access_token"]  # fmt: skip
-    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    identity, bearer = _platform(world)
     asked = _get(f"/fhir/Group/{world.here.pk}/$export", {**bearer, "HTTP_PREFER": "respond-async"})
     status_url = asked["Content-Location"].removeprefix("http://testserver")
     export = ExportRequest.objects.get()

@@ -36,6 +36,9 @@ from rempart.vault import keystore
 from rempart.vault.crypto import VaultError
 
 FORMAT = 1
+# The tools' own output is not passed on: pg_restore quotes the rows it could not load, and an
+# IPP or a stay's dates would reach the operator's terminal and the logs.
+_RERUN = " : relancez-le à la main pour le détail (sa sortie peut citer des lignes de la base)"
 
 
 class BackupError(VaultError):
@@ -73,7 +76,7 @@ def _dump(target: Path) -> str:
                    "--dbname", _pg_url()]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
-            raise BackupError(f"pg_dump a échoué ({done.returncode}) : {done.stderr[-300:]}")
+            raise BackupError(f"pg_dump a échoué (code {done.returncode}){_RERUN}")
         return "pg_dump"
     source = sqlite3.connect(str(connection.settings_dict["NAME"]))
     with sqlite3.connect(str(target)) as copy:
@@ -203,7 +206,7 @@ def _load_database(kind: str, dump: Path) -> None:
                                "--dbname", _pg_url(), str(dump)],
                               capture_output=True, text=True, check=False)  # fmt: skip
         if done.returncode != 0:
-            raise BackupError(f"pg_restore a échoué ({done.returncode}) : {done.stderr[-300:]}")
+            raise BackupError(f"pg_restore a échoué (code {done.returncode}){_RERUN}")
         return
     if connection.vendor != "sqlite":
         raise BackupError("une sauvegarde SQLite se restaure dans SQLite")
