@@ -1,10 +1,19 @@
-"""Whole commands at group scale, timed with their peak memory (/usr/bin/time -v):
-`rempart generate` (760,000 patients, 17 establishments) and `rempart import` of a 760,000-row
-Mediboard-style export, next to a plaintext COPY of the same CSV into PostgreSQL; a smaller
-import shows that memory does not grow with the file.
+"""The bulk paths against PostgreSQL's own load of the same rows, in one run (issue 18):
 
-Usage: .venv/bin/python bench/commands.py [--patients N]
-Creates (and drops first) the databases `rempart_bench_gen` and `rempart_bench_imp`.
+1. `rempart generate` of the whole group (760,000 patients, 17 establishments), then `pg_dump -Fc`
+   of what it made and `pg_restore -j 2` of that dump into a fresh database. The ratio
+   generation / restore is the figure (target <= 2x; and < 2 min on the machine).
+2. `rempart import` of a 760,500-row Mediboard-style export (messy, faults, double
+   registrations) against a plain `COPY` of the same CSV into an unindexed text table, plus as
+   many B-tree builds on it as the import's tables carry, each on the clear column(s) its blind
+   index stands for. The ratio import / (COPY + index builds) is the figure (target <= 2x; and
+   <= 60 s). A smaller import shows that memory does not grow with the file.
+
+Both commands run with `-v 2` and their own profile (time by phase) is printed.
+
+Usage: .venv/bin/python bench/commands.py [--patients N] [--skip-generate] [--skip-import]
+Creates (and drops first) the databases `rempart_bench_gen`, `rempart_bench_restore` and
+`rempart_bench_imp`. Absolute times move with the machine; the ratios, taken in one run, do not.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "postgres://postgres@127.0.0.1:5432"
+TARGET_RATIO = 2.0
 
 
 def fresh_database(name: str) -> str:
@@ -32,68 +42,96 @@ def fresh_database(name: str) -> str:
     return f"{BASE}/{name}"
 
 
-def rempart(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    """Run a command; return (seconds, peak RSS in MiB over the process and its workers, out)."""
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run a command; return (seconds, peak RSS in MiB of the process or its largest child,
+    stdout)."""
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603
-        ["/usr/bin/time", "-v", str(ROOT / ".venv/bin/rempart"), *args],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        ["/usr/bin/time", "-v", *command], env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     return elapsed, peak / 1024, done.stdout
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--patients", type=int, default=760_000)
-    parser.add_argument("--skip-generate", action="store_true", help="measure the import only")
-    args = parser.parse_args()
-    n = args.patients
-    data = Path(tempfile.mkdtemp(prefix="rempart-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
-    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(data))
+def rempart(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    return timed([str(ROOT / ".venv/bin/rempart"), *args], env)
 
-    rempart(env, "keys", "init")
-    if not args.skip_generate:
-        env["DATABASE_URL"] = fresh_database("rempart_bench_gen")
-        rempart(env, "migrate", "-v0")
-        seconds, peak, out = rempart(
-            env, "generate", "--patients", str(n), "--establishments", "17", "--seed", "1"
-        )
-        print(f"rempart generate --patients {n} --establishments 17")
-        print(f"  {seconds:.1f} s, {n / seconds:,.0f} patients/s, peak RSS {peak:.0f} MiB")
-        print(f"  {out.strip().splitlines()[-1]}")
 
-    # Import: a fresh database with the group's directory only (17 establishments, GPs): the
-    # first migration of the group, into an empty patient table.
-    env["DATABASE_URL"] = fresh_database("rempart_bench_imp")
+def profile(out: str) -> str:
+    """The command's own time-by-phase lines (printed at -v 2)."""
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Temps par étape")), None)
+    return "\n".join(lines[start:]) if start is not None else "  (no profile printed)"
+
+
+def verdict(ratio: float, seconds: float, limit: float) -> str:
+    ok = ratio <= TARGET_RATIO
+    return (f"ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x: {'met' if ok else 'NOT met'}); "
+            f"{seconds:.1f} s (target {limit:.0f} s: {'met' if seconds <= limit else 'NOT met'})")  # fmt: skip
+
+
+def generation(env: dict[str, str], n: int, work: Path) -> None:
+    env = {**env, "DATABASE_URL": fresh_database("rempart_bench_gen")}
+    rempart(env, "migrate", "-v0")
+    seconds, peak, out = rempart(
+        env, "generate", "--patients", str(n), "--establishments", "17", "--seed", "1", "-v", "2"
+    )
+    print(f"rempart generate --patients {n} --establishments 17")
+    print(f"  {seconds:.1f} s, {n / seconds:,.0f} patients/s, peak RSS {peak:.0f} MiB")
+    print(f"  {next(line for line in out.splitlines() if 'séjours' in line)}")
+    print(profile(out))
+
+    dump = work / "group.dump"
+    dump_seconds, _, _ = timed(["pg_dump", "-Fc", "-f", str(dump), env["DATABASE_URL"]])
+    target = fresh_database("rempart_bench_restore")
+    restore_seconds, _, _ = timed(["pg_restore", "-j", "2", "-d", target, str(dump)])
+    size = dump.stat().st_size / 2**20
+    print(f"pg_dump -Fc of that database: {dump_seconds:.1f} s ({size:,.0f} MiB, compressed)")
+    print(f"pg_restore -j 2 of that dump into a fresh database: {restore_seconds:.1f} s")
+    print(f"generation / restore: {verdict(seconds / restore_seconds, seconds, 120)}")
+    dump.unlink()
+
+
+# Clear columns of the export standing for each index the import's tables carry, in turn.
+PLAIN_INDEXES = (
+    ("matricule",), ("nom", "prenom", "naissance"), ("nom_jeune_fille",), ("tel",), ("tel2",),
+    ("email",), ("cp",), ("ipp",), ("nom", "naissance"), ("prenom",), ("ville",), ("adresse",),
+    ("medecin_traitant_rpps",), ("lieu_naissance",),
+)  # fmt: skip
+
+
+def importing(env: dict[str, str], n: int, work: Path) -> None:
+    # A fresh database with the group's directory only (17 establishments, GPs): the first
+    # migration of the group, into an empty patient table.
+    env = {**env, "DATABASE_URL": fresh_database("rempart_bench_imp")}
     rempart(env, "migrate", "-v0")
     rempart(env, "generate", "--patients", "1", "--establishments", "17", "--seed", "2")
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         conn.execute("TRUNCATE patients_patient CASCADE")
-    export = data / "export.csv"
-    small = data / "export-small.csv"
+        finess = conn.execute("SELECT finess FROM directory_establishment ORDER BY finess").fetchone()[0]  # fmt: skip
+    export, small = work / "export.csv", work / "export-small.csv"
     rempart(env, "legacy_export", "--patients", str(n), "--seed", "3", "--out", str(export),
             "--faults", "500", "--duplicates", "1000")  # fmt: skip
     rempart(env, "legacy_export", "--patients", str(n // 10), "--seed", "4", "--out", str(small))
     size = export.stat().st_size / 2**20
-    with psycopg.connect(env["DATABASE_URL"]) as conn:
-        finess = conn.execute("SELECT finess FROM directory_establishment ORDER BY finess").fetchone()[0]  # fmt: skip
-    seconds, peak, out = rempart(env, "import", str(export), "--establishment", finess)
+    seconds, peak, out = rempart(env, "import", str(export), "--establishment", finess, "-v", "2")
     print(f"\nrempart import ({n} rows, {size:.0f} MiB, cp1252, messy, 500 faulty rows, "
           "1,000 duplicates)")  # fmt: skip
     print(f"  {seconds:.1f} s, {n / seconds:,.0f} rows/s, peak RSS {peak:.0f} MiB")
     print(f"  {next(line for line in out.splitlines() if 'patients importés' in line)}")
-    small_seconds, small_peak, _ = rempart(env, "import", str(small), "--establishment", finess)
-    print(
-        f"  the same command on {n // 10} rows: {small_seconds:.1f} s, peak RSS {small_peak:.0f} MiB"
-    )
+    print(profile(out))
 
-    # Plaintext: the same CSV copied as text into PostgreSQL, no validation, no encryption.
     with psycopg.connect(env["DATABASE_URL"]) as conn:
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename IN "
+            "('patients_patient', 'patients_patientidentifier')"
+        ).fetchone()[0]
         header = export.read_text(encoding="cp1252").split("\n", 1)[0].strip().split(";")
         conn.execute("CREATE TABLE bench_csv (" + ", ".join(f'"{h}" text' for h in header) + ")")
+        conn.commit()
         started = time.perf_counter()
         with (
             conn.cursor().copy(
@@ -104,10 +142,37 @@ def main() -> None:
             while block := handle.read(1 << 20):
                 copy.write(block)
         conn.commit()
+        copied = time.perf_counter() - started
+        for k in range(indexes):
+            columns = ", ".join(f'"{c}"' for c in PLAIN_INDEXES[k % len(PLAIN_INDEXES)])
+            conn.execute(f"CREATE INDEX bench_csv_{k} ON bench_csv ({columns})")
+        conn.commit()
         plain = time.perf_counter() - started
-    print(f"  plaintext COPY of the same CSV (no checks, no encryption): {plain:.1f} s, "
-          f"{n / plain:,.0f} rows/s; import / plaintext = {seconds / plain:.1f}x")  # fmt: skip
-    shutil.rmtree(data, ignore_errors=True)
+    print(f"plain COPY of the same CSV into an unindexed text table: {copied:.1f} s; with "
+          f"{indexes} B-tree builds (as many as the import's tables carry): {plain:.1f} s")  # fmt: skip
+    print(f"import / (COPY + index builds): {verdict(seconds / plain, seconds, 60)}")
+    small_seconds, small_peak, _ = rempart(env, "import", str(small), "--establishment", finess)
+    print(f"the same command on {n // 10} rows (table not empty): {small_seconds:.1f} s, "
+          f"peak RSS {small_peak:.0f} MiB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=760_000)
+    parser.add_argument("--skip-generate", action="store_true", help="measure the import only")
+    parser.add_argument("--skip-import", action="store_true", help="measure the generation only")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rempart-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
+    env.update(REMPART_ENV="demo", REMPART_DATA_DIR=str(work))
+    try:
+        rempart(env, "keys", "init")
+        if not args.skip_generate:
+            generation(env, args.patients, work)
+        if not args.skip_import:
+            importing(env, args.patients, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

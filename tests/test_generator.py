@@ -76,3 +76,36 @@ def test_no_birth_date_gathers_a_crowd():
     group = generate_group(seed=21, patients=20_000, today=TODAY)
     most = Counter(p.data.birth_date for p in group.patients).most_common(1)[0][1]
     assert most < 10  # 20,000 people over ~36,000 days: a handful per day at most
+
+
+SCHEMA = """
+SELECT 'c', conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE connamespace = current_schema()::regnamespace
+UNION ALL SELECT 'i', tablename, indexname, indexdef FROM pg_indexes
+WHERE schemaname = current_schema() ORDER BY 1, 2, 3
+"""
+
+
+def test_generate_loads_without_keys_puts_the_schema_back_and_says_where_time_went(console):
+    """`generate` on PostgreSQL drops every key, index and foreign key of its tables (those of
+    other tables pointing at them too) and puts them back after the load: the schema after must
+    be the migrated one, every row checked."""
+    import psycopg
+
+    console.run("migrate", "-v0")
+    with psycopg.connect(console.env["DATABASE_URL"]) as conn:
+        before = conn.execute(SCHEMA).fetchall()
+    out = console.run("generate", "--patients", "2000", "--establishments", "3", "--seed", "3",
+                      "-v", "2").stdout  # fmt: skip
+    with psycopg.connect(console.env["DATABASE_URL"]) as conn:
+        assert conn.execute(SCHEMA).fetchall() == before
+        assert any(row[3].startswith("FOREIGN KEY") for row in before)
+        assert conn.execute("SELECT count(*) FROM patients_patient").fetchone()[0] == 2000
+        orphans = conn.execute(
+            "SELECT count(*) FROM care_stay s LEFT JOIN patients_patient p ON p.id = s.patient_id "
+            "WHERE p.id IS NULL"
+        ).fetchone()[0]
+        assert orphans == 0
+    for phase in ("primary keys and unique constraints", "secondary indexes", "foreign keys",
+                  "workers: make patients", "workers: seal patients: blind indexes"):  # fmt: skip
+        assert phase in out

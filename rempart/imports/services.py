@@ -37,6 +37,7 @@ from rempart.lib.bulkwrite import (
     binary_block,
     binary_encoder,
     binary_rows_from_columns,
+    roomy_index_builds,
     uuid_bytes,
 )
 from rempart.lib.files import private_output
@@ -351,6 +352,7 @@ def _rebuild_patient_indexes(job: ImportJob) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         present = {row[0] for row in cursor.fetchall()}
+        roomy_index_builds(cursor)
         for name, definition in job.deferred_indexes:
             if name not in present:
                 cursor.execute(definition)

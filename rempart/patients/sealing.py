@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rempart.lib.bulkwrite import Same, binary_encoders, binary_rows_from_columns
+from rempart.lib.timings import Timings
 from rempart.patients.models import Patient
 from rempart.vault.fields import BlindIndexField, EncryptedField, SealedAttribute
 from rempart.vault.keystore import get_vault
@@ -41,7 +42,10 @@ class PatientSealer:
             raise RuntimeError("the patient table's columns changed: update PatientSealer")
         self._encoders = binary_encoders(Patient)
 
-    def _columns(self, batch: Batch, now: dt.datetime) -> list[Sequence[Any] | Same]:
+    def _columns(
+        self, batch: Batch, now: dt.datetime, timings: Timings | None = None
+    ) -> list[Sequence[Any] | Same]:
+        timings = timings or Timings()
         ids = [row_id for row_id, _ in batch]
         values = [v for _, v in batch]
         columns: list[Sequence[Any] | Same] = [
@@ -49,13 +53,16 @@ class PatientSealer:
         ]  # fmt: skip
         for field, keys in zip(self.records, self._keys, strict=True):
             # empty values are not stored: for str, date and UUID, falsy means None or ""
-            records = [{key: x for key in keys if (x := v[key])} for v in values]
-            payloads = [field.encode(r) if r else None for r in records]
-            columns.append(field.seal_payloads(ids, payloads))
-        for index in self.indexes:
-            columns.append(
-                index.digest_column(*[[v[src] for v in values] for src in index.sources])
-            )
+            with timings.phase("seal patients: encode records"):
+                records = [{key: x for key in keys if (x := v[key])} for v in values]
+                payloads = [field.encode(r) if r else None for r in records]
+            with timings.phase("seal patients: AEAD"):
+                columns.append(field.seal_payloads(ids, payloads))
+        with timings.phase("seal patients: blind indexes"):
+            for index in self.indexes:
+                columns.append(
+                    index.digest_column(*[[v[src] for v in values] for src in index.sources])
+                )
         columns.append(Same(get_vault().indexer.primary_key_id))
         return columns
 
@@ -67,8 +74,13 @@ class PatientSealer:
                    for c in self._columns(batch, now)]  # fmt: skip
         return list(zip(*columns, strict=True))
 
-    def binary_rows(self, batch: Batch, now: dt.datetime) -> list[bytes]:
+    def binary_rows(
+        self, batch: Batch, now: dt.datetime, timings: Timings | None = None
+    ) -> list[bytes]:
         """Each stored row in PostgreSQL's binary COPY format (see rempart.lib.bulkwrite)."""
         if not batch:
             return []
-        return binary_rows_from_columns(self._columns(batch, now), self._encoders)
+        timings = timings or Timings()
+        columns = self._columns(batch, now, timings)
+        with timings.phase("COPY encoding"):
+            return binary_rows_from_columns(columns, self._encoders)

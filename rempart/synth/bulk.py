@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import re
+import struct
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,13 +25,56 @@ from django.utils import timezone
 
 from rempart.care.models import Prescription, PrescriptionLine, PrescriptionStatus, Stay
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
-from rempart.lib.bulkwrite import BulkWriter, Rows, binary_block, binary_encoders, copy_binary
-from rempart.lib.ids import new_id
+from rempart.lib.bulkwrite import (
+    BulkWriter,
+    Rows,
+    binary_block,
+    binary_encoder,
+    binary_encoders,
+    copy_binary,
+    roomy_index_builds,
+    uuid_bytes,
+    uuid_field,
+)
+from rempart.lib.ids import new_id, new_id_bytes
 from rempart.lib.parallel import bounded_imap
+from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
-from rempart.synth.population import Chunk, Directory, make_chunk, number_ipps
+from rempart.synth.population import (
+    Chunk,
+    Directory,
+    ipp_numbers,
+    make_chunk,
+    number_ipps,
+    visit_steps,
+)
 from rempart.vault.keystore import get_vault
+
+
+@dataclass
+class IppHeads:
+    heads: list[bytes]
+    establishments: list[int]  # index in the directory's establishments
+    steps: list[int]
+
+
+def ipp_heads(directory: Directory, visits: list[tuple[uuid.UUID, uuid.UUID]]) -> IppHeads:
+    where = {e.id: i for i, e in enumerate(directory.establishments)}
+    fields = {e.id: uuid_field(e.id) for e in directory.establishments}
+    count = struct.pack(">h", len(_columns(PatientIdentifier)))
+    return IppHeads(
+        [count + uuid_bytes(new_id_bytes()) + uuid_field(p) + fields[e] for p, e in visits],
+        [where[e] for _, e in visits],
+        visit_steps(visits),
+    )
+
+
+def _ipp_block(directory: Directory, ipps: IppHeads, counters: dict[uuid.UUID, int]) -> bytes:
+    establishments = [directory.establishments[i].id for i in ipps.establishments]
+    numbers = ipp_numbers(establishments, ipps.steps, counters)
+    text = binary_encoder("CharField")
+    return binary_block([head + text(n) for head, n in zip(ipps.heads, numbers, strict=True)])
 
 
 @dataclass
@@ -39,8 +84,11 @@ class SealedChunk:
     stays: Rows | bytes
     prescriptions: Rows | bytes
     lines: Rows | bytes
-    visits: list[tuple[uuid.UUID, uuid.UUID]]
+    # The IPP rows: PostgreSQL gets each row's binary COPY head (field count, a new id, the
+    # patient, the establishment; the main process adds the number), SQLite the visits.
+    visits: list[tuple[uuid.UUID, uuid.UUID]] | IppHeads
     counts: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
 
 
 TABLES: tuple[tuple[str, type[models.Model]], ...] = (
@@ -55,8 +103,11 @@ def _columns(model: type[models.Model]) -> list[str]:
     return [f.column for f in model._meta.concrete_fields]
 
 
-def seal_chunk(chunk: Chunk, *, as_copy: bool = False) -> SealedChunk:
+def seal_chunk(
+    directory: Directory, chunk: Chunk, *, as_copy: bool = False, timings: Timings | None = None
+) -> SealedChunk:
     """The chunk's rows as stored: every patient validated, every sensitive value sealed."""
+    timings = timings or cpu_timings()
     now = timezone.now()
     sealer = PatientSealer()
     reason = Stay._meta.get_field("reason")
@@ -65,14 +116,17 @@ def seal_chunk(chunk: Chunk, *, as_copy: bool = False) -> SealedChunk:
     # clean_patient leaves it unchanged), so it is not validated again here.
     batch = [(p.id, p.data.as_model_values()) for p in chunk.patients]
     patients: Rows | bytes = (
-        binary_block(sealer.binary_rows(batch, now)) if as_copy else sealer.rows(batch, now)
+        binary_block(sealer.binary_rows(batch, now, timings))
+        if as_copy
+        else sealer.rows(batch, now)
     )
-    stays = [
-        (s.id, s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
-         s.planned_discharge, s.admitted_at, s.discharged_at,
-         reason.seal_value(s.id, s.reason) if s.reason else None, None)
-        for s in chunk.stays
-    ]  # fmt: skip
+    with timings.phase("seal stays"):
+        stays = [
+            (s.id, s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
+             s.planned_discharge, s.admitted_at, s.discharged_at,
+             reason.seal_value(s.id, s.reason) if s.reason else None, None)
+            for s in chunk.stays
+        ]  # fmt: skip
     prescriptions = [
         (r.id, r.patient_id, r.stay_id, r.prescriber_id, r.prescribed_at,
          PrescriptionStatus.SIGNED.value if r.signed_at else PrescriptionStatus.DRAFT.value,
@@ -83,25 +137,26 @@ def seal_chunk(chunk: Chunk, *, as_copy: bool = False) -> SealedChunk:
     cipher = get_vault().cipher
     payloads: dict[int, bytes] = {}  # line templates repeat: encode each once
     lines = []
-    for r in chunk.prescriptions:
-        for line in r.lines:
-            payload = payloads.get(id(line.content))
-            if payload is None:
-                payload = payloads[id(line.content)] = content.encode(line.content)
-            sealed = cipher.seal(content.category, payload, content.associated_data(line.id))
-            lines.append((line.id, r.id, line.position, sealed))
+    with timings.phase("seal prescription lines"):
+        for r in chunk.prescriptions:
+            for line in r.lines:
+                payload = payloads.get(id(line.content))
+                if payload is None:
+                    payload = payloads[id(line.content)] = content.encode(line.content)
+                sealed = cipher.seal(content.category, payload, content.associated_data(line.id))
+                lines.append((line.id, r.id, line.position, sealed))
     counts["lines"] = len(lines)
     if not as_copy:
-        return SealedChunk(chunk.index, patients, stays, prescriptions, lines, chunk.visits, counts)
-    return SealedChunk(
-        chunk.index,
-        patients,
-        copy_binary(stays, binary_encoders(Stay)),
-        copy_binary(prescriptions, binary_encoders(Prescription)),
-        copy_binary(lines, binary_encoders(PrescriptionLine)),
-        chunk.visits,
-        counts,
-    )  # fmt: skip
+        return SealedChunk(chunk.index, patients, stays, prescriptions, lines, chunk.visits,
+                           counts, timings.seconds)  # fmt: skip
+    with timings.phase("COPY encoding"):
+        care = (
+            copy_binary(stays, binary_encoders(Stay)),
+            copy_binary(prescriptions, binary_encoders(Prescription)),
+            copy_binary(lines, binary_encoders(PrescriptionLine)),
+        )
+        ipps = ipp_heads(directory, chunk.visits)
+    return SealedChunk(chunk.index, patients, *care, ipps, counts, timings.seconds)
 
 
 def _check_columns() -> None:
@@ -136,7 +191,9 @@ def _init_worker(directory: Directory, as_copy: bool) -> None:
 
 def _work(index: int) -> SealedChunk:
     assert _directory is not None  # noqa: S101  # set by _init_worker
-    return seal_chunk(make_chunk(_directory, index), as_copy=_as_copy)
+    timings = cpu_timings()
+    chunk = make_chunk(_directory, index, timings=timings)
+    return seal_chunk(_directory, chunk, as_copy=_as_copy, timings=timings)
 
 
 @contextmanager
@@ -145,9 +202,13 @@ def sealed_chunks(directory: Directory, workers: int) -> Iterator[Iterator[Seale
     transaction: the workers are forked first, with no database connection open."""
     if workers <= 0 or directory.chunks == 1:
         as_copy = connection.vendor == "postgresql"
-        yield (
-            seal_chunk(make_chunk(directory, i), as_copy=as_copy) for i in range(directory.chunks)
-        )
+
+        def here(index: int) -> SealedChunk:
+            timings = cpu_timings()
+            chunk = make_chunk(directory, index, timings=timings)
+            return seal_chunk(directory, chunk, as_copy=as_copy, timings=timings)
+
+        yield (here(i) for i in range(directory.chunks))
         return
     if connection.in_atomic_block:
         raise RuntimeError("fork the chunk workers before opening a transaction")
@@ -255,60 +316,69 @@ def _load_staff(directory: Directory) -> int:
     return len(users)
 
 
-def _ipp_rows(ipps: list[tuple[uuid.UUID, uuid.UUID, str]], *, as_copy: bool) -> Rows | bytes:
-    rows = [(new_id(), pid, eid, ipp) for pid, eid, ipp in ipps]
-    if not as_copy:
-        return rows
-    # Ids and digits only: no escaping needed, and far cheaper than row-by-row COPY.
-    return "".join(f"{i}\t{p}\t{e}\t{n}\n" for i, p, e, n in rows).encode()
+def _ipp_rows(ipps: list[tuple[uuid.UUID, uuid.UUID, str]]) -> Rows:
+    return [(new_id(), pid, eid, ipp) for pid, eid, ipp in ipps]
 
 
 _BULK_TABLES = (Patient, PatientIdentifier, Stay, Prescription, PrescriptionLine)
 
 
 @contextmanager
-def _indexes_deferred() -> Iterator[None]:
-    """On PostgreSQL, when the tables start empty: drop their secondary indexes and foreign keys,
-    and put them back once loaded: a sort per index and one join per foreign key, instead of
-    millions of random index inserts and per-row trigger checks. DDL is transactional there, so
-    a failure restores everything; re-adding a foreign key validates every row."""
+def _indexes_deferred(timings: Timings) -> Iterator[None]:
+    """On PostgreSQL, when the tables start empty, load them as pg_restore does: without their
+    primary keys, unique constraints, indexes and foreign keys (those of other tables pointing
+    at them included), put back once loaded: a sort per index and one join per foreign key,
+    instead of millions of index inserts and per-row trigger checks. DDL is transactional there,
+    so a failure restores everything; re-adding a key or a foreign key checks every row."""
     if connection.vendor != "postgresql" or any(m.objects.exists() for m in _BULK_TABLES):
         yield
         return
     tables = [m._meta.db_table for m in _BULK_TABLES]
     quote = connection.ops.quote_name
+    constraints = """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c WHERE c.contype = ANY(%s) AND (c.conrelid::regclass::text = ANY(%s)
+          OR c.confrelid <> 0 AND c.confrelid::regclass::text = ANY(%s))
+        ORDER BY 1, 2
+    """
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
-            FROM pg_constraint c
-            WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY(%s)
-            """,
-            [tables],
-        )
+        cursor.execute(constraints, [["f"], tables, tables])
         foreign_keys = cursor.fetchall()
-        for table, name, _ in foreign_keys:
+        cursor.execute(constraints, [["p", "u"], tables, []])
+        keys = cursor.fetchall()
+        for table, name, _ in foreign_keys + keys:
             cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
         cursor.execute(
             """
             SELECT i.indexname, i.indexdef FROM pg_indexes i
             WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
-              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+            ORDER BY 1
             """,
             [tables],
         )
-        indexes = cursor.fetchall()
+        indexes = cursor.fetchall()  # what is left: indexes that back no constraint
         for name, _ in indexes:
             cursor.execute(f"DROP INDEX {quote(name)}")
     yield
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for _, definition in indexes:
-            cursor.execute(definition)
-        for table, name, definition in foreign_keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
-        for table in tables:
-            cursor.execute(f"ANALYZE {quote(table)}")
+        roomy_index_builds(cursor)
+        with timings.phase(f"add {len(keys)} primary keys and unique constraints"):
+            for table, name, definition in keys:
+                cursor.execute(
+                    f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
+                )
+        with timings.phase(f"rebuild {len(indexes)} secondary indexes"):
+            for _, definition in indexes:
+                cursor.execute(definition)
+        with timings.phase(f"add and validate {len(foreign_keys)} foreign keys"):
+            for table, name, definition in foreign_keys:
+                cursor.execute(
+                    f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
+                )
+        with timings.phase("ANALYZE"):
+            for table in tables:
+                cursor.execute(f"ANALYZE {quote(table)}")
 
 
 @dataclass(frozen=True)
@@ -318,31 +388,65 @@ class LoadSummary:
     prescriptions: int
     lines: int
     staff: int
+    # Wall seconds of the writing process by phase, then the workers' CPU seconds ("workers: ").
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def bulk_load(
-    directory: Directory, *, workers: int, advance: Callable[[int], None] | None = None
+    directory: Directory,
+    *,
+    workers: int,
+    advance: Callable[[int], None] | None = None,
+    timings: Timings | None = None,
 ) -> LoadSummary:
     _check_columns()
     writer = BulkWriter()
     counters: dict[uuid.UUID, int] = {}
     totals = {"patients": 0, "stays": 0, "prescriptions": 0, "lines": 0}
-    with sealed_chunks(directory, workers) as chunks, transaction.atomic(), _indexes_deferred():
-        staff = load_directory(directory)
-        for chunk in chunks:
-            writer.write(Patient, chunk.patients)
-            writer.write(
-                PatientIdentifier,
-                _ipp_rows(number_ipps(chunk.visits, counters), as_copy=writer.postgres),
-            )
-            writer.write(Stay, chunk.stays)
-            writer.write(Prescription, chunk.prescriptions)
-            writer.write(PrescriptionLine, chunk.lines)
-            for name in totals:
-                totals[name] += chunk.counts[name]
-            if advance is not None:
-                advance(len(chunk.patients))
-        IppCounter.objects.bulk_create(
-            [IppCounter(establishment_id=e, last_value=v) for e, v in counters.items()]
-        )
-    return LoadSummary(staff=staff, **totals)
+    timings, cpu = timings or Timings(), Timings()
+    with sealed_chunks(directory, workers) as chunks:
+        with transaction.atomic():
+            with _indexes_deferred(timings):
+                with timings.phase("directory and staff"):
+                    staff = load_directory(directory)
+                while True:
+                    with timings.phase("wait for the workers"):
+                        chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    _write_chunk(directory, writer, chunk, counters, timings)
+                    cpu.merge(chunk.cpu)
+                    for name in totals:
+                        totals[name] += chunk.counts[name]
+                    if advance is not None:
+                        advance(chunk.counts["patients"])
+                IppCounter.objects.bulk_create(
+                    [IppCounter(establishment_id=e, last_value=v) for e, v in counters.items()]
+                )
+            committing = time.perf_counter()
+        timings.add("commit", time.perf_counter() - committing)
+    for name, seconds in cpu.seconds.items():
+        timings.add(f"workers: {name}", seconds)
+    return LoadSummary(staff=staff, timings=timings.seconds, **totals)
+
+
+def _write_chunk(
+    directory: Directory,
+    writer: BulkWriter,
+    chunk: SealedChunk,
+    counters: dict[uuid.UUID, int],
+    timings: Timings,
+) -> None:
+    with timings.phase("COPY patients"):
+        writer.write(Patient, chunk.patients)
+    with timings.phase("IPP numbering and COPY"):
+        if isinstance(chunk.visits, IppHeads):
+            writer.write(PatientIdentifier, _ipp_block(directory, chunk.visits, counters))
+        else:
+            writer.write(PatientIdentifier, _ipp_rows(number_ipps(chunk.visits, counters)))
+    with timings.phase("COPY stays"):
+        writer.write(Stay, chunk.stays)
+    with timings.phase("COPY prescriptions"):
+        writer.write(Prescription, chunk.prescriptions)
+    with timings.phase("COPY prescription lines"):
+        writer.write(PrescriptionLine, chunk.lines)

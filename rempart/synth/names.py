@@ -9,7 +9,9 @@ birth decade.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from faker.providers.person.fr_FR import Provider as FrenchPeople
@@ -195,25 +197,38 @@ _PARTICLES = ("LE ", "LA ", "DE ", "DU ", "D'", "DE LA ", "DES ")
 
 
 def _tail_names(rng: np.random.Generator, wanted: int, taken: set[str]) -> list[str]:
+    """Made-up names in order of first appearance (the order gives their Zipf rank). Attempts
+    are drawn in blocks of arrays: one scalar draw from NumPy costs a microsecond, and a
+    250,000-name pool takes about five million attempts."""
     names: list[str] = []
     seen = set(taken)
-    attempts = 0
-    while len(names) < wanted and attempts < wanted * 20:
-        attempts += 1
-        roll = rng.random()
-        stem = _STEMS[rng.integers(len(_STEMS))]
-        if roll < 0.08:
-            prefix, endings = _REGIONAL[rng.integers(len(_REGIONAL))]
-            name = (prefix or stem) + endings[rng.integers(len(endings))]
-        else:
-            name = (
-                stem + _MIDDLES[rng.integers(len(_MIDDLES))] + _ENDINGS[rng.integers(len(_ENDINGS))]
-            )
-        if rng.random() < 0.06:
-            name = _PARTICLES[rng.integers(len(_PARTICLES))] + name
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
+    attempts, limit = 0, wanted * 20
+    while len(names) < wanted and attempts < limit:
+        size = min(max(4096, 2 * (wanted - len(names))), limit - attempts)
+        attempts += size
+        regional = (rng.random(size) < 0.08).tolist()
+        stems = rng.integers(len(_STEMS), size=size).tolist()
+        regions = rng.integers(len(_REGIONAL), size=size).tolist()
+        region_endings = rng.random(size).tolist()
+        middles = rng.integers(len(_MIDDLES), size=size).tolist()
+        endings = rng.integers(len(_ENDINGS), size=size).tolist()
+        particles = np.where(
+            rng.random(size) < 0.06, rng.integers(len(_PARTICLES), size=size), -1
+        ).tolist()
+        for i in range(size):
+            stem = _STEMS[stems[i]]
+            if regional[i]:
+                prefix, choices = _REGIONAL[regions[i]]
+                name = (prefix or stem) + choices[int(region_endings[i] * len(choices))]
+            else:
+                name = stem + _MIDDLES[middles[i]] + _ENDINGS[endings[i]]
+            if particles[i] >= 0:
+                name = _PARTICLES[particles[i]] + name
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+                if len(names) == wanted:
+                    break
     return names
 
 
@@ -221,6 +236,13 @@ def _tail_names(rng: np.random.Generator, wanted: int, taken: set[str]) -> list[
 class FamilyNames:
     names: tuple[str, ...]
     weights: np.ndarray
+    cumulative: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # What Generator.choice(p=weights) computes on every call (a pass over the whole pool):
+        # computed once, the draws below are the very same.
+        cumulative = self.weights.cumsum()
+        object.__setattr__(self, "cumulative", cumulative / cumulative[-1])
 
     @classmethod
     def build(cls, rng: np.random.Generator, size: int) -> FamilyNames:
@@ -233,7 +255,8 @@ class FamilyNames:
         return cls(names=names, weights=weights / weights.sum())
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.choice(len(self.names), size=n, p=self.weights)
+        drawn: np.ndarray = self.cumulative.searchsorted(rng.random(n), side="right")
+        return drawn.astype(np.int64)
 
 
 class GivenNames:
@@ -247,13 +270,18 @@ class GivenNames:
         top = len(next(iter(GIVEN_NAMES_BY_DECADE.values()))["M"])
         ranks = np.arange(1, top + 1, dtype=np.float64)
         w = 1.0 / (ranks + 3.0)
-        self._cumulative = np.cumsum(w / w.sum())
+        self._cumulative = np.cumsum(w / w.sum()).tolist()
 
     def draw(self, rng: np.random.Generator, sex: str, birth_year: int, count: int) -> list[str]:
         return self.pick(sex, birth_year, count, rng.random(3), rng.random(3))
 
     def pick(
-        self, sex: str, birth_year: int, count: int, source: np.ndarray, choice: np.ndarray
+        self,
+        sex: str,
+        birth_year: int,
+        count: int,
+        source: Sequence[float],
+        choice: Sequence[float],
     ) -> list[str]:
         """Up to `count` distinct given names from uniform draws (`source` picks fashion or the
         wider list, `choice` the name), so callers can draw for many people at once."""
@@ -264,9 +292,8 @@ class GivenNames:
         chosen: list[str] = []
         for k in range(count):
             if source[k] < 0.8:
-                name = fashion[
-                    min(int(np.searchsorted(self._cumulative, choice[k])), len(fashion) - 1)
-                ]
+                # bisect_left is np.searchsorted's default side, on the same floats
+                name = fashion[min(bisect_left(self._cumulative, choice[k]), len(fashion) - 1)]
             else:
                 name = wider[int(choice[k] * len(wider))]
             if name not in chosen:

@@ -12,6 +12,7 @@ from rempart.audit.context import Actor
 from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.lib.progress import progress_bar
+from rempart.lib.timings import Timings
 from rempart.patients.models import Patient
 from rempart.synth.bulk import LoadSummary, bulk_load
 from rempart.synth.population import build_directory
@@ -52,19 +53,21 @@ def group_generate(
     if Patient.objects.exists():
         raise ValidationError("La base contient déjà des patients : partez d'une base vide.")
     shape = shape_for(establishments)
-    directory = build_directory(
-        seed=seed,
-        patients=patients,
-        today=today or timezone.localdate(),
-        clinics=shape.clinics,
-        health_centres=shape.health_centres,
-        nursing_homes=shape.nursing_homes,
-    )
+    timings = Timings()
+    with timings.phase("build the directory (names, practitioners)"):
+        directory = build_directory(
+            seed=seed,
+            patients=patients,
+            today=today or timezone.localdate(),
+            clinics=shape.clinics,
+            health_centres=shape.health_centres,
+            nursing_homes=shape.nursing_homes,
+        )
     if not show_progress:
-        summary = bulk_load(directory, workers=workers)
+        summary = bulk_load(directory, workers=workers, timings=timings)
     else:
         with progress_bar("patients générés, chiffrés et chargés", patients) as advance:
-            summary = bulk_load(directory, workers=workers, advance=advance)
+            summary = bulk_load(directory, workers=workers, advance=advance, timings=timings)
     event_record(Actor.system("generate"), Action.IMPORT, resource_type="SyntheticGroup",
                  detail={"patients": patients, "seed": seed})  # fmt: skip
     return summary

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from rempart.lib.timings import timing_lines
 from rempart.synth.services import group_generate
 
 
@@ -48,3 +49,7 @@ class Command(BaseCommand):
             f"ordonnances ({summary.lines} lignes), {summary.staff} comptes du personnel "
             f"en {elapsed:.1f} s ({rate} patients/s)"
         )
+        if options["verbosity"] >= 2:
+            self.stdout.write("Temps par étape (le processus qui écrit, puis le CPU des workers) :")
+            for line in timing_lines(summary.timings):
+                self.stdout.write(line)
