@@ -273,7 +273,7 @@ class GivenNames:
         self._cumulative = np.cumsum(w / w.sum()).tolist()
 
     def draw(self, rng: np.random.Generator, sex: str, birth_year: int, count: int) -> list[str]:
-        return self.pick(sex, birth_year, count, rng.random(3), rng.random(3))
+        return self.pick(sex, birth_year, count, rng.random(3).tolist(), rng.random(3).tolist())
 
     def pick(
         self,
