@@ -109,3 +109,30 @@ def test_generate_loads_without_keys_puts_the_schema_back_and_says_where_time_we
     for phase in ("primary keys and unique constraints", "secondary indexes", "foreign keys",
                   "workers: make patients", "workers: seal patients: blind indexes"):  # fmt: skip
         assert phase in out
+
+
+def test_the_loaded_care_rows_are_the_records_of_the_same_seed(group):
+    """The bulk loader writes PostgreSQL's rows straight from the care arrays, while the
+    in-memory group (tests, SQLite) makes records from the same arrays: every stay, prescription
+    and line in the database must be its record, decrypted values included."""
+    from rempart.care.models import Prescription, PrescriptionLine, Stay
+
+    def stay(s):
+        return (s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
+                s.planned_discharge, s.admitted_at, s.discharged_at, s.reason)  # fmt: skip
+
+    stored = {s.pk: stay(s) for s in Stay.objects.all()}
+    assert stored == {s.id: stay(s) for s in group.stays}
+    assert {s.kind for s in group.stays} >= {"full", "day_case", "emergency", "consultation",
+                                             "residence"}  # fmt: skip
+
+    def prescription(r):
+        return (r.patient_id, r.stay_id, r.prescriber_id, r.prescribed_at, r.signed_at)
+
+    stored = {r.pk: prescription(r) for r in Prescription.objects.all()}
+    assert stored == {r.id: prescription(r) for r in group.prescriptions}
+    assert any(r.signed_at is None for r in group.prescriptions)
+    lines = {line.pk: (line.prescription_id, line.position, line.content)
+             for line in PrescriptionLine.objects.all()}  # fmt: skip
+    assert lines == {line.id: (r.id, line.position, line.content)
+                     for r in group.prescriptions for line in r.lines}  # fmt: skip

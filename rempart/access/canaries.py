@@ -272,8 +272,7 @@ def _copy_care(  # type: ignore[no-untyped-def]
     """The twin's stays, shifted and stretched, with their prescriptions: in the same places
     where the canary has an IPP, moved to the same kind of service of `establishment` else."""
     from rempart.care.models import PrescriptionStatus
-    from rempart.synth import data as ref
-    from rempart.synth.population import _line_content
+    from rempart.synth.care import LINE_CONTENTS
 
     latest_end = now - dt.timedelta(days=1)
     born = dt.datetime.combine(canary.birth_date or dt.date(1900, 1, 1), dt.time(), tzinfo=dt.UTC)
@@ -325,7 +324,7 @@ def _copy_care(  # type: ignore[no-untyped-def]
                 PrescriptionLine(
                     id=_uuid7_between(twin_line, _next_id(PrescriptionLine, twin_line)),
                     prescription=written, position=position,
-                    content=_line_content(_RNG.randrange(len(ref.PRESCRIPTION_LINES))),
+                    content=LINE_CONTENTS[_RNG.randrange(len(LINE_CONTENTS))],
                 ).save(force_insert=True)  # fmt: skip
             if signed:
                 Prescription.objects.filter(pk=written.pk).update(

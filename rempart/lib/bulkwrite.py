@@ -191,13 +191,6 @@ def binary_block(rows: list[bytes]) -> bytes:
     return b"".join([_SIGNATURE, *rows, _TRAILER])
 
 
-def copy_binary(rows: Rows, encoders: list[Callable[[Any], bytes]]) -> bytes:
-    if not rows:
-        return binary_block([])
-    # turned into columns (zip runs in C): each column is then encoded in one loop
-    return binary_block(binary_rows_from_columns(list(zip(*rows, strict=True)), encoders))
-
-
 def roomy_index_builds(cursor: Any) -> None:
     """For the rest of the transaction, let PostgreSQL sort each index build in memory (the
     default 64 MB spills a million-row sort to disk: about a fifth slower). Bulk loads only."""

@@ -30,8 +30,6 @@ from rempart.lib.bulkwrite import (
     Rows,
     binary_block,
     binary_encoder,
-    binary_encoders,
-    copy_binary,
     roomy_index_builds,
     uuid_bytes,
     uuid_field,
@@ -41,6 +39,14 @@ from rempart.lib.parallel import bounded_imap
 from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
+from rempart.synth import data as ref
+from rempart.synth.care import (
+    LINE_CONTENTS,
+    line_rows,
+    prescription_rows,
+    stay_rows,
+    uuid_field_table,
+)
 from rempart.synth.population import (
     Chunk,
     Directory,
@@ -49,7 +55,6 @@ from rempart.synth.population import (
     number_ipps,
     visit_steps,
 )
-from rempart.vault.keystore import get_vault
 
 
 @dataclass
@@ -110,53 +115,70 @@ def seal_chunk(
     timings = timings or cpu_timings()
     now = timezone.now()
     sealer = PatientSealer()
-    reason = Stay._meta.get_field("reason")
-    content = PrescriptionLine._meta.get_field("content")
     # Generated data is valid and normalised by construction (the generator's tests check
     # clean_patient leaves it unchanged), so it is not validated again here.
     batch = [(p.id, p.data.as_model_values()) for p in chunk.patients]
-    patients: Rows | bytes = (
-        binary_block(sealer.binary_rows(batch, now, timings))
-        if as_copy
-        else sealer.rows(batch, now)
-    )
-    with timings.phase("seal stays"):
-        stays = [
-            (s.id, s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
-             s.planned_discharge, s.admitted_at, s.discharged_at,
-             reason.seal_value(s.id, s.reason) if s.reason else None, None)
-            for s in chunk.stays
-        ]  # fmt: skip
+    if as_copy:
+        return _sealed_copy(
+            directory, chunk, binary_block(sealer.binary_rows(batch, now, timings)), timings
+        )
+    reason = Stay._meta.get_field("reason")
+    content = PrescriptionLine._meta.get_field("content")
+    stays = [
+        (s.id, s.patient_id, s.establishment_id, s.service_id, s.kind, s.planned_admission,
+         s.planned_discharge, s.admitted_at, s.discharged_at, reason.seal_value(s.id, s.reason),
+         None)
+        for s in chunk.stays
+    ]  # fmt: skip
     prescriptions = [
         (r.id, r.patient_id, r.stay_id, r.prescriber_id, r.prescribed_at,
          PrescriptionStatus.SIGNED.value if r.signed_at else PrescriptionStatus.DRAFT.value,
          r.signed_at)
         for r in chunk.prescriptions
     ]  # fmt: skip
-    counts = {"patients": len(batch), "stays": len(stays), "prescriptions": len(prescriptions)}
-    cipher = get_vault().cipher
-    payloads: dict[int, bytes] = {}  # line templates repeat: encode each once
-    lines = []
-    with timings.phase("seal prescription lines"):
-        for r in chunk.prescriptions:
-            for line in r.lines:
-                payload = payloads.get(id(line.content))
-                if payload is None:
-                    payload = payloads[id(line.content)] = content.encode(line.content)
-                sealed = cipher.seal(content.category, payload, content.associated_data(line.id))
-                lines.append((line.id, r.id, line.position, sealed))
-    counts["lines"] = len(lines)
-    if not as_copy:
-        return SealedChunk(chunk.index, patients, stays, prescriptions, lines, chunk.visits,
-                           counts, timings.seconds)  # fmt: skip
+    lines = [
+        (line.id, r.id, line.position, content.seal_value(line.id, line.content))
+        for r in chunk.prescriptions
+        for line in r.lines
+    ]
+    counts = {"patients": len(batch), "stays": len(stays), "prescriptions": len(prescriptions),
+              "lines": len(lines)}  # fmt: skip
+    return SealedChunk(chunk.index, sealer.rows(batch, now), stays, prescriptions, lines,
+                       chunk.visits, counts, timings.seconds)  # fmt: skip
+
+
+def _sealed_copy(
+    directory: Directory, chunk: Chunk, patients: bytes, timings: Timings
+) -> SealedChunk:
+    """PostgreSQL: the care rows in binary COPY format straight from the chunk's arrays."""
+    care = chunk.care
+    if care is None:
+        raise ValueError("the chunk was made without its stays")
+    reason = Stay._meta.get_field("reason")
+    content = PrescriptionLine._meta.get_field("content")
     with timings.phase("COPY encoding"):
-        care = (
-            copy_binary(stays, binary_encoders(Stay)),
-            copy_binary(prescriptions, binary_encoders(Prescription)),
-            copy_binary(lines, binary_encoders(PrescriptionLine)),
-        )
+        patient_fields = uuid_field_table([p.id for p in chunk.patients])
+        places = uuid_field_table([e.id for e in directory.establishments])
+        services = uuid_field_table([s.id for s in directory.services])
+        practitioners = uuid_field_table([p.id for p in directory.practitioners])
         ipps = ipp_heads(directory, chunk.visits)
-    return SealedChunk(chunk.index, patients, *care, ipps, counts, timings.seconds)
+    with timings.phase("stays: rows, reasons sealed"):
+        reasons = [[reason.encode(text) for text in ref.STAY_REASONS[s.code]]
+                   for s in directory.services]  # fmt: skip
+        seal, prefix = reason.bulk_sealer()
+        stays = stay_rows(care, patient_fields, (places, services), reasons, seal, prefix)
+    with timings.phase("prescriptions: rows"):
+        prescriptions = prescription_rows(
+            care, patient_fields, practitioners,
+            PrescriptionStatus.SIGNED.value, PrescriptionStatus.DRAFT.value,
+        )  # fmt: skip
+    with timings.phase("lines: rows, contents sealed"):
+        seal, prefix = content.bulk_sealer()
+        lines = line_rows(care, [content.encode(c) for c in LINE_CONTENTS], seal, prefix)
+    counts = {"patients": len(chunk.patients), "stays": len(stays),
+              "prescriptions": len(prescriptions), "lines": len(lines)}  # fmt: skip
+    return SealedChunk(chunk.index, patients, binary_block(stays), binary_block(prescriptions),
+                       binary_block(lines), ipps, counts, timings.seconds)  # fmt: skip
 
 
 def _check_columns() -> None:
@@ -192,7 +214,7 @@ def _init_worker(directory: Directory, as_copy: bool) -> None:
 def _work(index: int) -> SealedChunk:
     assert _directory is not None  # noqa: S101  # set by _init_worker
     timings = cpu_timings()
-    chunk = make_chunk(_directory, index, timings=timings)
+    chunk = make_chunk(_directory, index, records=not _as_copy, timings=timings)
     return seal_chunk(_directory, chunk, as_copy=_as_copy, timings=timings)
 
 
@@ -205,7 +227,7 @@ def sealed_chunks(directory: Directory, workers: int) -> Iterator[Iterator[Seale
 
         def here(index: int) -> SealedChunk:
             timings = cpu_timings()
-            chunk = make_chunk(directory, index, timings=timings)
+            chunk = make_chunk(directory, index, records=not as_copy, timings=timings)
             return seal_chunk(directory, chunk, as_copy=as_copy, timings=timings)
 
         yield (here(i) for i in range(directory.chunks))

@@ -114,6 +114,13 @@ class Ids:
         self._ms = int(start.timestamp() * 1000)
         self._bits: list[int] = []
 
+    def reserve(self, count: int) -> int:
+        """The next `count` milliseconds, for ids made elsewhere as arrays (synth/care.py):
+        returns the first one."""
+        first = self._ms + 1
+        self._ms += count
+        return first
+
     def next(self) -> uuid.UUID:
         if not self._bits:
             self._bits = self._rng.integers(0, 2**63, size=4096, dtype=np.int64).tolist()

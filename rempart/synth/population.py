@@ -7,9 +7,7 @@ numbers are split between chunks, so no two patients anywhere share a NIR.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import math
 import re
 import unicodedata
 import uuid
@@ -22,13 +20,12 @@ from rempart.lib.identifiers import ipp_step, nir_check_digits
 from rempart.lib.timings import Timings
 from rempart.patients.validation import PatientData
 from rempart.synth import data as ref
+from rempart.synth.care import CareArrays, care_records, make_care
 from rempart.synth.generator import (
-    PARIS,
     EstablishmentRec,
     Group,
     GroupGenerator,
     Ids,
-    LineRec,
     PatientRec,
     PractitionerRec,
     PrescriptionRec,
@@ -49,6 +46,7 @@ class Chunk:
     prescriptions: list[PrescriptionRec] = field(default_factory=list)
     # (patient, establishment) in order of first visit: IPPs are numbered from these.
     visits: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    care: CareArrays | None = None  # the stays, prescriptions and lines as arrays
 
 
 @dataclass(frozen=True)
@@ -108,14 +106,6 @@ _EMAIL_W = _weights(ref.EMAIL_DOMAINS)
 _DECADES = tuple(sorted(ref.GIVEN_NAMES_BY_DECADE))
 _STATUSES = ("QUAL", "VALI", "RECUP", "PROV")
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_KIND_BY_SERVICE = {
-    "URG": "emergency",
-    "CONS": "consultation",
-    "SOINS": "consultation",
-    "AMBU": "day_case",
-    "HEB": "residence",
-    "UPAD": "residence",
-}
 
 
 def _elderly_ages(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -127,43 +117,11 @@ def _elderly_ages(rng: np.random.Generator, n: int) -> np.ndarray:
     return ages
 
 
-class _Uniforms:
-    """Uniform draws taken from the generator in blocks: a scalar draw from NumPy costs a
-    microsecond or two, one from a pre-drawn list a tenth of that."""
-
-    def __init__(self, rng: np.random.Generator, block: int = 1 << 16) -> None:
-        self._rng = rng
-        self._block = block
-        self._values: list[float] = []
-        self._next = 0
-
-    def __call__(self) -> float:
-        if self._next >= len(self._values):
-            self._values = self._rng.random(self._block).tolist()
-            self._next = 0
-        value = self._values[self._next]
-        self._next += 1
-        return value
-
-    def below(self, n: int) -> int:
-        return min(int(self() * n), n - 1)
-
-    def between(self, low: int, high: int) -> int:
-        return low + self.below(high - low)
-
-    def weighted(self, cumulative: list[float]) -> int:
-        return min(bisect.bisect_right(cumulative, self()), len(cumulative) - 1)
-
-    def geometric(self, p: float) -> int:
-        return max(1, math.ceil(math.log(1.0 - self()) / math.log(1.0 - p)))
-
-
 class ChunkGenerator:
     def __init__(self, directory: Directory, index: int) -> None:
         self.d = directory
         self.index = index
         self.rng = np.random.default_rng(np.random.SeedSequence([directory.seed, 1, index]))
-        self.u = _Uniforms(self.rng)
         start = dt.datetime.combine(directory.today, dt.time(), tzinfo=dt.UTC)
         self.ids = Ids(self.rng, start + dt.timedelta(hours=3 * index))
         self.start = index * CHUNK_SIZE
@@ -175,13 +133,25 @@ class ChunkGenerator:
         self.given = GivenNames()
         self.chunk = Chunk(index)
 
-    def make(self, *, with_care: bool = True, timings: Timings | None = None) -> Chunk:
+    def make(
+        self, *, with_care: bool = True, records: bool = True, timings: Timings | None = None
+    ) -> Chunk:
+        """The chunk's patients and, `with_care`, their stays and prescriptions as arrays, and
+        as records too if `records` (the bulk loader writes PostgreSQL's rows from the arrays)."""
         timings = timings or Timings()
         with timings.phase("make patients"):
             self._patients()
         if with_care:
             with timings.phase("make stays, prescriptions"):
-                self._stays()
+                care = make_care(self.d, self.chunk.patients, self.rng, self.ids)
+                patients, places = self.chunk.patients, self.d.establishments
+                self.chunk.care = care
+                self.chunk.visits = [(patients[p].id, places[e].id)
+                                     for p, e in care.visits.tolist()]  # fmt: skip
+            if records:
+                with timings.phase("stay and prescription records"):
+                    stays, prescriptions = care_records(care, self.d, patients)
+                    self.chunk.stays, self.chunk.prescriptions = stays, prescriptions
         return self.chunk
 
     # --- patients ---------------------------------------------------------------------------------
@@ -326,143 +296,18 @@ class ChunkGenerator:
 
     # --- stays and prescriptions ------------------------------------------------------------------
 
-    def _stays(self) -> None:
-        rng, d = self.rng, self.d
-        now = dt.datetime.combine(d.today, dt.time(12), tzinfo=PARIS)
-        by_est: dict[uuid.UUID, list[ServiceRec]] = {}
-        for s in d.services:
-            by_est.setdefault(s.establishment_id, []).append(s)
-        homes = [e for e in d.establishments if e.kind == "nursing_home"]
-        others = [e for e in d.establishments if e.kind != "nursing_home"]
-        weights = np.array([3.0 if e.kind == "clinic" else 1.0 for e in others])
-        weights /= weights.sum()
-        cumulative = np.cumsum(weights).tolist()
-        doctors: dict[uuid.UUID, list[uuid.UUID]] = {}
-        for p in d.practitioners:
-            if p.service_id is not None:
-                doctors.setdefault(p.service_id, []).append(p.id)
-        patients = self.chunk.patients
-        n = len(patients)
-        # Nursing homes: about 1.5 % of the group lives in one, all aged 75 and over.
-        elderly = [
-            i for i, p in enumerate(patients) if (d.today - p.data.birth_date).days > 75 * 365
-        ]
-        per_home = max(1, n * 15 // 1000 // max(1, len(homes))) if homes else 0
-        order = rng.permutation(len(elderly))
-        home_of: dict[int, EstablishmentRec] = {}
-        for k, home in enumerate(homes):
-            for j in order[k * per_home : (k + 1) * per_home]:
-                home_of[elderly[int(j)]] = home
-        extra = rng.poisson(0.5, n)
-        first = rng.choice(len(others), size=n, p=weights)
-        for i, patient in enumerate(patients):
-            visited: list[EstablishmentRec] = []
-            nursing_home = home_of.get(i)
-            if nursing_home is not None:
-                self._stay(
-                    patient, nursing_home, by_est[nursing_home.id], doctors, now, resident=True
-                )
-                visited.append(nursing_home)
-            count = 1 + int(extra[i]) - (1 if nursing_home is not None else 0)
-            for k in range(count):
-                est = others[first[i]]
-                if k > 0 and self.u() >= 0.7:
-                    est = others[self.u.weighted(cumulative)]
-                self._stay(patient, est, by_est[est.id], doctors, now, resident=False)
-                if est not in visited:
-                    visited.append(est)
-            self.chunk.visits.extend((patient.id, e.id) for e in visited)
-
-    def _stay(
-        self,
-        patient: PatientRec,
-        est: EstablishmentRec,
-        services: list[ServiceRec],
-        doctors: dict[uuid.UUID, list[uuid.UUID]],
-        now: dt.datetime,
-        *,
-        resident: bool,
-    ) -> None:
-        u = self.u
-        service = services[0] if resident else services[u.below(len(services))]
-        kind = _KIND_BY_SERVICE.get(service.code, "full")
-        roll, minutes = u(), u.below(24 * 60)
-        if resident:
-            start = now - dt.timedelta(days=u.between(30, 6 * 365), minutes=minutes)
-            state = "current"
-        elif roll < 0.03:
-            start = now + dt.timedelta(days=u.between(1, 30), minutes=minutes)
-            state = "upcoming"
-        elif roll < 0.06 and kind == "full":
-            start = now - dt.timedelta(days=u.below(6), minutes=minutes)
-            state = "current"
-        else:
-            start = now - dt.timedelta(days=u.between(7, 5 * 365), minutes=minutes)
-            state = "past"
-        born = dt.datetime.combine(patient.data.birth_date, dt.time(), tzinfo=PARIS)
-        start = max(start, born + dt.timedelta(days=1))
-        if kind == "full":
-            length = dt.timedelta(days=u.geometric(0.2))
-        elif kind == "day_case":
-            length = dt.timedelta(hours=u.between(4, 10))
-        elif kind == "emergency":
-            length = dt.timedelta(hours=u.between(2, 9))
-        elif kind == "consultation":
-            length = dt.timedelta(minutes=30)
-        else:
-            length = dt.timedelta(days=365)
-        reasons = ref.STAY_REASONS[service.code]
-        stay = StayRec(
-            id=self.ids.next(),
-            patient_id=patient.id,
-            establishment_id=est.id,
-            service_id=service.id,
-            kind=kind,
-            planned_admission=start,
-            planned_discharge=None if kind == "residence" else start + length,
-            admitted_at=None if state == "upcoming" else start,
-            discharged_at=start + length if state == "past" else None,
-            reason=reasons[u.below(len(reasons))],
-        )
-        self.chunk.stays.append(stay)
-        prescribers = doctors.get(service.id)
-        if state == "upcoming" or kind == "consultation" or not prescribers or u() >= 0.7:
-            return
-        templates = ref.PRESCRIPTION_LINES
-        lines = tuple(
-            LineRec(self.ids.next(), pos, _line_content(u.below(len(templates))))
-            for pos in range(1, u.between(1, 5) + 1)
-        )
-        at = start + dt.timedelta(hours=1)
-        self.chunk.prescriptions.append(
-            PrescriptionRec(
-                id=self.ids.next(),
-                patient_id=patient.id,
-                stay_id=stay.id,
-                prescriber_id=prescribers[u.below(len(prescribers))],
-                prescribed_at=at,
-                signed_at=None if state == "current" and u() < 0.3 else at,
-                lines=lines,
-            )
-        )
-
-
-_LINE_CONTENTS = tuple(
-    {"drug": drug, "dose": dose, "route": route, "frequency": frequency,
-     "duration_days": days, "instructions": ""}
-    for drug, dose, route, frequency, days in ref.PRESCRIPTION_LINES
-)  # fmt: skip
-
-
-def _line_content(template: int) -> dict[str, object]:
-    """One of the shipped line templates (shared, never modified: the loader seals it)."""
-    return _LINE_CONTENTS[template]
-
 
 def make_chunk(
-    directory: Directory, index: int, *, with_care: bool = True, timings: Timings | None = None
+    directory: Directory,
+    index: int,
+    *,
+    with_care: bool = True,
+    records: bool = True,
+    timings: Timings | None = None,
 ) -> Chunk:
-    return ChunkGenerator(directory, index).make(with_care=with_care, timings=timings)
+    return ChunkGenerator(directory, index).make(
+        with_care=with_care, records=records, timings=timings
+    )
 
 
 def number_ipps(
