@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import multiprocessing
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from rempart.lib.files import private_output
 from rempart.lib.identifiers import ipp_step, validate_rpps
 from rempart.lib.ids import new_id, new_id_bytes
 from rempart.lib.parallel import bounded_imap
+from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.patients.validation import clean_for_import
@@ -64,6 +66,7 @@ class Batch:
     rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
     new_gps: dict[str, uuid.UUID] = field(default_factory=dict)  # RPPS not in the directory
+    cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class ImportSummary:
     resumed_from_line: int
     already_done: bool = False
     warned: int = 0
+    # Wall seconds of the main process by phase, then the workers' CPU seconds ("workers: ").
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _reasons(exc: ValidationError) -> str:
@@ -146,6 +151,8 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     today = timezone.localdate(now)
     batch = Batch(last_line=rows[-1][0] if rows else 0)
     accepted: list[tuple[uuid.UUID, dict[str, object]]] = []
+    timings = cpu_timings()
+    checking = time.process_time()
     for line, values in rows:
         try:
             extracted = reader.extract(values)
@@ -160,9 +167,13 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
         if warnings or more:
             batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
     batch.count = len(accepted)
+    timings.add("read, check and clean the rows", time.process_time() - checking)
     batch.patients = (
-        sealer.binary_rows(accepted, now) if context.as_copy else sealer.rows(accepted, now)
+        sealer.binary_rows(accepted, now, timings)
+        if context.as_copy
+        else sealer.rows(accepted, now)
     )
+    batch.cpu = timings.seconds
     return batch
 
 
@@ -402,20 +413,30 @@ def import_file(
     if not resumed_from:
         _defer_patient_indexes(job)
     created: set[str] = set()
+    timings, cpu = Timings(), Timings()
     with _batches(context, _chunks(pending, batch_size), workers) as batches:
-        for batch in batches:
-            _write_batch(actor, job, batch, writer, created)
+        while True:
+            with timings.phase("parse the file, wait for the workers"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            with timings.phase("write the batches (COPY, IPPs, lines, events)"):
+                _write_batch(actor, job, batch, writer, created)
+            cpu.merge(batch.cpu)
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
-    _rebuild_patient_indexes(job)
-    duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
+    with timings.phase("rebuild the patient indexes"):
+        _rebuild_patient_indexes(job)
+    with timings.phase("find potential duplicates"):
+        duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
+    timings.merge({f"workers: {name}": seconds for name, seconds in cpu.seconds.items()})
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates
     )
     # The refused lines stay sealed in the database; a clear file only when asked for.
     written = write_reject_file(job, path, reject_path) if reject_path and job.rejected else None
     return ImportSummary(job.id, job.imported, job.rejected, duplicates, written, resumed_from,
-                         warned=job.warned)  # fmt: skip
+                         warned=job.warned, timings=timings.seconds)  # fmt: skip
 
 
 def write_reject_file(job: ImportJob, source: Path, target: Path) -> Path:

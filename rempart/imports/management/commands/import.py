@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rempart.imports.services import import_file
 from rempart.imports.sources import SourceError
 from rempart.lib.progress import progress_bar
+from rempart.lib.timings import timing_lines
 
 
 def _count_lines(path: Path) -> int:
@@ -66,5 +67,9 @@ class Command(BaseCommand):
         if summary.rejected or summary.warned:
             self.stdout.write("Motifs ligne par ligne, correction des lignes refusées : page "
                               "« Reprise des données ».")  # fmt: skip
+        if options["verbosity"] >= 2 and summary.timings:
+            self.stdout.write("Temps par étape (le processus principal, puis le CPU des workers) :")
+            for line in timing_lines(summary.timings):
+                self.stdout.write(line)
         if summary.reject_file is not None and summary.rejected:
             self.stdout.write(f"Lignes refusées et motifs : {summary.reject_file}")
