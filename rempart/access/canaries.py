@@ -1,22 +1,24 @@
 """Canary patients that look like everyone else, to a thief holding the dump and the source.
 
-A canary is modelled on a real patient, its twin: the holder of the IPP just below a free
+A canary takes its place from a real patient, its twin: the holder of the IPP just below a free
 number of an establishment's sequence (IPP allocation leaves about one number in IPP_GAP free,
 see `rempart.lib.identifiers`), whose stays are all over (a canary is nobody's current or
 upcoming patient). The canary takes that free number, and a free number near the twin's in each
-other establishment where the twin has an IPP; its ids are UUIDv7 drawn between the twin's and
-the next row's, its creation stamps between the twin's and the neighbour's; it has the twin's
-stays, shifted together by up to 20 days, each with the length of another patient's stay of the
-same service and kind, and their prescriptions (same prescriber and status, as many lines drawn
-from the catalogue); its identity comes from the group generator seeded by a tag of the index
-root, of the twin's sex and shape (NIR, usage name, e-mail, phones present or not), born near
-it. Only a keyed tag of its id marks it, among decoy tags, with nothing else in the row. The
-tables are then rewritten in id order (PostgreSQL `CLUSTER`), so rows planted today are not at
-the end of the heap.
+other establishment where the twin has an IPP; its ids are UUIDv7 at times drawn among the
+twin's neighbours the way real rows are made (`_time_near`, `_ipp_time`), its creation stamps
+between the twin's and the neighbour's. It takes its shape from another patient, its model,
+drawn at random with the twin's establishments and as many stays: the model's stays, each moved
+by up to 20 days, each with the length of another patient's stay of the same service and kind,
+and their prescriptions (same prescriber and status, as many lines drawn from the catalogue);
+its identity comes from the group generator seeded by a tag of the index root, of the model's
+sex and shape (NIR, usage name, e-mail, phones present or not), born near it. Only a keyed tag
+of its id marks it, among decoy tags, with nothing else in the row. The tables are then
+rewritten in id order (PostgreSQL `CLUSTER`), so rows planted today are not at the end of the
+heap.
 
-The thief's test (tests/test_canary_attack.py) plays 32 queries on the clear columns and a
-nearest-neighbour attack; bench/canary_attack.py plays them at group scale with a logistic
-regression over all of them.
+The thief's test (tests/test_canary_attack.py) plays 32 queries on the clear columns, 10 on the
+ids and on copies, and a nearest-neighbour attack; bench/canary_attack.py plays them at group
+scale with a logistic regression over all of them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from rempart.access.models import CanaryMark
@@ -36,12 +40,15 @@ from rempart.audit.models import Action, Purpose
 from rempart.audit.services import event_record
 from rempart.care.models import Prescription, PrescriptionLine, Stay
 from rempart.directory.models import Establishment
+from rempart.lib.ids import id_at, new_id
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.validation import PatientData
 from rempart.vault.keystore import get_vault
 
 _RNG = secrets.SystemRandom()
 DECOYS_PER_CANARY = (1, 3)  # decoy tags per canary, drawn in this range: the mark count blurs
+NEIGHBOURS = 16  # rows on each side of the twin's whose times frame a canary's (_time_near)
+PAUSE = 8
 
 
 @dataclass(frozen=True)
@@ -54,32 +61,56 @@ class CanaryRefused(Exception):
     pass
 
 
-def _uuid7_at(ms: int) -> uuid.UUID:
-    """A UUIDv7 with this millisecond time and fresh random bits (RFC 9562 layout)."""
-    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | secrets.randbits(12) << 64
-    value |= 0b10 << 62 | secrets.randbits(62)
-    return uuid.UUID(int=value)
+def _time_near(model: Any, twin_id: uuid.UUID) -> int:
+    """A millisecond drawn uniformly over the times of the twin's neighbours in the table
+    (NEIGHBOURS rows on each side), never inside a pause (a gap PAUSE times the window's median
+    one: a night, the time between two loads).
+
+    Uniform over a stretch of time, not inside the gap that follows the twin: a gap is hit in
+    proportion to its length, so the rows around a canary are spaced as the rows around any
+    real row are, and its millisecond holds as many others as a real row's does. A row put in
+    the gap after another halves that gap, and in a table of rows one millisecond apart it had
+    to share its neighbour's millisecond, which no real row did: both gave canaries away
+    (tests/test_canary_attack.py, the id features)."""
+    before = model.objects.filter(pk__lt=twin_id).order_by("-pk").values_list("pk", flat=True)
+    after = model.objects.filter(pk__gt=twin_id).order_by("pk").values_list("pk", flat=True)
+    times = [_ms(i) for i in reversed(before[:NEIGHBOURS])]
+    centre = len(times)
+    times += [_ms(twin_id), *(_ms(i) for i in after[:NEIGHBOURS])]
+    gaps = sorted(b - a for a, b in pairwise(times))
+    pause = PAUSE * max(1, gaps[len(gaps) // 2]) if gaps else 0
+    low = high = centre
+    while low > 0 and times[low] - times[low - 1] <= pause:
+        low -= 1
+    while high + 1 < len(times) and times[high + 1] - times[high] <= pause:
+        high += 1
+    return _uniform_ms(times[low], times[high])
 
 
-def _uuid7_between(low: uuid.UUID, high: uuid.UUID | None) -> uuid.UUID:
-    """A UUIDv7 strictly between two ids in sort order (ids made in the same millisecond sort
-    by their random bits: a canary's id falls among its neighbours' as a real one would)."""
-    lo = low.int
-    hi = high.int if high is not None and high.int > lo else lo + (1 << 80)  # a ms later
-    for _ in range(32):
-        value = lo + 1 + _RNG.randrange(max(1, hi - lo - 1))
-        value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-        value = (value & ~(0b11 << 62)) | (0b10 << 62)  # RFC 9562 variant
-        if lo < value < hi:
-            return uuid.UUID(int=value)
-    return _uuid7_at(_ms(low))  # neighbours too close to fit one between: same millisecond
+def _uniform_ms(low: int, high: int) -> int:
+    """A millisecond drawn uniformly in time between two rows of these milliseconds. Their
+    times within their millisecond are unknown, so drawn too: a whole millisecond at each end
+    would be chosen twice as often as a real row falls there, and the canary would share its
+    neighbours' millisecond (and sort before them) more often than a real row does."""
+    start, end = low + _RNG.random(), high + _RNG.random()
+    if end < start:
+        start, end = end, start
+    return int(start + (end - start) * _RNG.random())
 
 
-def _next_id(model: Any, value: uuid.UUID) -> uuid.UUID | None:
-    following: uuid.UUID | None = (
-        model.objects.filter(pk__gt=value).order_by("pk").values_list("pk", flat=True).first()
-    )
-    return following
+def _ipp_time(establishment_id: uuid.UUID, number: int) -> int:
+    """A millisecond between the ids of the IPPs numbered just below and just above `number`
+    there, drawn uniformly: IPP order and id order agree, as they do for every patient (a
+    number is given at registration; a free one was a registration rolled back, between its
+    neighbours)."""
+    here = PatientIdentifier.objects.filter(establishment_id=establishment_id)
+    below = here.filter(ipp__lt=f"{number:010d}").order_by("-ipp").values_list("pk", flat=True)
+    above = here.filter(ipp__gt=f"{number:010d}").order_by("ipp").values_list("pk", flat=True)
+    low, high = below.first(), above.first()
+    if low is None or high is None:
+        beside = low or high
+        return _time_near(PatientIdentifier, beside) if beside else _ms(new_id())
+    return _uniform_ms(_ms(low), _ms(high))
 
 
 def _ms(value: uuid.UUID) -> int:
@@ -119,17 +150,17 @@ def free_ipp_numbers(establishment: Establishment) -> tuple[list[int], int]:
     return free, last
 
 
-def _identity_like(twin: Patient, seed: int) -> PatientData:
-    """A generated identity of the twin's sex, with a NIR exactly when the twin has one, the
+def _identity_like(model: Patient, seed: int) -> PatientData:
+    """A generated identity of the model's sex, with a NIR exactly when the model has one, the
     same contact details present or absent (each blind index is empty or not in the clear), and
-    born as near the twin as the pool allows."""
+    born as near the model as the pool allows."""
     from rempart.synth.population import canary_identities
 
     pool = canary_identities(count=300, seed=seed)
-    want_nir = bool(twin.nir)
-    fitting = [d for d in pool if d.sex == twin.sex and (bool(d.nir) or not want_nir)] or pool
-    born = twin.birth_date or dt.date(1970, 1, 1)
-    shape = [bool(getattr(twin, f)) for f in _PRESENCE]
+    want_nir = bool(model.nir)
+    fitting = [d for d in pool if d.sex == model.sex and (bool(d.nir) or not want_nir)] or pool
+    born = model.birth_date or dt.date(1970, 1, 1)
+    shape = [bool(getattr(model, f)) for f in _PRESENCE]
 
     def distance(d: PatientData) -> float:
         misses = sum(bool(getattr(d, f)) != want for f, want in zip(_PRESENCE, shape, strict=True))
@@ -138,7 +169,7 @@ def _identity_like(twin: Patient, seed: int) -> PatientData:
     best = min(fitting, key=distance)
     if not want_nir:
         best = replace(best, nir="")
-    return replace(best, identity_status=twin.identity_status)
+    return replace(best, identity_status=model.identity_status)
 
 
 _PRESENCE = ("usage_name", "email", "phone_mobile", "phone_home")
@@ -178,28 +209,73 @@ def _twin_for(establishment: Establishment, number: int, now: dt.datetime) -> An
     return twin_ident, (above if twin_ident is below else below)
 
 
+def _places(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+    places: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for pid, place in PatientIdentifier.objects.filter(patient_id__in=patient_ids).values_list(
+        "patient_id", "establishment_id"
+    ):
+        places.setdefault(pid, set()).add(place)
+    return {pid: frozenset(p) for pid, p in places.items()}
+
+
+def _model_for(twin: Patient) -> Patient:
+    """The patient a canary is modelled on: drawn at random in the group, known in the same
+    establishments as the twin, with as many stays, all over. Not the twin: a canary sits next
+    to its twin in id order, and copies of the twin's stays there were found by a thief looking
+    for look-alike stays among neighbours (tests/test_canary_attack.py)."""
+    wanted = _places([twin.pk]).get(twin.pk, frozenset())
+    stays = Stay.objects.filter(patient=twin).count()
+    first = Patient.objects.order_by("pk").values_list("pk", flat=True).first()
+    last = Patient.objects.order_by("-pk").values_list("pk", flat=True).first()
+    if first is None or last is None:
+        return twin
+    from rempart.access.policy import is_canary
+
+    for _ in range(20):
+        start = uuid.UUID(int=first.int + _RNG.randrange(max(1, last.int - first.int)))
+        batch = list(
+            Patient.objects.filter(pk__gte=start).order_by("pk").values_list("pk", flat=True)[:100]
+        )
+        places = _places(batch)
+        counts = dict(
+            Stay.objects.filter(patient_id__in=batch)
+            .values("patient_id")
+            .annotate(n=Count("pk"), open=Count("pk", filter=Q(discharged_at=None)))
+            .filter(open=0)
+            .values_list("patient_id", "n")
+        )
+        for pid in batch:
+            fits = counts.get(pid) == stays and places.get(pid) == wanted
+            if fits and pid != twin.pk and not is_canary(pid):
+                return Patient.objects.get(pk=pid)
+    return twin
+
+
 def _plant_one(
     establishment: Establishment, number: int, twin_ident: PatientIdentifier,
     neighbour: PatientIdentifier | None, now: dt.datetime, seed: int,
     free: dict[uuid.UUID, list[int]],
 ) -> uuid.UUID:  # fmt: skip
+    """The twin (holder of the number below) gives the canary its place: its IPP numbers and
+    its times. The model, another patient, gives it its shape and its care."""
     twin = Patient.objects.get(pk=twin_ident.patient_id)
+    model = _model_for(twin)
     other = Patient.objects.get(pk=neighbour.patient_id) if neighbour else None
-    data = _identity_like(twin, seed)
-    if twin.gp_id is not None:  # sealed, but its presence shows in the contact's length
+    data = _identity_like(model, seed)
+    if model.gp_id is not None:  # sealed, but its presence shows in the contact's length
         from rempart.directory.models import Practitioner
 
         town = Practitioner.objects.filter(internal=False).order_by("?").values_list("pk")
-        data = replace(data, gp_id=(town.first() or (twin.gp_id,))[0])
-    pid = _uuid7_between(twin.pk, _next_id(Patient, twin.pk))
+        data = replace(data, gp_id=(town.first() or (model.gp_id,))[0])
+    pid = id_at(_time_near(Patient, twin.pk))
     created = _between(twin.created_at, other.created_at if other else twin.created_at)
     values = data.as_model_values()
     patient = Patient(pk=pid, **values)
     patient.save(force_insert=True)
     Patient.objects.filter(pk=pid).update(
-        created_at=created, updated_at=created + (twin.updated_at - twin.created_at)
+        created_at=created, updated_at=created + (model.updated_at - model.created_at)
     )
-    ident_id = _uuid7_between(twin_ident.pk, _next_id(PatientIdentifier, twin_ident.pk))
+    ident_id = id_at(_ipp_time(establishment.pk, number))
     PatientIdentifier.objects.create(id=ident_id, patient=patient,
                                      establishment=establishment, ipp=f"{number:010d}")  # fmt: skip
     places = {establishment.pk}
@@ -213,21 +289,13 @@ def _plant_one(
             continue
         nearest = min(numbers, key=lambda n: abs(n - int(other_ident.ipp)))
         numbers.remove(nearest)
-        # its id right after the holder of the number below it there: IPP order and id order
-        # agree as they do for every patient
-        before = (
-            PatientIdentifier.objects.filter(establishment_id=other_ident.establishment_id,
-                                             ipp__lt=f"{nearest:010d}")
-            .order_by("-ipp")
-            .first()
-        ) or other_ident  # fmt: skip
         PatientIdentifier.objects.create(
-            id=_uuid7_between(before.pk, _next_id(PatientIdentifier, before.pk)),
+            id=id_at(_ipp_time(other_ident.establishment_id, nearest)),
             patient=patient, establishment_id=other_ident.establishment_id,
             ipp=f"{nearest:010d}",
         )  # fmt: skip
         places.add(other_ident.establishment_id)
-    _copy_care(twin, patient, establishment, places, now)
+    _copy_care(model, twin, patient, establishment, places, now)
     CanaryMark.objects.create(tag=get_vault().indexer.tag("canary", pid.bytes))
     return pid
 
@@ -265,12 +333,26 @@ def _stretched(length: dt.timedelta) -> dt.timedelta:
     return dt.timedelta(seconds=unit * max(1, units + _RNG.randint(-spread, spread)))
 
 
+def _shift(stay: Stay, born: dt.datetime, latest_end: dt.datetime) -> dt.timedelta:
+    """Up to 20 days either way, to the minute, keeping the stay after birth and over."""
+    end = stay.discharged_at or stay.planned_admission
+    low = max(-20.0, (born - stay.planned_admission).total_seconds() / 86400 + 1)
+    high = min(20.0, (latest_end - end).total_seconds() / 86400)
+    days = _RNG.uniform(low, high) if low < high else min(0.0, high)
+    return dt.timedelta(minutes=round(days * 1440))
+
+
 def _copy_care(  # type: ignore[no-untyped-def]
-    twin: Patient, canary: Patient, establishment: Establishment, places: set[uuid.UUID],
-    now: dt.datetime,
+    model: Patient, twin: Patient, canary: Patient, establishment: Establishment,
+    places: set[uuid.UUID], now: dt.datetime,
 ):  # fmt: skip
-    """The twin's stays, shifted and stretched, with their prescriptions: in the same places
-    where the canary has an IPP, moved to the same kind of service of `establishment` else."""
+    """The model's stays, each moved by up to 20 days on its own and stretched, with their
+    prescriptions: in the same places where the canary has an IPP, moved to the same kind of
+    service of `establishment` else. Each is made at a time near one of the twin's stays (the
+    model has as many), as the canary's other rows are made near the twin's.
+
+    Moved one by one: moved together, the times between a canary's admissions were its
+    model's to the minute, and a thief matching those patterns found the pairs."""
     from rempart.care.models import PrescriptionStatus
     from rempart.synth.care import LINE_CONTENTS
 
@@ -278,32 +360,32 @@ def _copy_care(  # type: ignore[no-untyped-def]
     born = dt.datetime.combine(canary.birth_date or dt.date(1900, 1, 1), dt.time(), tzinfo=dt.UTC)
     here = {svc.code: svc.pk for svc in establishment.services.all()}
     stays = []
-    for stay in Stay.objects.filter(patient=twin).select_related("service"):
+    for stay in Stay.objects.filter(patient=model).select_related("service"):
         if stay.establishment_id not in places:
             if stay.service.code not in here:
                 continue
             stay.establishment_id, stay.service_id = establishment.pk, here[stay.service.code]
         stays.append(stay)
-    last_end = max(s.discharged_at for s in stays if s.discharged_at)
-    first_start = min(s.planned_admission for s in stays)
-    low = max(-20.0, (born - first_start).total_seconds() / 86400 + 1)
-    high = min(20.0, (latest_end - last_end).total_seconds() / 86400)
-    shift = dt.timedelta(days=_RNG.uniform(low, high) if low < high else min(0.0, high))
-    shift = dt.timedelta(minutes=round(shift.total_seconds() / 60))
+    anchors = list(Stay.objects.filter(patient=twin).values_list("pk", flat=True))
+    _RNG.shuffle(anchors)
 
-    def moved(at: dt.datetime | None) -> Any:
-        return None if at is None else at + shift
+    for k, stay in enumerate(stays):
+        shift = _shift(stay, born, latest_end)
 
-    for stay in stays:
+        def moved(at: dt.datetime | None, shift: dt.timedelta = shift) -> Any:
+            return None if at is None else at + shift
+
         start = moved(stay.admitted_at)
         end = stay.discharged_at
         if start is not None and end is not None and stay.admitted_at is not None:
-            end = start + (_donor_length(stay, twin) or _stretched(end - stay.admitted_at))
+            end = start + (_donor_length(stay, model) or _stretched(end - stay.admitted_at))
             end = min(end, latest_end) if start < latest_end else end
         planned_discharge = None
         if stay.planned_discharge is not None and start is not None and end is not None:
             planned_discharge = max(start, moved(stay.planned_discharge))
-        copy = Stay(id=_uuid7_between(stay.pk, _next_id(Stay, stay.pk)), patient=canary,
+        # made near a stay of the twin; its prescriptions as long after it as the model's were
+        made = _time_near(Stay, anchors[k % len(anchors)] if anchors else stay.pk)
+        copy = Stay(id=id_at(made), patient=canary,
                     establishment_id=stay.establishment_id, service_id=stay.service_id,
                     kind=stay.kind,
                     planned_admission=moved(stay.planned_admission),
@@ -313,7 +395,7 @@ def _copy_care(  # type: ignore[no-untyped-def]
         for prescription in Prescription.objects.filter(stay=stay):
             signed = prescription.status == PrescriptionStatus.SIGNED
             written = Prescription(
-                id=_uuid7_between(prescription.pk, _next_id(Prescription, prescription.pk)),
+                id=id_at(made + _ms(prescription.pk) - _ms(stay.pk)),
                 patient=canary,
                 stay=copy, prescriber_id=prescription.prescriber_id,
                 prescribed_at=moved(prescription.prescribed_at),
@@ -322,7 +404,7 @@ def _copy_care(  # type: ignore[no-untyped-def]
             twin_lines = list(prescription.lines.order_by("position").values_list("pk", flat=True))
             for position, twin_line in enumerate(twin_lines, start=1):
                 PrescriptionLine(
-                    id=_uuid7_between(twin_line, _next_id(PrescriptionLine, twin_line)),
+                    id=id_at(made + _ms(twin_line) - _ms(stay.pk)),
                     prescription=written, position=position,
                     content=LINE_CONTENTS[_RNG.randrange(len(LINE_CONTENTS))],
                 ).save(force_insert=True)  # fmt: skip

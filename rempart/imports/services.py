@@ -43,7 +43,7 @@ from rempart.lib.bulkwrite import (
 )
 from rempart.lib.files import private_output
 from rempart.lib.identifiers import ipp_step, validate_rpps
-from rempart.lib.ids import new_id, new_id_bytes
+from rempart.lib.ids import new_id, new_ids_bytes
 from rempart.lib.parallel import bounded_imap
 from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -275,7 +275,7 @@ def _write_identifiers(
                                          for pid, ipp, _ in ipps])  # fmt: skip
         return
     columns: list[Sequence[Any] | Same] = [
-        [new_id_bytes() for _ in ipps], [pid for pid, _, _ in ipps], Same(establishment_id),
+        new_ids_bytes(len(ipps)), [pid for pid, _, _ in ipps], Same(establishment_id),
         [ipp for _, ipp, _ in ipps],
     ]  # fmt: skip
     encoders = [uuid_bytes, uuid_bytes, binary_encoder("UUIDField"), binary_encoder("CharField")]

@@ -31,10 +31,8 @@ from rempart.lib.bulkwrite import (
     binary_block,
     binary_encoder,
     roomy_index_builds,
-    uuid_bytes,
     uuid_field,
 )
-from rempart.lib.ids import new_id, new_id_bytes
 from rempart.lib.parallel import bounded_imap
 from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -50,6 +48,7 @@ from rempart.synth.care import (
 from rempart.synth.population import (
     Chunk,
     Directory,
+    Visit,
     ipp_numbers,
     make_chunk,
     number_ipps,
@@ -64,13 +63,13 @@ class IppHeads:
     steps: list[int]
 
 
-def ipp_heads(directory: Directory, visits: list[tuple[uuid.UUID, uuid.UUID]]) -> IppHeads:
+def ipp_heads(directory: Directory, visits: list[Visit]) -> IppHeads:
     where = {e.id: i for i, e in enumerate(directory.establishments)}
     fields = {e.id: uuid_field(e.id) for e in directory.establishments}
     count = struct.pack(">h", len(_columns(PatientIdentifier)))
     return IppHeads(
-        [count + uuid_bytes(new_id_bytes()) + uuid_field(p) + fields[e] for p, e in visits],
-        [where[e] for _, e in visits],
+        [count + uuid_field(i) + uuid_field(p) + fields[e] for i, p, e in visits],
+        [where[e] for _, _, e in visits],
         visit_steps(visits),
     )
 
@@ -91,7 +90,7 @@ class SealedChunk:
     lines: Rows | bytes
     # The IPP rows: PostgreSQL gets each row's binary COPY head (field count, a new id, the
     # patient, the establishment; the main process adds the number), SQLite the visits.
-    visits: list[tuple[uuid.UUID, uuid.UUID]] | IppHeads
+    visits: list[Visit] | IppHeads
     counts: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
 
@@ -338,8 +337,8 @@ def _load_staff(directory: Directory) -> int:
     return len(users)
 
 
-def _ipp_rows(ipps: list[tuple[uuid.UUID, uuid.UUID, str]]) -> Rows:
-    return [(new_id(), pid, eid, ipp) for pid, eid, ipp in ipps]
+def _ipp_rows(ipps: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]) -> Rows:
+    return list(ipps)
 
 
 _BULK_TABLES = (Patient, PatientIdentifier, Stay, Prescription, PrescriptionLine)

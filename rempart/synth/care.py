@@ -12,9 +12,10 @@ nursing-home residents (75 and over, 1.5 % of the group) have a residence stay f
 upcoming, 3 % of full stays current; lengths by kind; 70 % of eligible stays have a prescription
 of 1 to 4 lines, 30 % of those of current stays unsigned.
 
-Ids are laid out as before: a stay, its lines, then its prescription, one millisecond apart.
-Canaries are placed among real rows by their ids (access/canaries.py): the layout must not change
-with the way it is computed.
+Ids: each stay is a record made at a time of the chunk's clock (generator.Ids), the chunk's
+stays in random order, its prescription and lines in the same millisecond; the IPP rows follow,
+in the order of their numbers, at the clock's next times. Canaries are placed among real rows by
+these laws (access/canaries.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rempart.lib.identifiers import ipp_step
 from rempart.synth import data as ref
 from rempart.synth.generator import (
     PARIS,
@@ -84,6 +86,7 @@ class CareArrays:
     line_position: np.ndarray  # 1, 2, ...
     line_template: np.ndarray  # index in ref.PRESCRIPTION_LINES
     visits: np.ndarray  # (V, 2): (patient, establishment) indexes, in order of first visit
+    visit_ids: np.ndarray  # (V, 2) uint64: the IPP rows' ids
 
     # NULLs: no planned discharge for a residence, no admission before it happens, no discharge
     # before it is over.
@@ -233,14 +236,12 @@ def make_care(
     line_position = np.arange(len(line_rx)) - np.repeat(rx_first_line, lines_per_rx) + 1
     template = rng.integers(0, len(ref.PRESCRIPTION_LINES), len(line_rx))
 
-    # --- ids: a stay, its lines, its prescription, one millisecond apart -----------------------
-    lines_of_stay = np.zeros(s_count, dtype=np.int64)
-    lines_of_stay[rx_stay] = lines_per_rx
-    used = 1 + np.where(eligible, lines_of_stay + 1, 0)
-    stay_ms = ids.reserve(int(used.sum())) + np.concatenate(([0], np.cumsum(used)[:-1]))
-    stay_ms = stay_ms.astype(np.int64)
-    line_ms = np.repeat(stay_ms[rx_stay], lines_per_rx) + line_position
-    rx_ms = stay_ms[rx_stay] + lines_per_rx + 1
+    # --- ids: a stay, its prescription and its lines made in one millisecond ------------------
+    # The stays of the chunk are made in random order: a patient's stays are not next to each
+    # other in id order (in a real record they are years apart), so a canary's need not be.
+    stay_ms = ids.times(s_count)[rng.permutation(s_count)]
+    line_ms = np.repeat(stay_ms[rx_stay], lines_per_rx)
+    rx_ms = stay_ms[rx_stay]
     stay_ids, line_ids, rx_ids = (_id_halves(rng, ms) for ms in (stay_ms, line_ms, rx_ms))
 
     # --- IPPs: each patient's establishments in order of first visit ---------------------------
@@ -248,17 +249,33 @@ def make_care(
     _, first_seen = np.unique(key, return_index=True)
     first_seen.sort()
     visits = np.stack([patient[first_seen], establishment[first_seen]], axis=1)
+    # Their rows are made in that order, each establishment's at the times of its own Poisson
+    # process over the next stretch of the clock. A number left free (a registration rolled
+    # back) took its time too: the rows around a free number are as far apart in time as two
+    # registrations there, and a canary that takes it later fits between them as a real row
+    # would (access/canaries.py).
+    places = layout.establishments
+    steps = np.array([ipp_step(patients[p].id.int ^ places[e].id.int)
+                      for p, e in visits.tolist()], dtype=np.int64)  # fmt: skip
+    begin, span = ids.stretch(int(steps.sum()))
+    visit_ms = np.zeros(len(visits), dtype=np.int64)
+    for place in np.unique(visits[:, 1]).tolist():
+        mine = np.flatnonzero(visits[:, 1] == place)
+        taken = np.cumsum(steps[mine])
+        stamps = begin + np.sort(rng.random(int(taken[-1]))) * span
+        visit_ms[mine] = stamps[taken - 1].astype(np.int64)
+    visit_ids = _id_halves(rng, visit_ms)
     return CareArrays(
         stay_ids, patient, establishment, service, kind, state, reason, start, start + length,
         rx_ids, rx_stay, prescriber, signed,
-        line_ids, line_rx, line_position, template, visits,
+        line_ids, line_rx, line_position, template, visits, visit_ids,
     )  # fmt: skip
 
 
 # --- records: the in-memory group (tests) and SQLite ---------------------------------------------
 
 
-def _uuids(halves: np.ndarray) -> list[uuid.UUID]:
+def uuids(halves: np.ndarray) -> list[uuid.UUID]:
     return [uuid.UUID(int=(hi << 64) | lo) for hi, lo in halves.tolist()]
 
 
@@ -278,7 +295,7 @@ def care_records(
 ) -> tuple[list[StayRec], list[PrescriptionRec]]:
     layout = _Layout(directory)
     practitioners = directory.practitioners
-    stay_ids = _uuids(care.stay_ids)
+    stay_ids = uuids(care.stay_ids)
     start = _times(care.stay_start)
     planned_discharge = _times_or_none(care.stay_end, care.has_planned_discharge)
     admitted = _times_or_none(care.stay_start, care.admitted)
@@ -302,7 +319,7 @@ def care_records(
                 strict=True)
         )
     ]  # fmt: skip
-    line_ids = _uuids(care.line_ids)
+    line_ids = uuids(care.line_ids)
     lines: list[list[LineRec]] = [[] for _ in range(len(care.rx_stay))]
     for i, (rx, position, template) in enumerate(
         zip(care.line_rx.tolist(), care.line_position.tolist(), care.line_template.tolist(),
@@ -311,7 +328,7 @@ def care_records(
         lines[rx].append(LineRec(line_ids[i], position, LINE_CONTENTS[template]))
     prescriptions = []
     for j, (rx_id, stay, prescriber, signed) in enumerate(
-        zip(_uuids(care.rx_ids), care.rx_stay.tolist(), care.rx_prescriber.tolist(),
+        zip(uuids(care.rx_ids), care.rx_stay.tolist(), care.rx_prescriber.tolist(),
             care.rx_signed.tolist(), strict=True)
     ):  # fmt: skip
         at = start[stay] + dt.timedelta(hours=1)

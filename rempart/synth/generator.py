@@ -101,32 +101,58 @@ class Group:
     services: list[ServiceRec] = field(default_factory=list)
     practitioners: list[PractitionerRec] = field(default_factory=list)
     patients: list[PatientRec] = field(default_factory=list)
-    ipps: list[tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
+    # (row id, patient, establishment, IPP)
+    ipps: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
     stays: list[StayRec] = field(default_factory=list)
     prescriptions: list[PrescriptionRec] = field(default_factory=list)
 
 
+# Records made per millisecond on average. A busy system makes several in some milliseconds and
+# none in others; a canary's rows, placed at a random millisecond among its twin's neighbours
+# (access/canaries.py), then fall where a real record could have (tests/test_canary_attack.py).
+RECORDS_PER_MS = 1.0
+
+
 class Ids:
-    """Deterministic UUIDv7: timestamps from the reference date, random bits from the seed."""
+    """Deterministic UUIDv7 of a busy system: records made at the times of a Poisson process
+    from `start` (RECORDS_PER_MS on average), every row of a record in its millisecond, random
+    bits from the seed (no counter: see lib/ids.py)."""
 
     def __init__(self, rng: np.random.Generator, start: dt.datetime) -> None:
         self._rng = rng
-        self._ms = int(start.timestamp() * 1000)
+        self._start = int(start.timestamp() * 1000)
+        self._elapsed = 0.0  # milliseconds since start, not rounded
+        self._gaps: list[float] = []
         self._bits: list[int] = []
 
-    def reserve(self, count: int) -> int:
-        """The next `count` milliseconds, for ids made elsewhere as arrays (synth/care.py):
-        returns the first one."""
-        first = self._ms + 1
-        self._ms += count
-        return first
+    def times(self, count: int) -> np.ndarray:
+        """The milliseconds of the next `count` records (ids made as arrays, synth/care.py)."""
+        elapsed = self._elapsed + np.cumsum(self._rng.exponential(1 / RECORDS_PER_MS, count))
+        if count:
+            self._elapsed = float(elapsed[-1])
+        stamps: np.ndarray = self._start + elapsed.astype(np.int64)
+        return stamps
+
+    def stretch(self, count: int) -> tuple[float, float]:
+        """The start and length (milliseconds) of the time `count` records take, the clock
+        moved past it (records timed elsewhere as arrays: the IPP rows, synth/care.py)."""
+        start, length = self._start + self._elapsed, count / RECORDS_PER_MS
+        self._elapsed += length
+        return start, length
 
     def next(self) -> uuid.UUID:
+        """The id of the next record."""
+        if not self._gaps:
+            self._gaps = self._rng.exponential(1 / RECORDS_PER_MS, 4096).tolist()
+        self._elapsed += self._gaps.pop()
+        return self.at(self._start + int(self._elapsed))
+
+    def at(self, ms: int) -> uuid.UUID:
+        """An id of this millisecond (another row of the same record)."""
         if not self._bits:
             self._bits = self._rng.integers(0, 2**63, size=4096, dtype=np.int64).tolist()
         rand = self._bits.pop()
-        self._ms += 1
-        value = (self._ms & (2**48 - 1)) << 80
+        value = (ms & (2**48 - 1)) << 80
         value |= 0x7 << 76
         value |= (rand & 0xFFF) << 64  # 12 bits after the version
         value |= 0b10 << 62  # RFC 9562 variant

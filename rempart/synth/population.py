@@ -20,7 +20,7 @@ from rempart.lib.identifiers import ipp_step, nir_check_digits
 from rempart.lib.timings import Timings
 from rempart.patients.validation import PatientData
 from rempart.synth import data as ref
-from rempart.synth.care import CareArrays, care_records, make_care
+from rempart.synth.care import CareArrays, care_records, make_care, uuids
 from rempart.synth.generator import (
     EstablishmentRec,
     Group,
@@ -35,6 +35,8 @@ from rempart.synth.generator import (
 from rempart.synth.names import FamilyNames, GivenNames
 
 CHUNK_SIZE = 20_000
+
+Visit = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # the IPP row's id, the patient, the establishment
 FAMILY_POOL_MAX = 250_000
 
 
@@ -44,8 +46,8 @@ class Chunk:
     patients: list[PatientRec] = field(default_factory=list)
     stays: list[StayRec] = field(default_factory=list)
     prescriptions: list[PrescriptionRec] = field(default_factory=list)
-    # (patient, establishment) in order of first visit: IPPs are numbered from these.
-    visits: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    # (IPP row id, patient, establishment) in order of first visit: IPPs are numbered from these.
+    visits: list[Visit] = field(default_factory=list)
     care: CareArrays | None = None  # the stays, prescriptions and lines as arrays
 
 
@@ -146,8 +148,11 @@ class ChunkGenerator:
                 care = make_care(self.d, self.chunk.patients, self.rng, self.ids)
                 patients, places = self.chunk.patients, self.d.establishments
                 self.chunk.care = care
-                self.chunk.visits = [(patients[p].id, places[e].id)
-                                     for p, e in care.visits.tolist()]  # fmt: skip
+                self.chunk.visits = [
+                    (ipp_id, patients[p].id, places[e].id)
+                    for ipp_id, (p, e) in zip(uuids(care.visit_ids), care.visits.tolist(),
+                                              strict=True)
+                ]  # fmt: skip
             if records:
                 with timings.phase("stay and prescription records"):
                     stays, prescriptions = care_records(care, self.d, patients)
@@ -311,18 +316,18 @@ def make_chunk(
 
 
 def number_ipps(
-    visits: list[tuple[uuid.UUID, uuid.UUID]], counters: dict[uuid.UUID, int]
-) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    visits: list[Visit], counters: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]:
     """IPP numbers in order of first visit, continuing each establishment's counter (about one
     number in IPP_GAP left free, for canaries)."""
-    numbers = ipp_numbers([e for _, e in visits], visit_steps(visits), counters)
-    return [(p, e, number) for (p, e), number in zip(visits, numbers, strict=True)]
+    numbers = ipp_numbers([e for _, _, e in visits], visit_steps(visits), counters)
+    return [(i, p, e, number) for (i, p, e), number in zip(visits, numbers, strict=True)]
 
 
-def visit_steps(visits: list[tuple[uuid.UUID, uuid.UUID]]) -> list[int]:
+def visit_steps(visits: list[Visit]) -> list[int]:
     """How far each visit moves its establishment's IPP counter (drawn from the two ids, so the
     chunk workers can compute it and the numbering stays the same)."""
-    return [ipp_step(p.int ^ e.int) for p, e in visits]
+    return [ipp_step(p.int ^ e.int) for _, p, e in visits]
 
 
 def ipp_numbers(
