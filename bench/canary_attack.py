@@ -1,6 +1,6 @@
 """The database thief looking for canaries, at group scale: plant canaries in the whole group
 (timed, with the tables rewritten in id order, and without), then play the queries of
-tests/test_canary_attack.py on the dump and a logistic regression over all of them (trained on
+tests/test_canary_attack.py (clear columns, ids, copies) on the dump and a logistic regression over all of them (trained on
 half the canaries, as if they had leaked, scored on the other half). Prints the area under the
 ROC curve of each (0.5 = chance; the first version's canaries: 1.0 on "no stay" and on "last IPP
 numbers").
@@ -59,7 +59,7 @@ def main() -> None:
 
     from rempart.access.canaries import canaries_plant
     from rempart.audit.context import Actor
-    from tests.test_canary_attack import FEATURES_SQL, NAMES, _auc
+    from tests.test_canary_attack import FEATURES_SQL, ID_NAMES, NAMES, _auc, id_features
 
     actor = Actor.system("bench canaries")
     started = time.perf_counter()
@@ -80,17 +80,19 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute(FEATURES_SQL)
         rows = cursor.fetchall()
+        features = np.array([[float(v or 0) for v in r[1:]] for r in rows])
+        features = np.hstack([features, id_features(cursor, [r[0] for r in rows])])
     print(f"{len(rows):,} patients read from the dump in {time.perf_counter() - started:.0f} s")
-    features = np.array([[float(v or 0) for v in r[1:]] for r in rows])
+    names = NAMES + ID_NAMES
     positive = np.array([r[0] in canaries for r in rows])
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     sigma = ((n_pos + n_neg + 1) / (12 * n_pos * n_neg)) ** 0.5
     print(f"AUC per query ({n_pos} canaries among {n_pos + n_neg:,}; chance 0.5 +/- {sigma:.3f}):")
-    aucs = {name: _auc(features[:, k], positive) for k, name in enumerate(NAMES)}
+    aucs = {name: _auc(features[:, k], positive) for k, name in enumerate(names)}
     for name, auc in sorted(aucs.items(), key=lambda kv: -abs(kv[1] - 0.5)):
         print(f"  {name:50s} {auc:.3f}")
     combined = logistic_auc(features, positive)
-    print(f"logistic regression over all {len(NAMES)} columns: {combined:.3f}")
+    print(f"logistic regression over all {len(names)} columns: {combined:.3f}")
 
 
 if __name__ == "__main__":

@@ -281,11 +281,14 @@ def test_the_sealer_killed_mid_write_loses_no_event(served: Served):
 def _in_care(served: Served) -> list[tuple[str, str]]:
     """Patients in the desk's care (a current stay in its establishment), with their birth
     names read by the application itself."""
-    rows = served.sql("SELECT s.patient_id FROM care_stay s JOIN directory_establishment e ON "
-                      "e.id = s.establishment_id WHERE s.admitted_at IS NOT NULL AND "
-                      "s.discharged_at IS NULL AND s.cancelled_at IS NULL ORDER BY e.finess, "
-                      "s.patient_id LIMIT 8")  # fmt: skip
+    rows = served.sql("SELECT DISTINCT s.patient_id FROM care_stay s JOIN "
+                      "directory_establishment e ON e.id = s.establishment_id WHERE "
+                      "s.admitted_at IS NOT NULL AND s.discharged_at IS NULL AND "
+                      "s.cancelled_at IS NULL AND e.finess = "
+                      "(SELECT min(finess) FROM directory_establishment) "
+                      "ORDER BY s.patient_id LIMIT 8")  # fmt: skip
     ids = [str(r[0]) for r in rows]
+    assert len(ids) >= 3, "too few current patients in the desk's establishment to read"
     script = (
         "from rempart.patients.models import Patient; "
         f"print('|'.join(Patient.objects.get(pk=i).birth_name for i in {ids!r}))"

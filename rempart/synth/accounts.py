@@ -12,7 +12,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 
+from rempart.care.models import Stay
 from rempart.directory.models import Establishment, Practitioner, Role, Service, StaffMember
 from rempart.records.services.directory import staff_create
 from rempart.synth.generator import _slug
@@ -63,12 +65,21 @@ def create_demo_accounts() -> list[DemoAccount]:
         slug = _slug(est.name)
         services = list(est.services.all())
         add(f"secretaire.{slug}", Role.SECRETARY, est.name, [est], services)
-        first_service = services[0]
-        doctor = (
+        # The clinicians' accounts are in the wards with the most patients in them now: someone
+        # trying the demo sees a ward list with patients on it.
+        present = dict(
+            Stay.objects.filter(establishment=est, admitted_at__isnull=False, discharged_at=None,
+                                cancelled_at=None)
+            .values("service_id").annotate(n=Count("pk")).values_list("service_id", "n")
+        )  # fmt: skip
+        first_service = max(services, key=lambda s: present.get(s.pk, 0))
+        doctor = max(
             StaffMember.objects.filter(role=Role.PHYSICIAN, establishments=est)
             .select_related("user")
-            .order_by("user__username")
-            .first()
+            .prefetch_related("services")
+            .order_by("user__username"),
+            key=lambda d: sum(present.get(s.pk, 0) for s in d.services.all()),
+            default=None,
         )
         if doctor is None:
             add(f"medecin.{slug}", Role.PHYSICIAN, f"{est.name}, {first_service.name}", [est],
