@@ -55,7 +55,12 @@ from rempart.patients.models import Patient
 from rempart.records.services.directory import practitioner_create, staff_create
 from rempart.lib.identifiers import luhn_complete
 place = Establishment.objects.annotate(n=Count("stays")).order_by("-n").first()
-services = list(place.services.all())
+current = Stay.objects.filter(establishment=place, admitted_at__isnull=False,
+                              discharged_at__isnull=True, cancelled_at__isnull=True)
+# Clinicians work in the wards that have patients in them now, and open their own patients.
+busy = list(current.values("service_id").annotate(n=Count("pk")).order_by("-n", "service_id")
+            .values_list("service_id", flat=True))
+services = [place.services.get(pk=pk) for pk in busy] or list(place.services.all())
 roles = ROLES
 accounts = {}
 for role, count in roles.items():
@@ -77,13 +82,17 @@ for role, count in roles.items():
             device = totp_device_create(actor=Actor.system("bench"), user_id=user.pk)
             device.confirmed = True
             device.save()
+        staff = StaffMember.objects.get(user=user)
+        ward = services[i % len(services)] if role in ("physician", "nurse", "pharmacist") else None
+        if ward is not None and list(staff.services.all()) != [ward]:
+            staff.services.set([ward])  # a group made by an earlier version of this bench
         device = SealedTOTPDevice.objects.get(user=user, confirmed=True)
         step = max(int(time.time()) // device.step, device.last_t + 1)
-        accounts[name] = [role, f"{device.totp(step * device.step).token():06d}"]
-ids = list(Stay.objects.filter(establishment=place, admitted_at__isnull=False,
-                               discharged_at__isnull=True, cancelled_at__isnull=True)
-           .values_list("patient_id", flat=True).distinct()[:300])
-patients = [[str(p.pk), p.birth_name, p.birth_date.isoformat()]
+        accounts[name] = [role, f"{device.totp(step * device.step).token():06d}",
+                          str(ward.pk) if ward else ""]
+ward_of = dict(current.order_by("patient_id", "service_id").values_list("patient_id", "service_id"))
+ids = list(ward_of)[:300]
+patients = [[str(p.pk), p.birth_name, p.birth_date.isoformat(), str(ward_of[p.pk])]
             for p in Patient.objects.filter(pk__in=ids)]
 print("JSON" + json.dumps({"accounts": accounts, "patients": patients}))
 """
@@ -117,13 +126,18 @@ def login(url: str, username: str, code: str) -> dict[str, str]:
 
 
 def user_classes(
-    sessions: dict[str, tuple[str, dict[str, str]]], patients: list[list[str]]
+    sessions: dict[str, tuple[str, str, dict[str, str]]], patients: list[list[str]]
 ) -> list[Any]:
+    """Secretaries open any patient of the establishment; a clinician those of its ward (any
+    other is "not found" to it, as the access policy says)."""
     from locust import FastHttpUser, between, task
 
-    pool: dict[str, list[dict[str, str]]] = {}
-    for _name, (role, cookies) in sessions.items():
-        pool.setdefault(role, []).append(cookies)
+    pool: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for _name, (role, ward, cookies) in sessions.items():
+        pool.setdefault(role, []).append((ward, cookies))
+    by_ward: dict[str, list[list[str]]] = {}
+    for patient in patients:
+        by_ward.setdefault(patient[3], []).append(patient)
     rng = random.Random(7)  # sampling, not security
 
     class Staff(FastHttpUser):
@@ -132,7 +146,8 @@ def user_classes(
         role = ""
 
         def on_start(self) -> None:
-            cookies = pool[self.role][rng.randrange(len(pool[self.role]))]
+            ward, cookies = pool[self.role][rng.randrange(len(pool[self.role]))]
+            self.patients = by_ward.get(ward, patients) if ward else patients
             self.cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
             self.csrf = cookies.get("csrftoken", "")
 
@@ -143,7 +158,7 @@ def user_classes(
                     answer.failure(f"{answer.status_code}")
 
         def chart(self) -> None:
-            patient = patients[rng.randrange(len(patients))]
+            patient = self.patients[rng.randrange(len(self.patients))]
             self.get(f"/patients/{patient[0]}/", "chart")
 
         def search(self) -> None:
@@ -280,8 +295,8 @@ def main() -> None:
                     break
             time.sleep(0.1)
         url = f"http://127.0.0.1:{port}"
-        sessions = {name: (role, login(url, name, code))
-                    for name, (role, code) in found["accounts"].items()}  # fmt: skip
+        sessions = {name: (role, ward, login(url, name, code))
+                    for name, (role, code, ward) in found["accounts"].items()}  # fmt: skip
         patients = found["patients"]
         print(
             f"{len(sessions)} accounts signed in, {len(patients)} patients in care, "
