@@ -3,10 +3,13 @@ and request id from the web layer (rempart.web.middleware)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.db import connection
+
 from rempart.audit.context import Actor
-from rempart.directory.models import StaffMember
+from rempart.directory.models import Establishment, StaffMember
 
 UNKNOWN_ROLE = "unknown"
 
@@ -27,10 +30,7 @@ def actor_for_user(
         staff = user.staff
     except StaffMember.DoesNotExist:
         staff = None
-    places = (
-        tuple(staff.establishments.order_by("finess").values_list("id", flat=True)) if staff else ()
-    )
-    services = tuple(staff.services.values_list("id", flat=True)) if staff else ()
+    places, services = _scope(staff.pk) if staff else ((), ())
     return Actor(
         username=user.get_username(),
         role=staff.role if staff else UNKNOWN_ROLE,
@@ -44,6 +44,28 @@ def actor_for_user(
         session_key=session_key,
         client_request_id=client_request_id,
     )
+
+
+def _scope(staff_id: int) -> tuple[tuple[uuid.UUID, ...], tuple[uuid.UUID, ...]]:
+    """The staff member's establishments (in FINESS order) and services, in one query."""
+    places = StaffMember.establishments.through._meta.db_table
+    services = StaffMember.services.through._meta.db_table
+    establishment = Establishment._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 0, e.id, e.finess FROM {places} t JOIN {establishment} e "  # noqa: S608  # model tables
+            f"ON e.id = t.establishment_id WHERE t.staffmember_id = %s "
+            f"UNION ALL SELECT 1, t.service_id, '' FROM {services} t WHERE t.staffmember_id = %s",
+            [staff_id, staff_id],
+        )
+        rows = cursor.fetchall()
+
+    def as_id(value: Any) -> uuid.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    found = sorted((finess, as_id(pk)) for kind, pk, finess in rows if kind == 0)
+    return (tuple(pk for _, pk in found),
+            tuple(as_id(pk) for kind, pk, _ in rows if kind == 1))  # fmt: skip
 
 
 def actor_for_request(request: Any) -> Actor:
