@@ -269,6 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", default="4,8,16,32,48")
     parser.add_argument("--seconds", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=15, help="seconds at 8 users, not counted")
     args = parser.parse_args()
     data = os.environ.get("BENCH_DATA_DIR", "/tmp/rempart-fhir-760k")  # noqa: S108
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
@@ -303,6 +304,8 @@ def main() -> None:
             "4 gunicorn workers, budgets in Redis"
         )
         classes = user_classes(sessions, patients)
+        if args.warmup:  # every worker's first requests (templates, connections), not counted
+            step(url, classes, 8, args.warmup)
         best = None
         for users in [int(u) for u in args.steps.split(",")]:
             result = step(url, classes, users, args.seconds)
