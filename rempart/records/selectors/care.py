@@ -107,7 +107,14 @@ def ward_stays(*, actor: Actor) -> list[WardRow]:
     if actor.role in policy.CLINICAL:
         stays = stays.filter(service_id__in=actor.services)
     stays = stays.filter(Q(admitted_at__isnull=False) | Q(planned_admission__range=(now, upcoming)))
-    ordered = stays.select_related("patient", "service").order_by("planned_admission")
+    # What the list shows, no more: up to 200 stays, each with its patient and service, and
+    # neither the contact record nor the blind indexes are read.
+    ordered = (
+        stays.select_related("patient", "service")
+        .only("id", "patient_id", "service_id", "admitted_at", "planned_admission",
+              "patient__id", "patient__identity", "service__id", "service__name")
+        .order_by("planned_admission")
+    )  # fmt: skip
     rows = [WardRow(s, s.patient) for s in ordered[:200]]
     event_record(actor, Action.READ, resource_type="Stay", patients=[r.patient.pk for r in rows],
                  detail={"list": "ward", "count": len(rows)})  # fmt: skip
