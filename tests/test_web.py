@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from rempart.directory.models import Role
 from rempart.records.services.directory import staff_create
 
@@ -72,3 +74,39 @@ def test_a_session_is_written_at_most_once_a_minute_and_its_expiry_slides(group,
         desk.get("/")
     assert any("django_session" in q["sql"] and q["sql"].startswith("UPDATE")
                for q in next_minute.captured_queries)  # fmt: skip
+
+
+def test_the_ward_list_reads_as_many_times_for_more_lines(group):
+    """The desk's home page lists up to 200 current stays: a query per line (a deferred column
+    read late, a relation not joined) would multiply under load. More lines, same queries, and
+    each line shows its patient and service."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rempart.audit.context import Actor
+    from rempart.care.models import Stay
+    from rempart.directory.models import Establishment
+    from rempart.patients.models import Patient
+    from rempart.records.services import care
+    from tests.test_breach_pages import _client
+
+    here = Establishment.objects.order_by("finess").first()
+    desk = _client("sec.queries", Role.SECRETARY, here)
+    desk.get("/")
+    with CaptureQueriesContext(connection) as before:
+        desk.get("/")
+    current = Stay.objects.filter(establishment=here, admitted_at__isnull=False,
+                                  discharged_at=None, cancelled_at=None)  # fmt: skip
+    lines = current.count()
+    ward = here.services.order_by("code").first()
+    for patient in Patient.objects.exclude(stays__establishment=here)[:5]:
+        stay = care.stay_create(actor=Actor.system("tests"), patient=patient, service=ward,
+                                kind="full", planned_admission=timezone.now())  # fmt: skip
+        care.stay_admit(actor=Actor.system("tests"), stay=stay)
+    assert current.count() == lines + 5
+    with CaptureQueriesContext(connection) as after:
+        page = desk.get("/").content.decode()
+    assert len(after.captured_queries) == len(before.captured_queries)
+    for stay in current.select_related("patient", "service").order_by("planned_admission")[:200]:
+        assert f"/patients/{stay.patient_id}/" in page and stay.patient.birth_name in page
+        assert stay.service.name in page
