@@ -1,11 +1,13 @@
 """Row ids (UUIDv7: time-ordered, so B-tree inserts stay local).
 
 Every id is RFC 9562's UUIDv7 with 74 random bits after the millisecond and no counter. A
-counter (uuid_utils' and Python 3.14's default: ids of one millisecond numbered in sequence)
-would give the ids of a table a structure a row slipped in later could not fit: a canary
-(access/canaries.py) placed between two ids numbered c and c+1 would repeat a number, and the
-thief holding the dump would find it. With random bits, ids made in the same millisecond sort in
-random order and a row placed at a random point of time and bits is one of them.
+counter (the uuid-utils package's, the one this replaces, and Python 3.14's: the ids of one
+millisecond numbered in sequence) would give the ids of a table a structure a row slipped in
+later could not fit: a canary (access/canaries.py) placed between two ids numbered c and c+1
+would repeat a number, and the thief holding the dump would find it. With random bits, ids made
+in the same millisecond sort in random order, and a row placed at a random point of time and
+bits is one of them. The bits come from os.urandom, as a canary's do: a seeded generator's
+stream could be told from another's.
 """
 
 from __future__ import annotations
