@@ -103,7 +103,7 @@ def uuid_field(v: uuid.UUID) -> bytes:
 
 
 def uuid_bytes(v: bytes) -> bytes:
-    """A uuid column's binary COPY value from the id's 16 bytes (see lib.ids.new_id_bytes)."""
+    """A uuid column's binary COPY value from the id's 16 bytes (see lib.ids.new_ids_bytes)."""
     return b"\x00\x00\x00\x10" + v
 
 

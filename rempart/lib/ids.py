@@ -36,11 +36,6 @@ def new_id() -> uuid.UUID:
     return id_at(time.time_ns() // 1_000_000)
 
 
-def new_id_bytes() -> bytes:
-    """A new id as its 16 bytes (bulk paths: no uuid.UUID object to make or pickle)."""
-    return new_id().bytes
-
-
 def new_ids_bytes(count: int) -> list[bytes]:
     """`count` new ids of this millisecond as their 16 bytes each (bulk paths)."""
     block = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
