@@ -122,6 +122,7 @@ ID_NAMES = [
     "rows sorting before their stay's", "id spacing around the patient",
     "id spacing around its stays", "id spacing around its IPPs",
     "patients with the same stays moved in time", "stays with a look-alike among id neighbours",
+    "ids whose random bits repeat each other",
 ]  # fmt: skip
 
 _ID_TABLES = {
@@ -205,6 +206,12 @@ def id_features(cursor, patients: list[uuid.UUID]) -> np.ndarray:  # type: ignor
     for column, by in ((1, 0), (6, 0), (7, 1), (2, 2)):
         out[:, column] /= np.maximum(counts[:, by], 1)
     out[:, 8], out[:, 9] = _copies(cursor, index)
+    # An id's two random fields (12 bits after the version, 62 after the variant) drawn from one
+    # number would repeat each other's bits: a generator's tell that a planted id lacks.
+    for listed in rows.values():
+        for value, owner in listed:
+            if owner in index:
+                out[index[owner], 10] += (value >> 65) & 0x7FF == value & 0x7FF
     return out
 
 

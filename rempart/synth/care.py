@@ -144,13 +144,16 @@ def _below(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
 
 
 def _id_halves(rng: np.random.Generator, ms: np.ndarray) -> np.ndarray:
-    """UUIDv7 at these milliseconds, random bits from the seed: what Ids.next makes, as arrays."""
-    rand = rng.integers(0, 2**63, size=len(ms), dtype=np.int64).astype(np.uint64)
+    """UUIDv7 at these milliseconds, random bits from the seed: what Ids.at makes, as arrays.
+    The two random fields are drawn apart (taken from one number, their bits repeated each
+    other's, which a planted id's do not: tests/test_canary_attack.py)."""
+    rand_a = rng.integers(0, 2**12, size=len(ms), dtype=np.int64).astype(np.uint64)
+    rand_b = rng.integers(0, 2**62, size=len(ms), dtype=np.int64).astype(np.uint64)
     halves = np.empty((len(ms), 2), dtype=np.uint64)
     halves[:, 0] = ((ms.astype(np.uint64) & np.uint64(2**48 - 1)) << np.uint64(16)) | np.uint64(
         0x7 << 12
-    ) | (rand & np.uint64(0xFFF))  # fmt: skip
-    halves[:, 1] = np.uint64(0b10 << 62) | ((rand >> np.uint64(1)) & np.uint64(2**62 - 1))
+    ) | rand_a  # fmt: skip
+    halves[:, 1] = np.uint64(0b10 << 62) | rand_b
     return halves
 
 

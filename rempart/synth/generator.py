@@ -149,14 +149,16 @@ class Ids:
 
     def at(self, ms: int) -> uuid.UUID:
         """An id of this millisecond (another row of the same record)."""
-        if not self._bits:
-            self._bits = self._rng.integers(0, 2**63, size=4096, dtype=np.int64).tolist()
+        if not self._bits:  # 74 random bits each, the two fields drawn apart (synth/care.py)
+            high = self._rng.integers(0, 2**12, size=4096, dtype=np.int64).tolist()
+            low = self._rng.integers(0, 2**62, size=4096, dtype=np.int64).tolist()
+            self._bits = [a << 62 | b for a, b in zip(high, low, strict=True)]
         rand = self._bits.pop()
         value = (ms & (2**48 - 1)) << 80
         value |= 0x7 << 76
-        value |= (rand & 0xFFF) << 64  # 12 bits after the version
+        value |= (rand >> 62) << 64  # 12 bits after the version
         value |= 0b10 << 62  # RFC 9562 variant
-        value |= (rand >> 1) & (2**62 - 1)
+        value |= rand & (2**62 - 1)
         return _uuid(value)
 
 
