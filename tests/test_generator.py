@@ -22,6 +22,14 @@ def test_the_same_seed_gives_the_same_group_ids_included():
     assert generate_group(seed=12, patients=300, today=TODAY).patients != a.patients
 
 
+def test_a_group_too_small_to_hold_a_prescription_is_made_all_the_same():
+    # One patient: no stay may be eligible for a prescription, and the empty arrays must hold.
+    for seed in range(4):
+        group = generate_group(seed=seed, patients=1, today=TODAY)
+        assert len(group.patients) == 1
+        assert all(s.patient_id == group.patients[0].id for s in group.stays)
+
+
 def test_every_patient_passes_validation_and_nirs_agree_with_traits(db):
     group = generate_group(seed=3, patients=1500, today=TODAY)
     nirs = [p.data.nir for p in group.patients if p.data.nir]

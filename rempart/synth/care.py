@@ -235,7 +235,7 @@ def make_care(
     signed = ~((state[rx_stay] == CURRENT) & (rng.random(p_count) < 0.3))
     lines_per_rx = rng.integers(1, 5, p_count)
     line_rx = np.repeat(np.arange(p_count), lines_per_rx)
-    rx_first_line = np.concatenate(([0], np.cumsum(lines_per_rx)[:-1]))
+    rx_first_line = np.cumsum(lines_per_rx) - lines_per_rx  # empty when no stay has one
     line_position = np.arange(len(line_rx)) - np.repeat(rx_first_line, lines_per_rx) + 1
     template = rng.integers(0, len(ref.PRESCRIPTION_LINES), len(line_rx))
 
