@@ -33,12 +33,15 @@ from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportLine
 from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
 from rempart.lib.bulkwrite import (
+    INDEX,
     BulkWriter,
+    Dropped,
     Same,
     binary_block,
     binary_encoder,
     binary_rows_from_columns,
-    roomy_index_builds,
+    keys_drop,
+    keys_restore,
     uuid_bytes,
 )
 from rempart.lib.files import private_output
@@ -336,38 +339,39 @@ def _assign_ipps(
     return kept, renumbered
 
 
+# Kept during a first import: the legacy IPPs are looked up in it batch by batch (_assign_ipps).
+_KEPT_WHILE_LOADING = frozenset({"ipp_unique_in_establishment"})
+
+
 def _defer_patient_indexes(job: ImportJob) -> None:
-    """A first import into an empty patient table (PostgreSQL) loads without the blind-index
-    B-trees and builds them once at the end: a sort per index instead of a random insert per row.
-    Committed with the job, so a crash resumes without them and still rebuilds them."""
+    """A first import into an empty patient table (PostgreSQL) loads as pg_restore does: the
+    patient and IPP tables without their keys, indexes and foreign keys (but the one the IPP
+    numbering reads), put back once at the end: a sort per index and one join per foreign key
+    instead of an index insert per row and a trigger check per IPP. What was dropped is
+    committed with the job, so a crash resumes without them and still puts them back. A first
+    import is the move from the legacy system, before the group works in Rempart."""
     if connection.vendor != "postgresql" or Patient.objects.exists():
         return
-    table = Patient._meta.db_table
+    tables = [Patient._meta.db_table, PatientIdentifier._meta.db_table]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename = %s AND indexname NOT IN "
-            "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
-            [table, table],
-        )
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-        job.deferred_indexes = [[name, definition] for name, definition in indexes]
+        dropped = keys_drop(cursor, tables, keep=_KEPT_WHILE_LOADING)
+        job.deferred_indexes = [d.as_list() for d in dropped]
         ImportJob.objects.filter(pk=job.pk).update(deferred_indexes=job.deferred_indexes)
 
 
-def _rebuild_patient_indexes(job: ImportJob) -> None:
+def _rebuild_patient_indexes(job: ImportJob, timings: Timings) -> None:
     if not job.deferred_indexes:
         return
+    patients = Patient._meta.db_table
+    dropped = [  # an entry of two is an index deferred by an earlier version (name, definition)
+        Dropped(*entry) if len(entry) == 4 else Dropped(INDEX, patients, *entry)
+        for entry in job.deferred_indexes
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
-        present = {row[0] for row in cursor.fetchall()}
-        roomy_index_builds(cursor)
-        for name, definition in job.deferred_indexes:
-            if name not in present:
-                cursor.execute(definition)
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(Patient._meta.db_table)}")
+        keys_restore(cursor, dropped, timings)
+        with timings.phase("ANALYZE"):
+            for table in (patients, PatientIdentifier._meta.db_table):
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
         ImportJob.objects.filter(pk=job.pk).update(deferred_indexes=[])
     job.deferred_indexes = []
 
@@ -425,8 +429,7 @@ def import_file(
             cpu.merge(batch.cpu)
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
-    with timings.phase("rebuild the patient indexes"):
-        _rebuild_patient_indexes(job)
+    _rebuild_patient_indexes(job, timings)
     with timings.phase("find potential duplicates"):
         duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
     timings.merge({f"workers: {name}": seconds for name, seconds in cpu.seconds.items()})

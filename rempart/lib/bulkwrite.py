@@ -7,6 +7,8 @@ import datetime as dt
 import struct
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -195,3 +197,86 @@ def roomy_index_builds(cursor: Any) -> None:
     """For the rest of the transaction, let PostgreSQL sort each index build in memory (the
     default 64 MB spills a million-row sort to disk: about a fifth slower). Bulk loads only."""
     cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+
+
+# --- loading into empty tables as pg_restore does ------------------------------------------------
+
+KEY, INDEX, FOREIGN_KEY = "key", "index", "foreign key"
+_RESTORE_PHASES = {
+    KEY: "add {} primary keys and unique constraints",
+    INDEX: "rebuild {} secondary indexes",
+    FOREIGN_KEY: "add and validate {} foreign keys",
+}
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A primary key, unique constraint, index or foreign key taken off for a bulk load, and
+    what puts it back (a constraint's definition, an index's CREATE statement)."""
+
+    kind: str
+    table: str
+    name: str
+    definition: str
+
+    def as_list(self) -> list[str]:  # stored in a JSON column by a resumable import
+        return [self.kind, self.table, self.name, self.definition]
+
+
+def keys_drop(
+    cursor: Any, tables: Sequence[str], keep: frozenset[str] = frozenset()
+) -> list[Dropped]:
+    """Drop the primary keys, unique constraints, indexes and foreign keys of `tables` (and the
+    foreign keys of other tables that point at them), except the constraints named in `keep`;
+    return them in the order that puts them back: keys, indexes, foreign keys. PostgreSQL only;
+    the caller owns the transaction (DDL is transactional: a failure drops nothing)."""
+    quote = connection.ops.quote_name
+    constraints = """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c WHERE c.contype = ANY(%s) AND (c.conrelid::regclass::text = ANY(%s)
+          OR c.confrelid <> 0 AND c.confrelid::regclass::text = ANY(%s))
+        ORDER BY 1, 2
+    """
+    cursor.execute(constraints, [["f"], list(tables), list(tables)])
+    foreign_keys = [Dropped(FOREIGN_KEY, *row) for row in cursor.fetchall() if row[1] not in keep]
+    cursor.execute(constraints, [["p", "u"], list(tables), []])
+    keys = [Dropped(KEY, *row) for row in cursor.fetchall() if row[1] not in keep]
+    for dropped in foreign_keys + keys:
+        cursor.execute(f"ALTER TABLE {quote(dropped.table)} DROP CONSTRAINT {quote(dropped.name)}")
+    cursor.execute(
+        """
+        SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i
+        WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
+          AND i.indexname NOT IN (SELECT conname FROM pg_constraint)
+        ORDER BY 1, 2
+        """,
+        [list(tables)],
+    )
+    indexes = [Dropped(INDEX, *row) for row in cursor.fetchall()]  # those that back no constraint
+    for dropped in indexes:
+        cursor.execute(f"DROP INDEX {quote(dropped.name)}")
+    return keys + indexes + foreign_keys
+
+
+def keys_restore(cursor: Any, dropped: Sequence[Dropped], timings: Any = None) -> None:
+    """Put back what `keys_drop` took off, one sort per key and index, one join per foreign key
+    (every row checked), each skipped if already there. `timings` (a lib.timings.Timings), when
+    given, gets a phase per kind."""
+    quote = connection.ops.quote_name
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    roomy_index_builds(cursor)
+    cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+    present = {row[0] for row in cursor.fetchall()}
+    cursor.execute("SELECT conname FROM pg_constraint")
+    present |= {row[0] for row in cursor.fetchall()}
+    for kind, label in _RESTORE_PHASES.items():
+        todo = [d for d in dropped if d.kind == kind and d.name not in present]
+        if not todo:
+            continue
+        with timings.phase(label.format(len(todo))) if timings else nullcontext():
+            for d in todo:
+                if kind == INDEX:
+                    cursor.execute(d.definition)
+                else:
+                    table, name = quote(d.table), quote(d.name)
+                    cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {d.definition}")

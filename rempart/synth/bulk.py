@@ -30,7 +30,8 @@ from rempart.lib.bulkwrite import (
     Rows,
     binary_block,
     binary_encoder,
-    roomy_index_builds,
+    keys_drop,
+    keys_restore,
     uuid_field,
 )
 from rempart.lib.parallel import bounded_imap
@@ -355,51 +356,14 @@ def _indexes_deferred(timings: Timings) -> Iterator[None]:
         yield
         return
     tables = [m._meta.db_table for m in _BULK_TABLES]
-    quote = connection.ops.quote_name
-    constraints = """
-        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
-        FROM pg_constraint c WHERE c.contype = ANY(%s) AND (c.conrelid::regclass::text = ANY(%s)
-          OR c.confrelid <> 0 AND c.confrelid::regclass::text = ANY(%s))
-        ORDER BY 1, 2
-    """
     with connection.cursor() as cursor:
-        cursor.execute(constraints, [["f"], tables, tables])
-        foreign_keys = cursor.fetchall()
-        cursor.execute(constraints, [["p", "u"], tables, []])
-        keys = cursor.fetchall()
-        for table, name, _ in foreign_keys + keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
-        cursor.execute(
-            """
-            SELECT i.indexname, i.indexdef FROM pg_indexes i
-            WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
-            ORDER BY 1
-            """,
-            [tables],
-        )
-        indexes = cursor.fetchall()  # what is left: indexes that back no constraint
-        for name, _ in indexes:
-            cursor.execute(f"DROP INDEX {quote(name)}")
+        dropped = keys_drop(cursor, tables)
     yield
     with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        roomy_index_builds(cursor)
-        with timings.phase(f"add {len(keys)} primary keys and unique constraints"):
-            for table, name, definition in keys:
-                cursor.execute(
-                    f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
-                )
-        with timings.phase(f"rebuild {len(indexes)} secondary indexes"):
-            for _, definition in indexes:
-                cursor.execute(definition)
-        with timings.phase(f"add and validate {len(foreign_keys)} foreign keys"):
-            for table, name, definition in foreign_keys:
-                cursor.execute(
-                    f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
-                )
+        keys_restore(cursor, dropped, timings)
         with timings.phase("ANALYZE"):
             for table in tables:
-                cursor.execute(f"ANALYZE {quote(table)}")
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
 @dataclass(frozen=True)
