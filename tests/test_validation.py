@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -228,6 +230,28 @@ def test_accented_addresses_are_addresses():
     assert email_is_valid("jean.dupont@exemple.fr")
     assert not email_is_valid("jean..dupont@@exemple") and not email_is_valid("é@")
     assert clean_patient(_data(email="Lou.Guér3@Exemple.fr")).email == "lou.guér3@exemple.fr"
+
+
+_LOCAL = st.text(alphabet="az09_+-.!é", max_size=5)
+_LABEL = st.one_of(st.text(alphabet="az09-_é", max_size=4),
+                   st.integers(61, 64).map(lambda n: "a" * n))  # fmt: skip
+_ADDRESS = st.builds(
+    lambda local, labels, tld: f"{local}@{'.'.join([*labels, tld])}",
+    _LOCAL, st.lists(_LABEL, max_size=3), st.text(alphabet="az0-", max_size=4),
+)  # fmt: skip
+
+
+@given(_ADDRESS)
+@settings(max_examples=2000, deadline=None)
+def test_the_plain_address_shortcut_accepts_nothing_django_refuses(email):
+    """email_is_valid reads the plainest addresses with one regex, not Django's validator: all
+    it accepts so, Django must accept too (a refused address must not slip in by the shortcut)."""
+    from django.core.validators import validate_email
+
+    from rempart.patients.validation import _PLAIN_EMAIL
+
+    if _PLAIN_EMAIL.fullmatch(email):
+        validate_email(email)  # raises on an address Django refuses
 
 
 def test_an_import_keeps_the_patient_and_leaves_a_faulty_field_out():

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from rempart.lib.normalise import fold_phone
-from rempart.patients.validation import PatientData
+from rempart.patients.validation import PatientData, patient_data
 
 SNIFF_BYTES = 1 << 20
 
@@ -152,22 +152,29 @@ class RowReader:
     def __init__(self, mapping: Mapping, header: list[str]) -> None:
         self.mapping = mapping
         position = {name: i for i, name in enumerate(header)}
-        self._sources = {
-            target: [position[c] for c in candidates if c in position]
+        # (target, its columns in order of preference); a row's fields read in one pass
+        self._plan = [
+            (target, tuple(position[c] for c in candidates if c in position))
             for target, candidates in mapping.columns.items()
-        }
+        ]
         self.width = len(header)
         formats = mapping.date_formats
         self._day_first_separators = "".join(sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats)
         self._iso = "%Y-%m-%d" in formats
 
-    def _get(self, values: list[str], target: str) -> str:
-        for i in self._sources.get(target, ()):
-            if i < len(values):
-                value = values[i].strip()
-                if value:
-                    return value
-        return ""
+    def _fields(self, values: list[str]) -> dict[str, str]:
+        """Each target's value, stripped: the first non-empty of its columns, or ""."""
+        stripped = [v.strip() for v in values]
+        count = len(stripped)
+        out = {}
+        for target, columns in self._plan:
+            value = ""
+            for i in columns:
+                if i < count and stripped[i]:
+                    value = stripped[i]
+                    break
+            out[target] = value
+        return out
 
     def _date(self, raw: str) -> dt.date | None:
         if len(raw) == 10 and raw.isascii():  # the usual shapes, without strptime
@@ -193,41 +200,45 @@ class RowReader:
         errors: dict[str, list[str]] = {}
         if len(values) != self.width:
             errors["ligne"] = [f"{len(values)} colonnes au lieu de {self.width}."]
-        get = self._get
-        raw_date = get(values, "birth_date")
+        get = self._fields(values).get
+        raw_date = get("birth_date", "")
         birth_date = self._date(raw_date) if raw_date else None
         if raw_date and birth_date is None:
             errors["birth_date"] = ["Date de naissance illisible."]
-        raw_sex = get(values, "sex")
+        raw_sex = get("sex", "")
         sex = _SEX.get(raw_sex[:1].lower(), "") if raw_sex else ""
-        birth_name = get(values, "birth_name")
-        usage_name = get(values, "usage_name")
+        birth_name = get("birth_name", "")
+        usage_name = get("usage_name", "")
         if usage_name.upper() == birth_name.upper():
             usage_name = ""
-        given_names = get(values, "given_names")
-        first = get(values, "first_given_name") or given_names.split(" ")[0]
+        given_names = get("given_names", "")
+        first = get("first_given_name", "") or given_names.split(" ")[0]
         if first and given_names and first.split(" ")[0] not in given_names.split(" "):
             given_names = f"{first} {given_names}"
-        phones = [p for p in (get(values, "phone_1"), get(values, "phone_2")) if p]
+        phones = [p for p in (get("phone_1", ""), get("phone_2", "")) if p]
         mobile = next((p for p in phones if fold_phone(p)[2:3] in ("6", "7")), "")
         home = next((p for p in phones if p != mobile), "")
         if errors:
             raise ValidationError(errors)
-        data = PatientData(
-            birth_name=birth_name,
-            usage_name=usage_name,
-            given_names=given_names,
-            first_given_name=first,
-            sex=sex,
-            birth_date=birth_date,  # type: ignore[arg-type]  # None is refused by validation
-            birth_place_code=get(values, "birth_place_code"),
-            nir=get(values, "nir"),
-            identity_status=get(values, "identity_status").upper() or "PROV",
-            email=get(values, "email"),
-            phone_mobile=mobile,
-            phone_home=home,
-            address_line=get(values, "address_line"),
-            postcode=get(values, "postcode"),
-            city=get(values, "city"),
+        data = patient_data(
+            dict(
+                birth_name=birth_name,
+                usage_name=usage_name,
+                given_names=given_names,
+                first_given_name=first,
+                sex=sex,
+                birth_date=birth_date,  # None is refused by validation
+                birth_place_code=get("birth_place_code", ""),
+                nir=get("nir", ""),
+                identity_status=get("identity_status", "").upper() or "PROV",
+                email=get("email", ""),
+                phone_mobile=mobile,
+                phone_home=home,
+                address_line=get("address_line", ""),
+                postcode=get("postcode", ""),
+                city=get("city", ""),
+                gp_id=None,
+                extra={},
+            )
         )
-        return Extracted(data, get(values, "gp_rpps"), get(values, "ipp"))
+        return Extracted(data, get("gp_rpps", ""), get("ipp", ""))
