@@ -90,18 +90,18 @@ def test_an_import_killed_mid_way_finishes_on_rerun_with_no_duplicate_and_no_los
     assert _schema(scratch_database) == schema  # put back after the resumed run
 
 
-TABLES = "('patients_patient', 'patients_patientidentifier')"
-SCHEMA = f"""
+SCHEMA = """
 SELECT 'c', conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
-WHERE conrelid::regclass::text IN {TABLES} OR confrelid::regclass::text IN {TABLES}
+WHERE conrelid::regclass::text = ANY(%(tables)s) OR confrelid::regclass::text = ANY(%(tables)s)
 UNION ALL SELECT 'i', tablename, indexname, indexdef FROM pg_indexes
-WHERE tablename IN {TABLES} ORDER BY 1, 2, 3
+WHERE tablename = ANY(%(tables)s) ORDER BY 1, 2, 3
 """
 
 
 def _schema(url: str) -> list[tuple[str, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(SCHEMA).fetchall()
+        tables = ["patients_patient", "patients_patientidentifier"]
+        return conn.execute(SCHEMA, {"tables": tables}).fetchall()
 
 
 def _scalar(url: str, sql: str, params: list[object] | None = None) -> object:

@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -53,7 +54,7 @@ from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.patients.validation import clean_for_import
 from rempart.records.services.directory import to_complete_id
-from rempart.records.services.vigilance import duplicates_find
+from rempart.records.services.vigilance import CHECKS, duplicates_find, duplicates_find_among
 
 Progress = Callable[[int], None]
 
@@ -69,6 +70,8 @@ class Batch:
     rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
     new_gps: dict[str, uuid.UUID] = field(default_factory=dict)  # RPPS not in the directory
+    # per identity-vigilance check: the accepted rows' key digests (8 bytes each) and ids (16)
+    suspects: list[tuple[bytes, bytes]] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
 
 
@@ -101,6 +104,7 @@ class _Context:
     header: list[str]
     gps: dict[str, uuid.UUID]
     as_copy: bool
+    hash_suspects: bool = False  # a first import: duplicates found from digests (_Suspects)
 
 
 _context: _Context | None = None
@@ -171,6 +175,9 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
             batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
     batch.count = len(accepted)
     timings.add("read, check and clean the rows", time.process_time() - checking)
+    if context.hash_suspects:
+        with timings.phase("hash the identity-vigilance keys"):
+            batch.suspects = _suspect_digests(accepted)
     batch.patients = (
         sealer.binary_rows(accepted, now, timings)
         if context.as_copy
@@ -178,6 +185,63 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     )
     batch.cpu = timings.seconds
     return batch
+
+
+_IDENTITY_KEYS = ("nir", "birth_name", "first_given_name", "birth_date", "sex")
+
+
+def _suspect_digests(
+    accepted: list[tuple[uuid.UUID, dict[str, object]]],
+) -> list[tuple[bytes, bytes]]:
+    """Per identity-vigilance check (vigilance.CHECKS), the 8-byte BLAKE2b digests of the rows'
+    exact keys and the rows' ids, for rows that have a key. The keys are taken from the values
+    as the identity record holds them (empty values left out, dates in ISO form), so that they
+    are the keys the check reads once the record is decrypted. Kept in memory, never stored."""
+    identities = []
+    for _, values in accepted:
+        identity = {key: x for key in _IDENTITY_KEYS if (x := values[key])}
+        if "birth_date" in identity:
+            identity["birth_date"] = identity["birth_date"].isoformat()  # type: ignore[attr-defined]
+        identities.append(identity)
+    out = []
+    for _, _, key in CHECKS:
+        digests, ids = [], []
+        for (patient_id, _), identity in zip(accepted, identities, strict=True):
+            exact = key(identity)
+            if exact is not None:
+                digests.append(hashlib.blake2b(exact.encode(), digest_size=8).digest())
+                ids.append(patient_id.bytes)
+        out.append((b"".join(digests), b"".join(ids)))
+    return out
+
+
+class _Suspects:
+    """The digests of a first import's identity-vigilance keys, batch after batch. Patients
+    whose digests are equal are the only ones that may pair up (the table was empty when the
+    import began): duplicates_find_among decrypts them alone, not every shared bucket."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[list[bytes], list[bytes]]] = [([], []) for _ in CHECKS]
+
+    def add(self, batch: Batch) -> None:
+        for (digests, ids), (all_digests, all_ids) in zip(batch.suspects, self._parts, strict=True):
+            all_digests.append(digests)
+            all_ids.append(ids)
+
+    def groups(self) -> list[list[list[uuid.UUID]]]:
+        out = []
+        for all_digests, all_ids in self._parts:
+            digests = np.frombuffer(b"".join(all_digests), dtype=">u8")
+            ids = b"".join(all_ids)
+            order = np.argsort(digests, kind="stable")
+            ordered = digests[order]
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            ends = np.r_[starts[1:], len(ordered)]
+            out.append([
+                [uuid.UUID(bytes=ids[16 * j : 16 * j + 16]) for j in order[a:b].tolist()]
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b - a > 1
+            ])  # fmt: skip
+        return out
 
 
 def _work(rows: list[tuple[int, list[str]]]) -> Batch:
@@ -410,12 +474,15 @@ def import_file(
         return ImportSummary(job.id, job.imported, job.rejected, job.duplicates, None,
                              job.lines_done, already_done=True, warned=job.warned)  # fmt: skip
     resumed_from = job.lines_done
-    gps = dict(Practitioner.objects.values_list("rpps", "id"))
-    context = _Context(mapping, header, gps, connection.vendor == "postgresql")
-    pending = ((line, values) for line, values in rows if line > resumed_from)
-    writer = BulkWriter()
     if not resumed_from:
         _defer_patient_indexes(job)
+    # A first import run through in one go sees every patient that may pair up with another.
+    suspects = _Suspects() if job.deferred_indexes and not resumed_from else None
+    gps = dict(Practitioner.objects.values_list("rpps", "id"))
+    context = _Context(mapping, header, gps, connection.vendor == "postgresql",
+                       hash_suspects=suspects is not None)  # fmt: skip
+    pending = ((line, values) for line, values in rows if line > resumed_from)
+    writer = BulkWriter()
     created: set[str] = set()
     timings, cpu = Timings(), Timings()
     with _batches(context, _chunks(pending, batch_size), workers) as batches:
@@ -427,11 +494,16 @@ def import_file(
             with timings.phase("write the batches (COPY, IPPs, lines, events)"):
                 _write_batch(actor, job, batch, writer, created)
             cpu.merge(batch.cpu)
+            if suspects is not None:
+                suspects.add(batch)
             if progress is not None:
                 progress(batch.count + len(batch.rejects))
     _rebuild_patient_indexes(job, timings)
     with timings.phase("find potential duplicates"):
-        duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
+        if suspects is not None:
+            duplicates = duplicates_find_among(actor=actor, suspects=suspects.groups())
+        else:
+            duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
     timings.merge({f"workers: {name}": seconds for name, seconds in cpu.seconds.items()})
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now(), duplicates=duplicates

@@ -11,7 +11,7 @@ import datetime as dt
 import multiprocessing
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -68,10 +68,18 @@ def _shared_buckets(column: str, since: dt.datetime | None) -> Iterator[list[int
 def _pairs(task: Task) -> Found:
     """The pairs of patients of these buckets that truly share the check's key (decrypted)."""
     check, buckets = task
-    column, _, key = CHECKS[check]
+    column = CHECKS[check][0]
+    rows = Patient.objects.filter(**{f"{column}__in": buckets}).values_list("id", "identity")
+    return check, len(buckets), _exact_pairs(check, rows)
+
+
+def _exact_pairs(
+    check: int, rows: Iterable[tuple[uuid.UUID, Any]]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The pairs among these (id, sealed identity) rows that share the check's exact key."""
+    key = CHECKS[check][2]
     field = Patient._meta.get_field("identity")
     assert isinstance(field, EncryptedField)  # noqa: S101  # model definition
-    rows = Patient.objects.filter(**{f"{column}__in": buckets}).values_list("id", "identity")
     groups: dict[str, list[uuid.UUID]] = defaultdict(list)
     for patient_id, sealed in rows:
         if sealed is None:
@@ -84,7 +92,7 @@ def _pairs(task: Task) -> Found:
     for ids in groups.values():
         ids.sort()
         pairs.extend((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
-    return check, len(buckets), pairs
+    return pairs
 
 
 @contextmanager
@@ -118,14 +126,40 @@ def duplicates_find(
     )
     with _mapper(workers) as mapped:
         for check, buckets, pairs in mapped(tasks):
-            reason = CHECKS[check][1]
-            DuplicateCandidate.objects.bulk_create(
-                [DuplicateCandidate(patient_a_id=a, patient_b_id=b, reason=reason)
-                 for a, b in pairs],
-                ignore_conflicts=True,
-            )  # fmt: skip
+            _record(check, pairs)
             if progress is not None:
                 progress(buckets)
+    return _recorded(actor, before)
+
+
+def duplicates_find_among(*, actor: Actor, suspects: Sequence[Sequence[list[uuid.UUID]]]) -> int:
+    """duplicates_find, when every patient that may pair up with another is known: `suspects`
+    holds, for each check (CHECKS' order), groups of patients whose exact keys may be equal (a
+    first import hashes them as it reads them: in memory, never stored). Only those patients are
+    decrypted, a query taking whole groups; the pairs are those of duplicates_find."""
+    if actor.role != SYSTEM_ROLE:
+        raise policy.AccessDenied()
+    before = DuplicateCandidate.objects.count()
+    for check, groups in enumerate(suspects):
+        chunk: list[uuid.UUID] = []
+        for k, group in enumerate(groups):
+            chunk.extend(group)
+            if len(chunk) >= BUCKETS_PER_QUERY or k == len(groups) - 1:
+                rows = Patient.objects.filter(pk__in=chunk).values_list("id", "identity")
+                _record(check, _exact_pairs(check, rows))
+                chunk = []
+    return _recorded(actor, before)
+
+
+def _record(check: int, pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    reason = CHECKS[check][1]
+    DuplicateCandidate.objects.bulk_create(
+        [DuplicateCandidate(patient_a_id=a, patient_b_id=b, reason=reason) for a, b in pairs],
+        ignore_conflicts=True,
+    )
+
+
+def _recorded(actor: Actor, before: int) -> int:
     found = DuplicateCandidate.objects.count() - before
     event_record(actor, Action.SEARCH, resource_type="DuplicateCandidate",
                  detail={"criteria": ["same_ins", "same_traits"], "pairs": found})  # fmt: skip

@@ -1,0 +1,53 @@
+"""A first import (the patient table empty: the move from the legacy system) finds its
+potential duplicates from digests of each row's identity-vigilance keys taken while reading,
+not by decrypting every shared blind-index bucket: it must find the very pairs the bucket
+search finds."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+COUNT_BY_REASON = "SELECT reason, count(*) FROM patients_duplicatecandidate GROUP BY 1 ORDER BY 1"
+BUCKET_SEARCH = """
+from rempart.audit.context import Actor
+from rempart.patients.models import DuplicateCandidate
+from rempart.records.services.vigilance import duplicates_find
+DuplicateCandidate.objects.all().delete()
+print("found", duplicates_find(actor=Actor.system("tests")))
+"""
+
+
+def test_a_first_import_finds_the_duplicates_the_bucket_search_finds(
+    console, scratch_database, tmp_path
+):
+    run = console.run
+    run("migrate", "-v0")
+    run("generate", "--patients", "300", "--seed", "5", "--workers", "0")
+    with psycopg.connect(scratch_database) as conn:
+        conn.execute("TRUNCATE patients_patient CASCADE")
+        finess = conn.execute("SELECT min(finess) FROM directory_establishment").fetchone()[0]
+    export = tmp_path / "export.csv"
+    run("legacy_export", "--patients", "6000", "--seed", "9", "--out", str(export),
+        "--faults", "30", "--duplicates", "80")  # fmt: skip
+
+    out = run("import", str(export), "--establishment", finess, "-v", "2").stdout
+    assert "hash the identity-vigilance keys" in out  # the digest path was taken
+    found = int(re.search(r"(\d+) doublons potentiels", out).group(1))
+    with psycopg.connect(scratch_database) as conn:
+        by_digests = conn.execute(COUNT_BY_REASON).fetchall()
+        pairs = conn.execute(
+            "SELECT patient_a_id, patient_b_id, reason FROM patients_duplicatecandidate"
+        ).fetchall()
+    assert {reason for reason, _ in by_digests} == {"same_ins", "same_traits"}
+    assert found == len(pairs) >= 80
+
+    # The same database searched bucket by bucket, decrypting every shared one.
+    searched = run("shell", "-c", BUCKET_SEARCH).stdout
+    assert f"found {found}" in searched
+    with psycopg.connect(scratch_database) as conn:
+        assert conn.execute(COUNT_BY_REASON).fetchall() == by_digests
+        assert sorted(conn.execute(
+            "SELECT patient_a_id, patient_b_id, reason FROM patients_duplicatecandidate"
+        ).fetchall()) == sorted(pairs)  # fmt: skip
