@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from rempart.lib.normalise import fold_name, fold_phone
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rempart.lib.normalise import _LIGATURES, fold_name, fold_phone
 from rempart.lib.phonetic import phonetic_code
 
 
@@ -50,3 +54,27 @@ def test_phone_numbers_fold_to_international_digits():
     assert fold_phone("0033612345678") == "33612345678"
     assert fold_phone("+33 (0)6 12 34 56 78") == fold_phone("06.12.34.56.78") == "33612345678"
     assert fold_phone("+44 20 7946 0958") == "442079460958"
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123ÉÈÇŒ- '"
+
+
+@given(st.text(alphabet=_LETTERS + _LETTERS.lower(), max_size=14))
+@settings(max_examples=3000, deadline=None)
+def test_shortcuts_give_the_codes_and_keys_of_the_full_rules(name):
+    """The phonetic code skips a rule whose letters are absent, and fold_name skips Unicode
+    folding for ASCII: both must give what the full rules give."""
+    import unicodedata
+
+    from rempart.lib.phonetic import _COMPILED
+
+    full = "".join(
+        c for c in unicodedata.normalize("NFKD", name.translate(_LIGATURES).upper())
+        if not unicodedata.combining(c)
+    )  # fmt: skip
+    full = re.sub(r"[^A-Z0-9]", "", full)
+    assert fold_name.__wrapped__(name) == full
+    code = full
+    for pattern, repl in _COMPILED:
+        code = pattern.sub(repl, code)
+    assert phonetic_code.__wrapped__(name) == code

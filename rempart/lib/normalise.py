@@ -17,6 +17,8 @@ def fold_name(value: str) -> str:
 
     "Le Goff", "LE-GOFF" and "legoff" give one key; "Hélène" and "HELENE" too.
     """
+    if value.isascii():  # no accent, no ligature: upper case and folding are all there is
+        return _NOT_ALNUM.sub("", value.upper())
     upper = value.translate(_LIGATURES).upper()
     stripped = "".join(
         c for c in unicodedata.normalize("NFKD", upper) if not unicodedata.combining(c)
