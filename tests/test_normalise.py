@@ -78,3 +78,16 @@ def test_shortcuts_give_the_codes_and_keys_of_the_full_rules(name):
     for pattern, repl in _COMPILED:
         code = pattern.sub(repl, code)
     assert phonetic_code.__wrapped__(name) == code
+
+
+@given(st.text(alphabet="0123456789 +-.()/x٣é", max_size=20))
+@settings(max_examples=2000, deadline=None)
+def test_phone_folding_keeps_the_digits_a_regex_keeps(raw):
+    digits = re.sub(r"\D", "", raw)
+    if digits.startswith("00"):
+        digits = digits[2:]
+    elif len(digits) == 10 and digits.startswith("0"):
+        digits = "33" + digits[1:]
+    if len(digits) == 12 and digits.startswith("330"):
+        digits = "33" + digits[3:]
+    assert fold_phone(raw) == digits

@@ -70,8 +70,8 @@ class Batch:
     rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
     new_gps: dict[str, uuid.UUID] = field(default_factory=dict)  # RPPS not in the directory
-    # per identity-vigilance check: the accepted rows' key digests (8 bytes each) and ids (16)
-    suspects: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # the accepted rows' ids (16 bytes each), and their identity-vigilance key digests by check
+    suspects: tuple[bytes, list[bytes]] = field(default_factory=lambda: (b"", []))
     cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
 
 
@@ -192,48 +192,57 @@ _IDENTITY_KEYS = ("nir", "birth_name", "first_given_name", "birth_date", "sex")
 
 def _suspect_digests(
     accepted: list[tuple[uuid.UUID, dict[str, object]]],
-) -> list[tuple[bytes, bytes]]:
-    """Per identity-vigilance check (vigilance.CHECKS), the 8-byte BLAKE2b digests of the rows'
-    exact keys and the rows' ids, for rows that have a key. The keys are taken from the values
-    as the identity record holds them (empty values left out, dates in ISO form), so that they
-    are the keys the check reads once the record is decrypted. Kept in memory, never stored."""
+) -> tuple[bytes, list[bytes]]:
+    """The accepted rows' ids (16 bytes each) and, per identity-vigilance check
+    (vigilance.CHECKS), a 64-bit BLAKE2b digest of each row's exact key in the same order (0: no
+    key; a digest is never 0, its low bit set). The keys are taken from the values as the
+    identity record holds them (empty values left out, dates in ISO form), so that they are the
+    keys the check reads once the record is decrypted. Kept in memory, never stored."""
     identities = []
     for _, values in accepted:
         identity = {key: x for key in _IDENTITY_KEYS if (x := values[key])}
         if "birth_date" in identity:
             identity["birth_date"] = identity["birth_date"].isoformat()  # type: ignore[attr-defined]
         identities.append(identity)
-    out = []
+    digests = []
     for _, _, key in CHECKS:
-        digests, ids = [], []
-        for (patient_id, _), identity in zip(accepted, identities, strict=True):
+        column = []
+        for identity in identities:
             exact = key(identity)
-            if exact is not None:
-                digests.append(hashlib.blake2b(exact.encode(), digest_size=8).digest())
-                ids.append(patient_id.bytes)
-        out.append((b"".join(digests), b"".join(ids)))
-    return out
+            if exact is None:
+                column.append(0)
+            else:
+                digest = hashlib.blake2b(exact.encode(), digest_size=8).digest()
+                column.append(int.from_bytes(digest, "little") | 1)
+        digests.append(np.array(column, dtype=np.uint64).tobytes())
+    return b"".join(patient_id.bytes for patient_id, _ in accepted), digests
 
 
 class _Suspects:
-    """The digests of a first import's identity-vigilance keys, batch after batch. Patients
-    whose digests are equal are the only ones that may pair up (the table was empty when the
-    import began): duplicates_find_among decrypts them alone, not every shared bucket."""
+    """The digests of a first import's identity-vigilance keys, batch after batch (24 bytes per
+    row and check: the only part of an import that grows with the file, 40 MB for the whole
+    group). Patients whose digests are equal are the only ones that may pair up (the table was
+    empty when the import began): duplicates_find_among decrypts them alone, not every shared
+    bucket."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[list[bytes], list[bytes]]] = [([], []) for _ in CHECKS]
+        self._ids: list[bytes] = []
+        self._digests: list[list[bytes]] = [[] for _ in CHECKS]
 
     def add(self, batch: Batch) -> None:
-        for (digests, ids), (all_digests, all_ids) in zip(batch.suspects, self._parts, strict=True):
-            all_digests.append(digests)
-            all_ids.append(ids)
+        ids, digests = batch.suspects
+        self._ids.append(ids)
+        for kept, column in zip(self._digests, digests, strict=True):
+            kept.append(column)
 
     def groups(self) -> list[list[list[uuid.UUID]]]:
+        ids, self._ids = b"".join(self._ids), []
         out = []
-        for all_digests, all_ids in self._parts:
-            digests = np.frombuffer(b"".join(all_digests), dtype=">u8")
-            ids = b"".join(all_ids)
-            order = np.argsort(digests, kind="stable")
+        for check in range(len(CHECKS)):
+            digests = np.frombuffer(b"".join(self._digests[check]), dtype=np.uint64)
+            self._digests[check] = []
+            keyed = np.flatnonzero(digests)
+            order = keyed[np.argsort(digests[keyed], kind="stable")]
             ordered = digests[order]
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             ends = np.r_[starts[1:], len(ordered)]

@@ -29,7 +29,16 @@ def id_at(ms: int, random: int | None = None) -> uuid.UUID:
     None)."""
     bits = int.from_bytes(os.urandom(10)) if random is None else random
     value = (ms & (2**48 - 1)) << 80 | _VERSION | (bits >> 62 << 64) & _RAND_A
-    return uuid.UUID(int=value | _VARIANT | bits & _RAND_B)
+    return uuid_of(value | _VARIANT | bits & _RAND_B)
+
+
+def uuid_of(value: int) -> uuid.UUID:
+    """uuid.UUID(int=value) without its argument checks, for a value built to be a 128-bit
+    UUIDv7 (here and by the generator): a third of the cost, for millions of ids."""
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def new_id() -> uuid.UUID:

@@ -9,6 +9,7 @@ from functools import lru_cache
 _LIGATURES = str.maketrans({"Œ": "OE", "Æ": "AE", "ß": "SS", "œ": "OE", "æ": "AE"})
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 _NOT_DIGIT = re.compile(r"\D")
+_ASCII_NOT_DIGITS = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
 
 
 @lru_cache(maxsize=50_000)
@@ -32,7 +33,10 @@ def fold_email(value: str) -> str:
 
 def fold_phone(value: str) -> str:
     """A French phone number as its international digits: "06 12 34 56 78" -> "33612345678"."""
-    digits = _NOT_DIGIT.sub("", value)
+    if value.isascii():  # the usual case: bytes.translate deletes in a third of a regex's time
+        digits = value.encode().translate(None, _ASCII_NOT_DIGITS).decode()
+    else:
+        digits = _NOT_DIGIT.sub("", value)
     if digits.startswith("00"):
         digits = digits[2:]
     elif len(digits) == 10 and digits.startswith("0"):
