@@ -51,3 +51,30 @@ def test_a_first_import_finds_the_duplicates_the_bucket_search_finds(
         assert sorted(conn.execute(
             "SELECT patient_a_id, patient_b_id, reason FROM patients_duplicatecandidate"
         ).fetchall()) == sorted(pairs)  # fmt: skip
+
+
+def test_suspects_are_the_rows_whose_digests_meet_and_are_dropped_past_their_bound(monkeypatch):
+    import uuid
+
+    import numpy as np
+
+    from rempart.imports.services import Batch, _Suspects
+
+    def batch(ids: list[uuid.UUID], ins: list[int], traits: list[int]) -> Batch:
+        made = Batch(last_line=0)
+        columns = [np.array(d, dtype=np.uint64).tobytes() for d in (ins, traits)]
+        made.suspects = (b"".join(i.bytes for i in ids), columns)
+        return made
+
+    a, b, c, d = (uuid.uuid4() for _ in range(4))
+    suspects = _Suspects()
+    suspects.add(batch([a, b], [5, 0], [7, 9]))  # 0: no key (no NIR), never a suspect
+    suspects.add(batch([c, d], [5, 0], [9, 11]))
+    assert suspects.groups() == [[[a, c]], [[b, c]]]
+
+    monkeypatch.setattr(_Suspects, "ROWS", 3)
+    bounded = _Suspects()
+    bounded.add(batch([a, b], [5, 0], [7, 9]))
+    assert not bounded.dropped
+    bounded.add(batch([c, d], [5, 0], [9, 11]))
+    assert bounded.dropped  # past the bound: the import searches the buckets instead

@@ -219,18 +219,28 @@ def _suspect_digests(
 
 
 class _Suspects:
-    """The digests of a first import's identity-vigilance keys, batch after batch (24 bytes per
-    row and check: the only part of an import that grows with the file, 40 MB for the whole
-    group). Patients whose digests are equal are the only ones that may pair up (the table was
-    empty when the import began): duplicates_find_among decrypts them alone, not every shared
-    bucket."""
+    """The digests of a first import's identity-vigilance keys, batch after batch. Patients
+    whose digests are equal are the only ones that may pair up (the table was empty when the
+    import began): duplicates_find_among decrypts them alone, not every shared bucket.
+
+    32 bytes a row are kept, and about 50 more for a moment while grouping: the one part of an
+    import that grows with the file (under 100 MB for the whole group). Past ROWS the digests
+    are dropped and the import searches the buckets as a later import does."""
+
+    ROWS = 2_000_000
 
     def __init__(self) -> None:
         self._ids: list[bytes] = []
         self._digests: list[list[bytes]] = [[] for _ in CHECKS]
+        self._rows = 0
+        self.dropped = False
 
     def add(self, batch: Batch) -> None:
         ids, digests = batch.suspects
+        self._rows += len(ids) // 16
+        if self.dropped or self._rows > self.ROWS:
+            self.dropped, self._ids, self._digests = True, [], [[] for _ in CHECKS]
+            return
         self._ids.append(ids)
         for kept, column in zip(self._digests, digests, strict=True):
             kept.append(column)
@@ -243,13 +253,14 @@ class _Suspects:
             self._digests[check] = []
             keyed = np.flatnonzero(digests)
             order = keyed[np.argsort(digests[keyed], kind="stable")]
+            del keyed
             ordered = digests[order]
-            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-            ends = np.r_[starts[1:], len(ordered)]
-            out.append([
-                [uuid.UUID(bytes=ids[16 * j : 16 * j + 16]) for j in order[a:b].tolist()]
-                for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b - a > 1
-            ])  # fmt: skip
+            same = ordered[1:] == ordered[:-1]
+            shared = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # few rows
+            groups: dict[int, list[uuid.UUID]] = {}
+            for digest, j in zip(ordered[shared].tolist(), order[shared].tolist(), strict=True):
+                groups.setdefault(digest, []).append(uuid.UUID(bytes=ids[16 * j : 16 * j + 16]))
+            out.append(list(groups.values()))
         return out
 
 
@@ -509,7 +520,7 @@ def import_file(
                 progress(batch.count + len(batch.rejects))
     _rebuild_patient_indexes(job, timings)
     with timings.phase("find potential duplicates"):
-        if suspects is not None:
+        if suspects is not None and not suspects.dropped:
             duplicates = duplicates_find_among(actor=actor, suspects=suspects.groups())
         else:
             duplicates = duplicates_find(actor=actor, since=job.started_at, workers=workers)
