@@ -157,6 +157,9 @@ RECIPES: dict[str, tuple[Recipe, str, bool]] = {
         lambda p, g: care_services.prescription_sign(actor=ACTOR, prescription=_prescription(p)),
         Action.UPDATE, True),
     "duplicates_find": (lambda p, g: vigilance.duplicates_find(actor=ACTOR), Action.SEARCH, False),
+    "duplicates_find_among": (
+        lambda p, g: vigilance.duplicates_find_among(actor=ACTOR, suspects=[[[p.pk]], []]),
+        Action.SEARCH, False),
 }  # fmt: skip
 # Public helpers that record nothing themselves, with why.
 EXEMPT = {

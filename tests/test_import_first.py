@@ -78,3 +78,18 @@ def test_suspects_are_the_rows_whose_digests_meet_and_are_dropped_past_their_bou
     assert not bounded.dropped
     bounded.add(batch([c, d], [5, 0], [9, 11]))
     assert bounded.dropped  # past the bound: the import searches the buckets instead
+
+
+def test_only_the_console_may_open_the_suspects(group):
+    """duplicates_find_among decrypts identities: refused to any account, as the bucket search."""
+    import pytest
+
+    from rempart.access.policy import AccessDenied
+    from rempart.audit.context import Actor
+    from rempart.patients.models import Patient
+    from rempart.records.services.vigilance import duplicates_find_among
+
+    doctor = Actor(username="dr.curieux", role="doctor")
+    some = list(Patient.objects.values_list("pk", flat=True)[:2])
+    with pytest.raises(AccessDenied):
+        duplicates_find_among(actor=doctor, suspects=[[some], []])

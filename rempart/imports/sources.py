@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,30 @@ def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[i
     return header, rows()
 
 
+@lru_cache(maxsize=65_536)  # a file's birth dates repeat: about 37,000 days for the group
+def _read_date(raw: str, formats: tuple[str, ...]) -> dt.date | None:
+    """The date `raw` stands for in the first of `formats` that reads it, or None."""
+    if len(raw) == 10 and raw.isascii():  # the usual shapes, without strptime
+        day_first = "".join(sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats)
+        if raw[2] == raw[5] and raw[2] in day_first:  # dd/mm/yyyy
+            day, month, year = raw[:2], raw[3:5], raw[6:]
+        elif raw[4] == raw[7] == "-" and "%Y-%m-%d" in formats:  # yyyy-mm-dd
+            year, month, day = raw[:4], raw[5:7], raw[8:]
+        else:
+            day = month = year = ""
+        if day.isdigit() and month.isdigit() and year.isdigit():
+            try:
+                return dt.date(int(year), int(month), int(day))
+            except ValueError:
+                pass  # 31/02: the formats below refuse it too, or read it another way
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(raw, fmt).date()  # noqa: DTZ007  # a date, no time
+        except ValueError:
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class Extracted:
     data: PatientData
@@ -158,9 +183,7 @@ class RowReader:
             for target, candidates in mapping.columns.items()
         ]
         self.width = len(header)
-        formats = mapping.date_formats
-        self._day_first_separators = "".join(sep for sep in "/-." if f"%d{sep}%m{sep}%Y" in formats)
-        self._iso = "%Y-%m-%d" in formats
+        self._formats = tuple(mapping.date_formats)
 
     def _fields(self, values: list[str]) -> dict[str, str]:
         """Each target's value, stripped: the first non-empty of its columns, or ""."""
@@ -177,24 +200,7 @@ class RowReader:
         return out
 
     def _date(self, raw: str) -> dt.date | None:
-        if len(raw) == 10 and raw.isascii():  # the usual shapes, without strptime
-            if raw[2] == raw[5] and raw[2] in self._day_first_separators:  # dd/mm/yyyy
-                day, month, year = raw[:2], raw[3:5], raw[6:]
-            elif raw[4] == raw[7] == "-" and self._iso:  # yyyy-mm-dd
-                year, month, day = raw[:4], raw[5:7], raw[8:]
-            else:
-                day = month = year = ""
-            if day.isdigit() and month.isdigit() and year.isdigit():
-                try:
-                    return dt.date(int(year), int(month), int(day))
-                except ValueError:
-                    pass  # 31/02: the formats below refuse it too, or read it another way
-        for fmt in self.mapping.date_formats:
-            try:
-                return dt.datetime.strptime(raw, fmt).date()  # noqa: DTZ007  # a date, no time
-            except ValueError:
-                continue
-        return None
+        return _read_date(raw, self._formats)
 
     def extract(self, values: list[str]) -> Extracted:
         errors: dict[str, list[str]] = {}

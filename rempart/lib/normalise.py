@@ -9,6 +9,7 @@ from functools import lru_cache
 _LIGATURES = str.maketrans({"Œ": "OE", "Æ": "AE", "ß": "SS", "œ": "OE", "æ": "AE"})
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 _NOT_DIGIT = re.compile(r"\D")
+_NIR_SEPARATORS = re.compile(r"[\s.\-]")
 _ASCII_NOT_DIGITS = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
 
 
@@ -47,4 +48,4 @@ def fold_phone(value: str) -> str:
 
 
 def fold_nir(value: str) -> str:
-    return re.sub(r"[\s.\-]", "", value).upper()
+    return _NIR_SEPARATORS.sub("", value).upper()
