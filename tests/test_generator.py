@@ -144,3 +144,29 @@ def test_the_loaded_care_rows_are_the_records_of_the_same_seed(group):
              for line in PrescriptionLine.objects.all()}  # fmt: skip
     assert lines == {line.id: (r.id, line.position, line.content)
                      for r in group.prescriptions for line in r.lines}  # fmt: skip
+
+
+def test_keys_put_back_are_told_apart_by_table_not_by_name_alone(db):
+    """Two tables may each hold a foreign key of one name: putting back the one dropped must not
+    take the other's for it."""
+    from django.db import connection
+
+    from rempart.lib.bulkwrite import keys_drop, keys_restore
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE kd_parent (id int PRIMARY KEY)")
+        for child in ("kd_a", "kd_b"):
+            cursor.execute(
+                f"CREATE TABLE {child} (parent int, "
+                "CONSTRAINT same_name FOREIGN KEY (parent) REFERENCES kd_parent (id))"
+            )
+        dropped = keys_drop(cursor, ["kd_a"])
+        assert [(d.kind, d.table, d.name) for d in dropped] == [
+            ("foreign key", "kd_a", "same_name")
+        ]
+        keys_restore(cursor, dropped)
+        cursor.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint WHERE conname = 'same_name' "
+            "ORDER BY 1"
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["kd_a", "kd_b"]

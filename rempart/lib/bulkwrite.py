@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import connection, models
 
+from rempart.lib.timings import Timings
+
 Rows = list[tuple[Any, ...]]
 
 
@@ -247,7 +249,8 @@ def keys_drop(
         """
         SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i
         WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
-          AND i.indexname NOT IN (SELECT conname FROM pg_constraint)
+          AND i.indexname NOT IN (SELECT conname FROM pg_constraint
+                                  WHERE conrelid::regclass::text = i.tablename)
         ORDER BY 1, 2
         """,
         [list(tables)],
@@ -258,19 +261,22 @@ def keys_drop(
     return keys + indexes + foreign_keys
 
 
-def keys_restore(cursor: Any, dropped: Sequence[Dropped], timings: Any = None) -> None:
+def keys_restore(cursor: Any, dropped: Sequence[Dropped], timings: Timings | None = None) -> None:
     """Put back what `keys_drop` took off, one sort per key and index, one join per foreign key
-    (every row checked), each skipped if already there. `timings` (a lib.timings.Timings), when
-    given, gets a phase per kind."""
+    (every row checked), each skipped if already there. `timings`, when given, gets a phase per
+    kind."""
     quote = connection.ops.quote_name
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     roomy_index_builds(cursor)
-    cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
-    present = {row[0] for row in cursor.fetchall()}
-    cursor.execute("SELECT conname FROM pg_constraint")
-    present |= {row[0] for row in cursor.fetchall()}
+    # (table, name): two tables may each have a foreign key of one name
+    cursor.execute(
+        "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "UNION SELECT conrelid::regclass::text, conname FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace"
+    )
+    present = set(cursor.fetchall())
     for kind, label in _RESTORE_PHASES.items():
-        todo = [d for d in dropped if d.kind == kind and d.name not in present]
+        todo = [d for d in dropped if d.kind == kind and (d.table, d.name) not in present]
         if not todo:
             continue
         with timings.phase(label.format(len(todo))) if timings else nullcontext():
