@@ -160,7 +160,18 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
     accepted: list[tuple[uuid.UUID, dict[str, object]]] = []
     timings = cpu_timings()
     checking = time.process_time()
+
+    def plain_gp(rpps: str) -> uuid.UUID | None:
+        gp_id, warnings = _gp(context, rpps, batch)
+        return None if warnings else gp_id
+
     for line, values in rows:
+        plain = reader.plain(values, today, plain_gp)
+        if plain is not None:  # nothing to say of the row: nearly all of them
+            patient_id = new_id()
+            accepted.append((patient_id, plain[0]))
+            batch.ipps.append((patient_id.bytes, plain[1], line))
+            continue
         try:
             extracted = reader.extract(values)
             gp_id, warnings = _gp(context, extracted.gp_rpps, batch)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from rempart.lib.normalise import fold_phone
-from rempart.patients.validation import PatientData, patient_data
+from rempart.patients.validation import PatientData, clean_plain, patient_data
 
 SNIFF_BYTES = 1 << 20
 
@@ -178,9 +179,10 @@ class RowReader:
         self.mapping = mapping
         position = {name: i for i, name in enumerate(header)}
         # (target, its columns in order of preference); a row's fields read in one pass
+        # (every target, those the mapping does not name with no column)
         self._plan = [
-            (target, tuple(position[c] for c in candidates if c in position))
-            for target, candidates in mapping.columns.items()
+            (target, tuple(position[c] for c in mapping.columns.get(target, ()) if c in position))
+            for target in MEDIBOARD["columns"]
         ]
         self.width = len(header)
         self._formats = tuple(mapping.date_formats)
@@ -248,3 +250,63 @@ class RowReader:
             )
         )
         return Extracted(data, get("gp_rpps", ""), get("ipp", ""))
+
+    def plain(
+        self, values: list[str], today: dt.date, gp: Callable[[str], uuid.UUID | None]
+    ) -> tuple[dict[str, object], str] | None:
+        """The model values and IPP the import keeps of a row when `extract` and
+        `clean_for_import` would have nothing to say of it (validation.clean_plain), in one
+        pass; None otherwise: the row is then read and checked by them. `gp` gives the
+        médecin traitant of an RPPS, None when there is something to say of it."""
+        if len(values) != self.width:
+            return None
+        get = self._fields(values).__getitem__  # every target is there
+        raw_date = get("birth_date")
+        birth_date = _read_date(raw_date, self._formats) if raw_date else None
+        if birth_date is None:
+            return None
+        raw_sex = get("sex")
+        birth_name = get("birth_name")
+        usage_name = get("usage_name")
+        if usage_name.upper() == birth_name.upper():
+            usage_name = ""
+        given_names = get("given_names")
+        first = get("first_given_name") or given_names.split(" ")[0]
+        if first and given_names and first.split(" ")[0] not in given_names.split(" "):
+            given_names = f"{first} {given_names}"
+        phone_1, phone_2 = get("phone_1"), get("phone_2")
+        digits_1 = fold_phone(phone_1) if phone_1 else ""
+        if digits_1[2:3] in ("6", "7") and phone_1:  # extract's rule: the first mobile-looking
+            mobile, mobile_digits = phone_1, digits_1
+            home = phone_2 if phone_2 != phone_1 else ""
+        elif phone_2 and (digits_2 := fold_phone(phone_2))[2:3] in ("6", "7"):
+            mobile, mobile_digits, home = phone_2, digits_2, phone_1
+        else:
+            mobile, mobile_digits, home = "", "", phone_1 or phone_2
+        rpps = get("gp_rpps")
+        gp_id = gp(rpps) if rpps else None
+        if rpps and gp_id is None:
+            return None
+        cleaned = clean_plain(
+            {
+                "birth_name": birth_name,
+                "usage_name": usage_name,
+                "given_names": given_names,
+                "first_given_name": first,
+                "sex": _SEX.get(raw_sex[:1].lower(), "") if raw_sex else "",
+                "birth_date": birth_date,
+                "birth_place_code": get("birth_place_code"),
+                "nir": get("nir"),
+                "identity_status": get("identity_status").upper() or "PROV",
+                "email": get("email"),
+                "phone_mobile": mobile,
+                "phone_home": home,
+                "address_line": get("address_line"),
+                "postcode": get("postcode"),
+                "city": get("city"),
+                "gp_id": gp_id,
+            },
+            today=today,
+            mobile_digits=mobile_digits,
+        )
+        return None if cleaned is None else (cleaned, get("ipp"))

@@ -20,7 +20,7 @@ from rempart.lib.normalise import fold_nir
 
 _FINESS = re.compile(r"^\d{9}$")
 _RPPS = re.compile(r"^\d{11}$")
-_INSEE_PLACE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+INSEE_PLACE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 # The NIR's form, as python-stdnum's validate() checks it (2A/2B for Corsica), so that the key
 # alone is left to stdnum: an import checks 760,000 of them.
 _NIR_FORM = re.compile(r"^\d{5}(\d\d|2[AB])\d{8}$")
@@ -61,7 +61,7 @@ _PLACE_FORMAT = _(
 
 
 def validate_insee_place(value: str) -> str:
-    if not _INSEE_PLACE.match(value):
+    if not INSEE_PLACE.match(value):
         raise ValidationError(
             _PLACE_FORMAT,
             code="birth_place_format",

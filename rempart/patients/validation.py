@@ -18,7 +18,12 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from rempart.lib.communes import address_warning
-from rempart.lib.identifiers import check_nir_matches_traits, validate_insee_place, validate_nir
+from rempart.lib.identifiers import (
+    INSEE_PLACE,
+    check_nir_matches_traits,
+    validate_insee_place,
+    validate_nir,
+)
 from rempart.lib.normalise import fold_phone
 from rempart.patients.models import IdentityStatus, Sex
 
@@ -172,8 +177,7 @@ def clean_patient(
     for name, value in phones.items():
         raw = value.strip()
         if raw:
-            digits = fold_phone(raw)
-            if not (digits.startswith("33") and len(digits) == 11) and not (8 <= len(digits) <= 15):
+            if not _phone_ok(fold_phone(raw)):
                 fail(name, _("Le numéro de téléphone est mal formé."))
             phones[name] = raw
     postcode = data.postcode.strip()
@@ -198,6 +202,86 @@ def clean_patient(
         **changes,
     )
     return patient_data(cleaned)
+
+
+def clean_plain(
+    raw: dict[str, Any], *, today: dt.date, mobile_digits: str = ""
+) -> dict[str, object] | None:
+    """What `clean_for_import(patient_data(raw), today=today)` gives as model values when it has
+    nothing to say (no fault, no warning); None when it would say something, and the caller
+    runs it. One pass without the two PatientData, the error dict and the retries: a legacy
+    import's rows are nearly all of this kind (tests/test_import_plain.py compares the two on
+    every row of a synthetic export and on generated ones). `raw` holds every PatientData field
+    but `extra` (gp_id as resolved); `mobile_digits` is fold_phone of the mobile, when known."""
+    birth_date = raw["birth_date"]
+    if (
+        raw["sex"] not in _SEXES
+        or not isinstance(birth_date, dt.date)
+        or not _OLDEST <= birth_date <= today
+        or raw["identity_status"] not in _STATUSES
+    ):
+        return None
+    birth_name = " ".join(raw["birth_name"].split()).upper()
+    given_names = " ".join(raw["given_names"].split())
+    if not birth_name or not given_names:
+        return None
+    place = raw["birth_place_code"].strip().upper()
+    if place and not INSEE_PLACE.match(place):  # validate_insee_place's rule
+        return None
+    nir = raw["nir"]
+    if nir.strip():
+        try:
+            nir = validate_nir(nir)
+            check_nir_matches_traits(
+                nir, sex=raw["sex"], birth_date=birth_date, birth_place_code=place
+            )
+        except ValidationError:
+            return None
+    elif raw["identity_status"] in _WITH_INS:
+        return None
+    else:
+        nir = ""
+    if raw["identity_status"] in _WITH_INS and not place:
+        return None
+    email = raw["email"].strip().lower()
+    if email and not email_is_valid(email):
+        return None
+    mobile, home = raw["phone_mobile"].strip(), raw["phone_home"].strip()
+    if mobile and not _phone_ok(mobile_digits or fold_phone(mobile)):
+        return None
+    if home and not _phone_ok(fold_phone(home)):
+        return None
+    postcode = raw["postcode"].strip()
+    if postcode and not _POSTCODE.match(postcode):
+        return None
+    city = " ".join(raw["city"].split()).upper()
+    if address_warning(postcode, city):
+        return None
+    usage_name = " ".join(raw["usage_name"].split()).upper()
+    address_line = " ".join(raw["address_line"].split())
+    first_given = " ".join(raw["first_given_name"].split()) or given_names.split(" ")[0]
+    return {
+        "birth_name": birth_name,
+        "given_names": given_names,
+        "sex": raw["sex"],
+        "birth_date": birth_date,
+        "first_given_name": first_given or None,
+        "usage_name": usage_name or None,
+        "birth_place_code": place or None,
+        "nir": nir or None,
+        "identity_status": raw["identity_status"],
+        "email": email or None,
+        "phone_mobile": mobile or None,
+        "phone_home": home or None,
+        "address_line": address_line or None,
+        "postcode": postcode or None,
+        "city": city or None,
+        "gp_id": raw["gp_id"],
+    }
+
+
+def _phone_ok(digits: str) -> bool:
+    return (digits.startswith("33") and len(digits) == 11) or 8 <= len(digits) <= 15
 
 
 # Fields a legacy import leaves out (with a warning) rather than lose the patient over.
