@@ -229,6 +229,51 @@ def test_a_legacy_ipp_already_given_to_someone_else_gets_a_new_number(group, tmp
     assert renumbered.ipp != taken
 
 
+def test_a_first_import_asks_the_table_only_of_the_ipps_whose_hash_it_has_given(group):
+    import uuid
+
+    from django.db import transaction
+
+    from rempart.imports.services import _assign_ipps, _GivenIpps
+
+    establishment = _establishment()
+    taken = PatientIdentifier.objects.filter(establishment=establishment).first().ipp
+    given = _GivenIpps()
+    given.add([taken])
+    with transaction.atomic():
+        kept, renumbered = _assign_ipps(
+            establishment.id, [(uuid.uuid4().bytes, taken, 2), (uuid.uuid4().bytes, "", 3)], given
+        )
+    assert [line for line, _, _ in renumbered] == [2]  # given, and in the table: a new number
+    assert taken not in (kept[0][1], kept[1][1]) and kept[0][1] != kept[1][1]
+    # What this batch gave is known to the next one (both numbers just drawn).
+    assert sorted(given.maybe_taken([kept[0][1], kept[1][1]])) == sorted([kept[0][1], kept[1][1]])
+
+    class EveryHashMet(_GivenIpps):  # a hash collision on every IPP
+        def maybe_taken(self, ipps):
+            return list(ipps)
+
+    with transaction.atomic():
+        kept, renumbered = _assign_ipps(
+            establishment.id, [(uuid.uuid4().bytes, "L-900001", 4)], EveryHashMet()
+        )
+    assert renumbered == [] and kept[0][1] == "L-900001"  # not in the table: kept
+
+
+def test_given_ipps_are_all_found_across_merged_levels():
+    from rempart.imports.services import _GivenIpps
+
+    given = _GivenIpps()
+    batches = [[f"{b:03d}-{i:05d}" for i in range(100)] for b in range(43)]
+    for ipps in batches:
+        given.add(ipps)
+    assert 1 < len(given._levels) < 8  # merged as they grow: a binary search per level
+    every = [ipp for ipps in batches for ipp in ipps]
+    assert given.maybe_taken(every) == every
+    never = [f"X{i}" for i in range(20_000)]
+    assert given.maybe_taken(never) == []  # 64-bit hashes: no collision among these
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

@@ -312,11 +312,16 @@ def _chunks(
 
 
 def _write_batch(
-    actor: Actor, job: ImportJob, batch: Batch, writer: BulkWriter, created: set[str]
+    actor: Actor,
+    job: ImportJob,
+    batch: Batch,
+    writer: BulkWriter,
+    created: set[str],
+    given: _GivenIpps | None = None,
 ) -> None:
     """One transaction: the batch's new external practitioners (those not `created` by an
     earlier batch of this run), its patients, their IPPs, its refused and warned lines, and the
-    checkpoint."""
+    checkpoint. `given`: the IPPs a first import has given so far (else the table is asked)."""
     patients: list[Any] = list(batch.patients)
     new_gps = {r: pid for r, pid in batch.new_gps.items() if r not in created}
     ipps = batch.ipps
@@ -334,7 +339,7 @@ def _write_batch(
                 ignore_conflicts=True,
             )  # fmt: skip
         if job.establishment_id is not None and ipps:
-            ipps, renumbered = _assign_ipps(job.establishment_id, ipps)
+            ipps, renumbered = _assign_ipps(job.establishment_id, ipps, given)
             warnings.extend(renumbered)
         if patients and isinstance(patients[0], bytes):
             writer.write(Patient, binary_block(patients))
@@ -390,26 +395,72 @@ def _merged(warnings: list[tuple[int, str, uuid.UUID]]) -> list[tuple[int, str, 
     return sorted(by_line.values(), key=lambda w: w[0])
 
 
-def _assign_ipps(
-    establishment_id: uuid.UUID, ipps: list[tuple[bytes, str, int]]
-) -> tuple[list[tuple[bytes, str, int]], list[tuple[int, str, uuid.UUID]]]:
-    """Legacy IPPs kept when free; fresh ones from the counter otherwise, and a warning when a
-    legacy IPP was already given to another patient (the patient comes in all the same)."""
-    legacy = [ipp for _, ipp, _ in ipps if ipp]
-    taken: set[str] = set()
-    if legacy and connection.vendor != "postgresql":  # SQLite (the demo): a few at a time
+class _GivenIpps:
+    """The IPPs a first import has given, batch after batch, as 64-bit hashes (8 bytes an IPP)
+    in sorted arrays of doubling sizes: which of a batch's legacy IPPs may be taken is a binary
+    search, where asking the table scans all of it (PostgreSQL reads the whole table for an
+    array of 5,000 IPPs rather than probe the index 5,000 times), a cost that grew with every
+    batch. A hash met is confirmed in the table, so a collision renumbers nobody. Per process:
+    str hashes are salted per run, and only the main process holds them."""
+
+    def __init__(self) -> None:
+        self._levels: list[np.ndarray] = []
+
+    @staticmethod
+    def _keys(ipps: Sequence[str]) -> np.ndarray:
+        return np.fromiter(map(hash, ipps), dtype=np.int64, count=len(ipps))
+
+    def maybe_taken(self, ipps: Sequence[str]) -> list[str]:
+        """Those of `ipps` whose hash is one of a given IPP's (every taken one among them)."""
+        keys = self._keys(ipps)
+        met = np.zeros(len(keys), dtype=bool)
+        for level in self._levels:
+            at = np.minimum(np.searchsorted(level, keys), len(level) - 1)
+            met |= level[at] == keys
+        return [ipp for ipp, hit in zip(ipps, met.tolist(), strict=True) if hit]
+
+    def add(self, ipps: Sequence[str]) -> None:
+        if not ipps:
+            return
+        self._levels.append(np.sort(self._keys(ipps)))
+        while len(self._levels) > 1 and len(self._levels[-2]) <= 2 * len(self._levels[-1]):
+            last = self._levels.pop()
+            self._levels[-1] = np.sort(np.concatenate((self._levels[-1], last)))
+
+
+def _taken_ipps(establishment_id: uuid.UUID, legacy: list[str]) -> set[str]:
+    """Those of `legacy` the establishment has already given."""
+    if connection.vendor != "postgresql":  # SQLite (the demo): a few at a time
         here = PatientIdentifier.objects.filter(establishment_id=establishment_id)
+        taken: set[str] = set()
         for start in range(0, len(legacy), 500):
             chunk = legacy[start : start + 500]
             taken.update(here.filter(ipp__in=chunk).values_list("ipp", flat=True))
-    elif legacy:
-        with connection.cursor() as cursor:  # one array parameter, not thousands of them
-            cursor.execute(
-                f"SELECT ipp FROM {PatientIdentifier._meta.db_table} "  # noqa: S608  # model name
-                "WHERE establishment_id = %s AND ipp = ANY(%s)",
-                [establishment_id, legacy],
-            )
-            taken = {row[0] for row in cursor.fetchall()}
+        return taken
+    with connection.cursor() as cursor:  # one array parameter, not thousands of them
+        cursor.execute(
+            f"SELECT ipp FROM {PatientIdentifier._meta.db_table} "  # noqa: S608  # model name
+            "WHERE establishment_id = %s AND ipp = ANY(%s)",
+            [establishment_id, legacy],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+_RENUMBERED = "ipp: IPP d'origine déjà attribué à un autre patient : nouveau numéro."
+
+
+def _assign_ipps(
+    establishment_id: uuid.UUID,
+    ipps: list[tuple[bytes, str, int]],
+    given: _GivenIpps | None = None,
+) -> tuple[list[tuple[bytes, str, int]], list[tuple[int, str, uuid.UUID]]]:
+    """Legacy IPPs kept when free; fresh ones from the counter otherwise, and a warning when a
+    legacy IPP was already given to another patient (the patient comes in all the same).
+    `given`: the IPPs given so far by a first import, asked before the table."""
+    legacy = [ipp for _, ipp, _ in ipps if ipp]
+    if given is not None:
+        legacy = given.maybe_taken(legacy)
+    taken = _taken_ipps(establishment_id, legacy) if legacy else set()
     counter, _ = IppCounter.objects.select_for_update().get_or_create(
         establishment_id=establishment_id
     )
@@ -417,20 +468,21 @@ def _assign_ipps(
     renumbered: list[tuple[int, str, uuid.UUID]] = []
     seen: set[str] = set()
     for patient_id, ipp, line in ipps:
-        if ipp and (ipp in taken or ipp in seen):
-            renumbered.append((line, "ipp: IPP d'origine déjà attribué à un autre patient : "
-                                     "nouveau numéro.", uuid.UUID(bytes=patient_id)))  # fmt: skip
-            ipp = ""
         if ipp:
-            seen.add(ipp)
-            if ipp.isdigit():
-                counter.last_value = max(counter.last_value, int(ipp))
+            if ipp in taken or ipp in seen:
+                renumbered.append((line, _RENUMBERED, uuid.UUID(bytes=patient_id)))
+                ipp = ""
+            else:
+                seen.add(ipp)
         kept.append((patient_id, ipp, line))
+    counter.last_value = max([counter.last_value, *(int(ipp) for ipp in seen if ipp.isdigit())])
     for i, (patient_id, ipp, line) in enumerate(kept):
         if not ipp:
             counter.last_value += ipp_step()
             kept[i] = (patient_id, f"{counter.last_value:010d}", line)
     counter.save(update_fields=["last_value"])
+    if given is not None:
+        given.add([ipp for _, ipp, _ in kept])
     return kept, renumbered
 
 
@@ -508,7 +560,9 @@ def import_file(
     if not resumed_from:
         _defer_patient_indexes(job)
     # A first import run through in one go sees every patient that may pair up with another.
-    suspects = _Suspects() if job.deferred_indexes and not resumed_from else None
+    first = bool(job.deferred_indexes) and not resumed_from
+    suspects = _Suspects() if first else None
+    given = _GivenIpps() if first and job.establishment_id is not None else None
     gps = dict(Practitioner.objects.values_list("rpps", "id"))
     context = _Context(mapping, header, gps, connection.vendor == "postgresql",
                        hash_suspects=suspects is not None)  # fmt: skip
@@ -523,7 +577,7 @@ def import_file(
             if batch is None:
                 break
             with timings.phase("write the batches (COPY, IPPs, lines, events)"):
-                _write_batch(actor, job, batch, writer, created)
+                _write_batch(actor, job, batch, writer, created, given)
             cpu.merge(batch.cpu)
             if suspects is not None:
                 suspects.add(batch)
