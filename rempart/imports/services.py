@@ -11,6 +11,7 @@ committed batch; a finished file is not imported twice.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import multiprocessing
 import time
@@ -113,7 +114,8 @@ _context: _Context | None = None
 def _init_worker(context: _Context) -> None:
     global _context
     _context = context
-    # The collector stays on here: refused rows raise exceptions, whose tracebacks are cycles.
+    # The collector stays on here (refused rows raise exceptions, whose tracebacks are cycles);
+    # _work freezes what outlives a batch.
 
 
 _outside: dict[str, uuid.UUID | str] = {}  # per process: RPPS not in the directory, checked once
@@ -277,6 +279,13 @@ class _Suspects:
 
 def _work(rows: list[tuple[int, list[str]]]) -> Batch:
     assert _context is not None  # noqa: S101  # set by _init_worker
+    # Before each batch, the last one's cycles (refused rows' tracebacks) are collected and what
+    # lives on (modules, caches filling with the file's names, dates and towns) is frozen out of
+    # the collector's scans, which otherwise walked every cached entry again and again as each
+    # batch's objects came and went (workers' CPU 12.8 -> 10.8 s at 200,000 rows, alternated
+    # four times). Long-lived objects here hold no cycles, so freezing them leaks nothing.
+    gc.collect()
+    gc.freeze()
     return process_batch(_context, rows)
 
 
