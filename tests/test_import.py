@@ -274,6 +274,15 @@ def test_given_ipps_are_all_found_across_merged_levels():
     assert given.maybe_taken(never) == []  # 64-bit hashes: no collision among these
 
 
+def test_an_import_leaves_the_callers_garbage_collector_as_it_found_it(export):
+    import gc
+
+    path, _ = export
+    assert gc.get_freeze_count() == 0
+    import_file(path, establishment_finess=_establishment().finess, batch_size=400, workers=0)
+    assert gc.get_freeze_count() == 0  # what it froze for its run is thawed
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

@@ -579,19 +579,27 @@ def import_file(
     writer = BulkWriter()
     created: set[str] = set()
     timings, cpu = Timings(), Timings()
-    with _batches(context, _chunks(pending, batch_size), workers) as batches:
-        while True:
-            with timings.phase("parse the file, wait for the workers"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            with timings.phase("write the batches (COPY, IPPs, lines, events)"):
-                _write_batch(actor, job, batch, writer, created, given)
-            cpu.merge(batch.cpu)
-            if suspects is not None:
-                suspects.add(batch)
-            if progress is not None:
-                progress(batch.count + len(batch.rejects))
+    # What is loaded by now (modules, the directory's practitioners) lives as long as the
+    # import: frozen out of the collector's scans here and in the forked workers (main process
+    # CPU 3.0 -> 2.4-2.7 s at 200,000 rows, alternated twice).
+    gc.collect()
+    gc.freeze()
+    try:
+        with _batches(context, _chunks(pending, batch_size), workers) as batches:
+            while True:
+                with timings.phase("parse the file, wait for the workers"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                with timings.phase("write the batches (COPY, IPPs, lines, events)"):
+                    _write_batch(actor, job, batch, writer, created, given)
+                cpu.merge(batch.cpu)
+                if suspects is not None:
+                    suspects.add(batch)
+                if progress is not None:
+                    progress(batch.count + len(batch.rejects))
+    finally:
+        gc.unfreeze()  # for a caller that lives on (the tests)
     _rebuild_patient_indexes(job, timings)
     with timings.phase("find potential duplicates"):
         if suspects is not None and not suspects.dropped:
