@@ -23,6 +23,14 @@ from rempart.synth.legacy import HEADER, write_legacy_export
 TODAY = dt.date(2026, 11, 28)
 KNOWN_RPPS = luhn_complete("1000000001")  # in the directory
 MAPPING = Mapping.load(None)
+# A layout naming few fields, one of them from another column, one date format: the fields it
+# does not name are empty in both paths.
+REDUCED = Mapping(
+    "reduit",
+    {"birth_name": ["nom"], "given_names": ["prenoms"], "sex": ["sexe"],
+     "birth_date": ["naissance"], "nir": ["matricule"], "phone_1": ["tel2"], "ipp": ["ipp"]},
+    ["%d/%m/%Y"],
+)  # fmt: skip
 
 
 def _paths(values: list[str], context: _Context) -> tuple[object, object]:
@@ -46,8 +54,8 @@ def _paths(values: list[str], context: _Context) -> tuple[object, object]:
     return full, reader.plain(values, TODAY, gp)
 
 
-def _context(header: list[str]) -> _Context:
-    return _Context(MAPPING, header, {KNOWN_RPPS: uuid.uuid4()}, as_copy=True)
+def _context(header: list[str], mapping: Mapping = MAPPING) -> _Context:
+    return _Context(mapping, header, {KNOWN_RPPS: uuid.uuid4()}, as_copy=True)
 
 
 def test_plain_rows_of_an_export_come_out_as_the_full_path_gives(tmp_path: Path):
@@ -131,8 +139,8 @@ _PIECES = {
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data(), st.sampled_from([0, 0, 0, -1, 1]))
-def test_built_rows_take_the_plain_path_only_as_the_full_path_would(data, width):
+@given(st.data(), st.sampled_from([0, 0, 0, -1, 1]), st.sampled_from([MAPPING, MAPPING, REDUCED]))
+def test_built_rows_take_the_plain_path_only_as_the_full_path_would(data, width, mapping):
     changed = data.draw(st.sets(st.sampled_from(sorted(_PIECES)), min_size=1, max_size=3))
     base = _BASE if data.draw(st.booleans()) else {**_BASE, "matricule": ""}  # NIR or none
     row = {name: data.draw(_PIECES[name]) if name in changed else value
@@ -143,5 +151,5 @@ def test_built_rows_take_the_plain_path_only_as_the_full_path_would(data, width)
         values = values[:-1]
     elif width > 0:
         values = [*values, "en trop"]
-    full, plain = _paths(values, _context(header))
+    full, plain = _paths(values, _context(header, mapping))
     assert full == plain
