@@ -54,6 +54,11 @@ def _towns_by_postcode() -> dict[str, frozenset[str]]:
     return {postcode: frozenset(names) for postcode, names in towns.items()}
 
 
+def load() -> None:
+    """Read the table now (0.5 s): before bulk workers fork, so that they share one copy."""
+    _towns_by_postcode()
+
+
 def address_warning(postcode: str, city: str) -> tuple[str, str] | None:
     """None when the postcode serves a commune of that name (or no postcode is given); else the
     field at fault and why, without the values (the reason may reach a log or an import report).
