@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
@@ -71,6 +70,7 @@ from rempart.breach.traits import (
     text_traits,
     town,
 )
+from rempart.lib.caching import short_lru_cache
 from rempart.lib.normalise import fold_email, fold_phone
 from rempart.lib.parallel import bounded_imap
 from rempart.patients.models import Patient, PatientIdentifier
@@ -470,7 +470,7 @@ def _open_slice(task: tuple[int, int, bool]) -> dict[str, Any]:
             "found": np.array(found, dtype=bool)}  # fmt: skip
 
 
-@lru_cache(maxsize=100_000)
+@short_lru_cache(maxsize=100_000)
 def _ordinal(iso: str) -> int:
     try:
         return dt.date.fromisoformat(iso).toordinal()

@@ -25,6 +25,7 @@ from stdnum.fr import nir as stdnum_nir
 
 from rempart.breach import columns as cols
 from rempart.exports import marks
+from rempart.lib.caching import short_lru_cache
 from rempart.lib.communes import fold_town
 from rempart.lib.normalise import fold_email, fold_name, fold_nir, fold_phone
 from rempart.patients import indexes as ix
@@ -360,14 +361,14 @@ def _contributions(kind: str, value: str) -> tuple[list[Item], int]:
     return (read(value) if read else []), category
 
 
-@lru_cache(maxsize=1_000_000)
+@short_lru_cache(maxsize=1_000_000)
 def name_keys(name: str) -> tuple[str, str | None]:
     """A name folded and its sound (cached: the sample's names and the patients' are much
     the same few hundred thousand)."""
     return fold_name(name), ix.name_sound(name)
 
 
-@lru_cache(maxsize=100_000)
+@short_lru_cache(maxsize=100_000)
 def given_words(value: str) -> frozenset[str]:
     return frozenset(w for w in (fold_name(w) for w in re.split(r"[\s,]+", value) if w) if w)
 
@@ -384,7 +385,7 @@ def address_key(text: str) -> str:
     return "".join(_STREET_FULL.get(w, w) for w in words)
 
 
-@lru_cache(maxsize=20_000)
+@short_lru_cache(maxsize=20_000)
 def town(value: str) -> tuple[str, int | None]:
     return fold_town(value), marks.saint_style(value)
 

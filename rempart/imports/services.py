@@ -139,7 +139,7 @@ def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, li
             checked = f"gp_rpps: {' '.join(exc.messages)} Médecin traitant écarté."
         else:
             checked = to_complete_id(rpps)
-        if len(_outside) < 500_000:
+        if len(_outside) < 500_000 and len(rpps) <= 32:  # a long garbage value is not kept
             _outside[rpps] = checked
     if isinstance(checked, str):
         return None, [checked]

@@ -12,12 +12,12 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from rempart.lib.caching import short_lru_cache
 from rempart.lib.normalise import fold_phone
 from rempart.patients.validation import PatientData, clean_plain, patient_data
 
@@ -141,7 +141,7 @@ def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[i
     return header, rows()
 
 
-@lru_cache(maxsize=65_536)  # a file's birth dates repeat: about 37,000 days for the group
+@short_lru_cache(maxsize=65_536)  # a file's birth dates repeat: about 37,000 days for the group
 def _read_date(raw: str, formats: tuple[str, ...]) -> dt.date | None:
     """The date `raw` stands for in the first of `formats` that reads it, or None."""
     if len(raw) == 10 and raw.isascii():  # the usual shapes, without strptime

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import gzip
 import re
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 from django.utils.translation import gettext as _
 
+from rempart.lib.caching import short_lru_cache
 from rempart.lib.normalise import fold_name
 
 TABLE = Path(__file__).resolve().parent / "data" / "communes.tsv.gz"
@@ -28,7 +29,7 @@ _SAINTS = {"ST": "SAINT", "STE": "SAINTE", "STS": "SAINTS", "STES": "SAINTES"}
 _TAIL = re.compile(r"^(\d{1,2}(ER|E|EME)?|ARRONDISSEMENT|ARR|CEDEX|\d+)$")
 
 
-@lru_cache(maxsize=20_000)
+@short_lru_cache(maxsize=20_000)
 def fold_town(value: str) -> str:
     """One key per way of writing a town: words without accents, saints spelt out, a trailing
     arrondissement number or CEDEX mention dropped, then folded like a name."""
@@ -71,7 +72,7 @@ def address_warning(postcode: str, city: str) -> tuple[str, str] | None:
     return None
 
 
-@lru_cache(maxsize=50_000)
+@short_lru_cache(maxsize=50_000)
 def _address_fault(postcode: str, city: str) -> str | None:
     if not postcode:
         return None

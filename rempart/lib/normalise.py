@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+
+from rempart.lib.caching import short_lru_cache
 
 _LIGATURES = str.maketrans({"Œ": "OE", "Æ": "AE", "ß": "SS", "œ": "OE", "æ": "AE"})
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
@@ -13,7 +14,7 @@ _NIR_SEPARATORS = re.compile(r"[\s.\-]")
 _ASCII_NOT_DIGITS = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
 
 
-@lru_cache(maxsize=50_000)
+@short_lru_cache(maxsize=50_000)
 def fold_name(value: str) -> str:
     """Upper case, accents and ligatures removed, hyphens, apostrophes and spaces folded away.
 

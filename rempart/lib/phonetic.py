@@ -7,8 +7,8 @@ maintained Python library implements a French phonetic algorithm, hence these fe
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
+from rempart.lib.caching import short_lru_cache
 from rempart.lib.normalise import fold_name
 
 # Ordered rewrites on an upper-case A-Z string; each line is one French spelling rule.
@@ -63,7 +63,7 @@ def _rewritten(code: str) -> str:
 # 2**18 codes: the 250,000 family names of a generated group, or a legacy file's distinct names
 # (about 100,000 a worker at 760,000 rows) without eviction: 65 MB a process when full (measured
 # on random names), reached only by the bulk paths
-@lru_cache(maxsize=1 << 18)
+@short_lru_cache(maxsize=1 << 18)
 def phonetic_code(name: str) -> str:
     """The phonetic code of a name; the empty string when nothing pronounceable is left."""
     return _rewritten(fold_name(name))
