@@ -153,3 +153,19 @@ def test_built_rows_take_the_plain_path_only_as_the_full_path_would(data, width,
         values = [*values, "en trop"]
     full, plain = _paths(values, _context(header, mapping))
     assert full == plain
+
+
+def test_the_rules_both_paths_share_for_phones_and_names():
+    from rempart.imports.sources import _names, _phones
+
+    # The first number that looks like a mobile is the mobile, the other one the home phone.
+    assert _phones("0145678912", "06 12 34 56 78") == ("06 12 34 56 78", "33612345678",
+                                                       "0145678912")  # fmt: skip
+    assert _phones("0612345678", "0712345678") == ("0612345678", "33612345678", "0712345678")
+    assert _phones("0712345678", "0712345678") == ("0712345678", "33712345678", "")
+    assert _phones("0145678912", "") == _phones("", "0145678912") == ("", "", "0145678912")
+    assert _phones("", "") == ("", "", "")
+    # A usage name that is the birth name is none; the first given name leads the others.
+    assert _names("DUPONT", "dupont", "Jean Marie", "") == ("", "Jean Marie", "Jean")
+    assert _names("DUPONT", "MARTIN", "Marie", "Jean") == ("MARTIN", "Jean Marie", "Jean")
+    assert _names("DUPONT", "", "Jean Pierre", "Pierre") == ("", "Jean Pierre", "Pierre")

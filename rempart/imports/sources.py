@@ -165,6 +165,32 @@ def _read_date(raw: str, formats: tuple[str, ...]) -> dt.date | None:
     return None
 
 
+def _sex(raw: str) -> str:
+    return _SEX.get(raw[:1].lower(), "") if raw else ""
+
+
+def _names(birth_name: str, usage_name: str, given_names: str, first: str) -> tuple[str, str, str]:
+    """(usage name, given names, first given name) as the source means them: a usage name that
+    is the birth name is none; the first given name leads the given names."""
+    if usage_name.upper() == birth_name.upper():
+        usage_name = ""
+    first = first or given_names.split(" ")[0]
+    if first and given_names and first.split(" ")[0] not in given_names.split(" "):
+        given_names = f"{first} {given_names}"
+    return usage_name, given_names, first
+
+
+def _phones(phone_1: str, phone_2: str) -> tuple[str, str, str]:
+    """(mobile, its folded digits, home phone): the first number that looks like a mobile (06,
+    07) is the mobile, the other one the home phone."""
+    digits_1 = fold_phone(phone_1) if phone_1 else ""
+    if digits_1[2:3] in ("6", "7"):
+        return phone_1, digits_1, phone_2 if phone_2 != phone_1 else ""
+    if phone_2 and (digits_2 := fold_phone(phone_2))[2:3] in ("6", "7"):
+        return phone_2, digits_2, phone_1
+    return "", "", phone_1 or phone_2
+
+
 @dataclass(frozen=True)
 class Extracted:
     data: PatientData
@@ -213,19 +239,12 @@ class RowReader:
         birth_date = self._date(raw_date) if raw_date else None
         if raw_date and birth_date is None:
             errors["birth_date"] = ["Date de naissance illisible."]
-        raw_sex = get("sex", "")
-        sex = _SEX.get(raw_sex[:1].lower(), "") if raw_sex else ""
+        sex = _sex(get("sex", ""))
         birth_name = get("birth_name", "")
-        usage_name = get("usage_name", "")
-        if usage_name.upper() == birth_name.upper():
-            usage_name = ""
-        given_names = get("given_names", "")
-        first = get("first_given_name", "") or given_names.split(" ")[0]
-        if first and given_names and first.split(" ")[0] not in given_names.split(" "):
-            given_names = f"{first} {given_names}"
-        phones = [p for p in (get("phone_1", ""), get("phone_2", "")) if p]
-        mobile = next((p for p in phones if fold_phone(p)[2:3] in ("6", "7")), "")
-        home = next((p for p in phones if p != mobile), "")
+        usage_name, given_names, first = _names(
+            birth_name, get("usage_name", ""), get("given_names", ""), get("first_given_name", "")
+        )
+        mobile, _, home = _phones(get("phone_1", ""), get("phone_2", ""))
         if errors:
             raise ValidationError(errors)
         data = patient_data(
@@ -265,24 +284,11 @@ class RowReader:
         birth_date = _read_date(raw_date, self._formats) if raw_date else None
         if birth_date is None:
             return None
-        raw_sex = get("sex")
         birth_name = get("birth_name")
-        usage_name = get("usage_name")
-        if usage_name.upper() == birth_name.upper():
-            usage_name = ""
-        given_names = get("given_names")
-        first = get("first_given_name") or given_names.split(" ")[0]
-        if first and given_names and first.split(" ")[0] not in given_names.split(" "):
-            given_names = f"{first} {given_names}"
-        phone_1, phone_2 = get("phone_1"), get("phone_2")
-        digits_1 = fold_phone(phone_1) if phone_1 else ""
-        if digits_1[2:3] in ("6", "7") and phone_1:  # extract's rule: the first mobile-looking
-            mobile, mobile_digits = phone_1, digits_1
-            home = phone_2 if phone_2 != phone_1 else ""
-        elif phone_2 and (digits_2 := fold_phone(phone_2))[2:3] in ("6", "7"):
-            mobile, mobile_digits, home = phone_2, digits_2, phone_1
-        else:
-            mobile, mobile_digits, home = "", "", phone_1 or phone_2
+        usage_name, given_names, first = _names(
+            birth_name, get("usage_name"), get("given_names"), get("first_given_name")
+        )
+        mobile, mobile_digits, home = _phones(get("phone_1"), get("phone_2"))
         rpps = get("gp_rpps")
         gp_id = gp(rpps) if rpps else None
         if rpps and gp_id is None:
@@ -293,7 +299,7 @@ class RowReader:
                 "usage_name": usage_name,
                 "given_names": given_names,
                 "first_given_name": first,
-                "sex": _SEX.get(raw_sex[:1].lower(), "") if raw_sex else "",
+                "sex": _sex(get("sex")),
                 "birth_date": birth_date,
                 "birth_place_code": get("birth_place_code"),
                 "nir": get("nir"),
