@@ -93,6 +93,38 @@ def test_an_export_is_imported_with_its_faults_refused_and_explained(export, tmp
     assert Event.objects.filter(resource_type="DuplicateCandidate").exists()
 
 
+def test_a_quoted_file_is_read_by_the_csv_module_as_the_plain_one_is_by_the_workers(export):
+    """A plain file's lines are split by the workers (sources.read_blocks); the same export
+    with every field quoted is parsed by the csv module: both give the same import."""
+    from rempart.imports.models import ImportLine
+
+    path, _ = export
+    quoted = path.with_name("quoted.csv")
+    with (
+        path.open(encoding="cp1252", newline="") as source,
+        quoted.open("w", encoding="cp1252", newline="") as target,
+    ):
+        csv.writer(target, delimiter=";", quoting=csv.QUOTE_ALL).writerows(
+            csv.reader(source, delimiter=";")
+        )
+    from rempart.imports.services import _scan
+
+    assert _scan(path)[1] and not _scan(quoted)[1]  # plain, and not
+    first, second = Establishment.objects.order_by("finess")[:2]  # IPPs apart
+
+    def outcome(file: Path, finess: str) -> tuple[object, ...]:
+        summary = import_file(file, establishment_finess=finess, batch_size=250, workers=0)
+        lines = ImportLine.objects.filter(job_id=summary.job_id)
+        return (
+            summary.imported,
+            summary.rejected,
+            dict(lines.filter(kind="refused").values_list("line", "reasons")),
+            dict(lines.filter(kind="warning").values_list("line", "reasons")),
+        )
+
+    assert outcome(quoted, first.finess) == outcome(path, second.finess)
+
+
 def test_french_data_as_it_is_comes_in(export):
     """Accented e-mail addresses, phones in every notation, mixed date formats, stray spaces,
     town GPs outside the directory: none of it costs a patient or a field."""

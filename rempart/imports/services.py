@@ -33,7 +33,19 @@ from rempart.audit.models import Action
 from rempart.audit.services import event_record
 from rempart.directory.models import Establishment, Practitioner
 from rempart.imports.models import ImportJob, ImportLine
-from rempart.imports.sources import Mapping, RowReader, SourceError, read_rows, sniff
+from rempart.imports.sources import (
+    Block,
+    Dialect,
+    Mapping,
+    PlainScan,
+    Row,
+    RowReader,
+    SourceError,
+    read_blocks,
+    read_header,
+    read_rows,
+    sniff,
+)
 from rempart.lib import communes
 from rempart.lib.bulkwrite import (
     INDEX,
@@ -64,7 +76,7 @@ Progress = Callable[[int], None]
 @dataclass
 class Batch:
     last_line: int
-    patients: list[tuple[Any, ...]] | list[bytes] = field(default_factory=list)  # bytes: COPY
+    patients: list[tuple[Any, ...]] | bytes = field(default_factory=list)  # bytes: binary COPY
     count: int = 0
     # (patient id's 16 bytes, ipp, line): bytes pickle ten times faster than uuid.UUID
     ipps: list[tuple[bytes, str, int]] = field(default_factory=list)
@@ -107,6 +119,7 @@ class _Context:
     gps: dict[str, uuid.UUID]
     as_copy: bool
     hash_suspects: bool = False  # a first import: duplicates found from digests (_Suspects)
+    dialect: Dialect | None = None  # the file's, to read the Blocks of a plain file
 
 
 _context: _Context | None = None
@@ -154,27 +167,33 @@ def _line_values(header: list[str], values: list[str]) -> dict[str, str]:
     return named
 
 
-def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch:
-    reader = RowReader(context.mapping, context.header)
-    sealer = PatientSealer()
-    now = timezone.now()
-    today = timezone.localdate(now)
-    batch = Batch(last_line=rows[-1][0] if rows else 0)
-    accepted: list[tuple[uuid.UUID, dict[str, object]]] = []
+def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
+    """Read (a Block), check and seal rows: the batch the main process writes."""
     timings = cpu_timings()
     checking = time.process_time()
+    if isinstance(rows, Block):
+        if context.dialect is None:
+            raise ValueError("a Block is read in the file's dialect")
+        last_line, rows = rows.last_line, rows.rows(context.dialect)
+    else:
+        last_line = rows[-1][0] if rows else 0
+    reader = RowReader(context.mapping, context.header)
+    now = timezone.now()
+    today = timezone.localdate(now)
+    batch = Batch(last_line=last_line)
 
     def plain_gp(rpps: str) -> uuid.UUID | None:
         gp_id, warnings = _gp(context, rpps, batch)
         return None if warnings else gp_id
 
-    for line, values in rows:
-        plain = reader.plain(values, today, plain_gp)
-        if plain is not None:  # nothing to say of the row: nearly all of them
-            patient_id = new_id()
-            accepted.append((patient_id, plain[0]))
-            batch.ipps.append((patient_id.bytes, plain[1], line))
-            continue
+    # Nearly all rows have nothing to say of them: read and checked column by column.
+    plain = reader.plain_rows(rows, today, plain_gp)
+    columns = plain.columns
+    ids = [new_id() for _ in plain.lines]  # one at a time, as the canaries' ids (lib/ids.py)
+    batch.ipps = [
+        (i.bytes, ipp, line) for i, ipp, line in zip(ids, plain.ipps, plain.lines, strict=True)
+    ]
+    for line, values in plain.others:
         try:
             extracted = reader.extract(values)
             gp_id, warnings = _gp(context, extracted.gp_rpps, batch)
@@ -183,20 +202,26 @@ def process_batch(context: _Context, rows: list[tuple[int, list[str]]]) -> Batch
             batch.rejects.append((line, _reasons(exc), _line_values(context.header, values)))
             continue
         patient_id = new_id()
-        accepted.append((patient_id, data.as_model_values()))
+        ids.append(patient_id)
+        for name, value in data.as_model_values().items():
+            columns[name].append(value)
         batch.ipps.append((patient_id.bytes, extracted.ipp, line))
         if warnings or more:
             batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
-    batch.count = len(accepted)
+    if plain.others:  # in line order, as _assign_ipps gives a legacy IPP met twice
+        batch.ipps.sort(key=lambda ipp: ipp[2])
+        batch.rejects.sort(key=lambda reject: reject[0])
+        batch.warnings.sort(key=lambda warning: warning[0])
+    batch.count = len(ids)
     timings.add("read, check and clean the rows", time.process_time() - checking)
     if context.hash_suspects:
         with timings.phase("hash the identity-vigilance keys"):
-            batch.suspects = _suspect_digests(accepted)
-    batch.patients = (
-        sealer.binary_rows(accepted, now, timings)
-        if context.as_copy
-        else sealer.rows(accepted, now)
-    )
+            batch.suspects = _suspect_digests(ids, columns)
+    sealer = PatientSealer()
+    if context.as_copy:
+        batch.patients = binary_block(sealer.binary_columns(ids, columns, now, timings))
+    else:
+        batch.patients = sealer.rows_of_columns(ids, columns, now)
     batch.cpu = timings.seconds
     return batch
 
@@ -205,19 +230,19 @@ _IDENTITY_KEYS = ("nir", "birth_name", "first_given_name", "birth_date", "sex")
 
 
 def _suspect_digests(
-    accepted: list[tuple[uuid.UUID, dict[str, object]]],
+    ids: list[uuid.UUID], columns: dict[str, list[Any]]
 ) -> tuple[bytes, list[bytes]]:
     """The accepted rows' ids (16 bytes each) and, per identity-vigilance check
     (vigilance.CHECKS), a 64-bit BLAKE2b digest of each row's exact key in the same order (0: no
     key; a digest is never 0, its low bit set). The keys are taken from the values as the
     identity record holds them (empty values left out, dates in ISO form), so that they are the
     keys the check reads once the record is decrypted. Kept in memory, never stored."""
-    identities = []
-    for _, values in accepted:
-        identity = {key: x for key in _IDENTITY_KEYS if (x := values[key])}
-        if "birth_date" in identity:
-            identity["birth_date"] = identity["birth_date"].isoformat()  # type: ignore[attr-defined]
-        identities.append(identity)
+    dates = [d.isoformat() if d else None for d in columns["birth_date"]]
+    traits = [columns[key] if key != "birth_date" else dates for key in _IDENTITY_KEYS]
+    identities = [
+        {key: x for key, x in zip(_IDENTITY_KEYS, row, strict=True) if x}
+        for row in zip(*traits, strict=True)
+    ]
     digests = []
     for _, _, key in CHECKS:
         column = []
@@ -229,7 +254,7 @@ def _suspect_digests(
                 digest = hashlib.blake2b(exact.encode(), digest_size=8).digest()
                 column.append(int.from_bytes(digest, "little") | 1)
         digests.append(np.array(column, dtype=np.uint64).tobytes())
-    return b"".join(patient_id.bytes for patient_id, _ in accepted), digests
+    return b"".join(patient_id.bytes for patient_id in ids), digests
 
 
 class _Suspects:
@@ -278,7 +303,7 @@ class _Suspects:
         return out
 
 
-def _work(rows: list[tuple[int, list[str]]]) -> Batch:
+def _work(rows: list[Row] | Block) -> Batch:
     assert _context is not None  # noqa: S101  # set by _init_worker
     # Before each batch, the last one's cycles (refused rows' tracebacks) are collected and what
     # lives on (modules, caches filling with the file's names, dates and towns) is frozen out of
@@ -292,7 +317,7 @@ def _work(rows: list[tuple[int, list[str]]]) -> Batch:
 
 @contextmanager
 def _batches(
-    context: _Context, rows: Iterator[list[tuple[int, list[str]]]], workers: int
+    context: _Context, rows: Iterator[list[Row] | Block], workers: int
 ) -> Iterator[Iterator[Batch]]:
     if workers <= 0:
         yield (process_batch(context, chunk) for chunk in rows)
@@ -306,17 +331,17 @@ def _batches(
 # --- the job --------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _scan(path: Path) -> tuple[str, bool]:
+    """The file's SHA-256, and whether its lines split plainly (sources.PlainScan)."""
+    digest, scan = hashlib.sha256(), PlainScan()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+            scan.update(block)
+    return digest.hexdigest(), scan.plain
 
 
-def _chunks(
-    rows: Iterator[tuple[int, list[str]]], size: int
-) -> Iterator[list[tuple[int, list[str]]]]:
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
     while chunk := list(islice(rows, size)):
         yield chunk
 
@@ -332,7 +357,6 @@ def _write_batch(
     """One transaction: the batch's new external practitioners (those not `created` by an
     earlier batch of this run), its patients, their IPPs, its refused and warned lines, and the
     checkpoint. `given`: the IPPs a first import has given so far (else the table is asked)."""
-    patients: list[Any] = list(batch.patients)
     new_gps = {r: pid for r, pid in batch.new_gps.items() if r not in created}
     ipps = batch.ipps
     warnings = list(batch.warnings)
@@ -351,10 +375,8 @@ def _write_batch(
         if job.establishment_id is not None and ipps:
             ipps, renumbered = _assign_ipps(job.establishment_id, ipps, given)
             warnings.extend(renumbered)
-        if patients and isinstance(patients[0], bytes):
-            writer.write(Patient, binary_block(patients))
-        else:
-            writer.write(Patient, patients)
+        if batch.count:
+            writer.write(Patient, batch.patients)
         if job.establishment_id is not None:
             _write_identifiers(writer, job.establishment_id, ipps)
         ImportLine.objects.bulk_create(
@@ -550,14 +572,14 @@ def import_file(
         raise SourceError(f"{path} is not a readable file")
     mapping = Mapping.load(mapping_path)
     dialect = sniff(path)
-    header, rows = read_rows(path, dialect)
+    header = read_header(path, dialect)
     mapping.check_header(header)
     establishment = None
     if establishment_finess:
         establishment = Establishment.objects.filter(finess=establishment_finess).first()
         if establishment is None:
             raise SourceError(f"no establishment with FINESS {establishment_finess}")
-    sha = _sha256(path)
+    sha, plain = _scan(path)
     job, _ = ImportJob.objects.get_or_create(
         file_sha256=sha,
         mapping=mapping.name,
@@ -575,8 +597,15 @@ def import_file(
     given = _GivenIpps() if first and job.establishment_id is not None else None
     gps = dict(Practitioner.objects.values_list("rpps", "id"))
     context = _Context(mapping, header, gps, connection.vendor == "postgresql",
-                       hash_suspects=suspects is not None)  # fmt: skip
-    pending = ((line, values) for line, values in rows if line > resumed_from)
+                       hash_suspects=suspects is not None, dialect=dialect)  # fmt: skip
+    # A plain file is cut into blocks of lines read by the workers (sources.read_blocks);
+    # any other is parsed here.
+    pending: Iterator[list[Row] | Block]
+    if plain:
+        pending = read_blocks(path, resumed_from, batch_size)
+    else:
+        rows = read_rows(path, dialect)[1]
+        pending = _chunks(((n, v) for n, v in rows if n > resumed_from), batch_size)
     writer = BulkWriter()
     created: set[str] = set()
     timings, cpu = Timings(), Timings()
@@ -587,7 +616,7 @@ def import_file(
     gc.collect()
     gc.freeze()
     try:
-        with _batches(context, _chunks(pending, batch_size), workers) as batches:
+        with _batches(context, pending, workers) as batches:
             while True:
                 with timings.phase("parse the file, wait for the workers"):
                     batch = next(batches, None)

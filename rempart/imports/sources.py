@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.core.exceptions import ValidationError
 
 from rempart.lib.caching import short_lru_cache
 from rempart.lib.normalise import fold_phone
-from rempart.patients.validation import PatientData, clean_plain, patient_data
+from rempart.patients.validation import PatientData, by_value, clean_plain, patient_data
 
 SNIFF_BYTES = 1 << 20
 
@@ -117,17 +118,40 @@ def sniff(path: Path) -> Dialect:
     return Dialect(encoding, delimiter)
 
 
-def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+Row = tuple[int, list[str]]  # (line number, values)
+
+
+def _csv_error(line: int, exc: csv.Error) -> SourceError:
+    # the csv module's own words (a field over its limit, say): they hold no value
+    return SourceError(f"unreadable CSV at line {line}: {exc}")
+
+
+def _header(reader: Any, dialect: Dialect) -> list[str]:
+    try:
+        return [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise SourceError("the file has no header line") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise SourceError(f"unreadable header line ({dialect.encoding})") from None
+
+
+def read_header(path: Path, dialect: Dialect) -> list[str]:
+    """The column names of line 1, stripped and in lower case."""
+    with path.open("r", encoding=dialect.encoding, errors="strict", newline="") as handle:
+        return _header(csv.reader(handle, delimiter=dialect.delimiter), dialect)
+
+
+def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[Row]]:
     """The header and an iterator of (line number, values); line 1 is the header."""
     handle = path.open("r", encoding=dialect.encoding, errors="strict", newline="")
     reader = csv.reader(handle, delimiter=dialect.delimiter)
     try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+        header = _header(reader, dialect)
+    except SourceError:
         handle.close()
-        raise SourceError("the file has no header line") from None
+        raise
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[Row]:
         with handle:
             try:
                 for values in reader:
@@ -137,8 +161,110 @@ def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[tuple[i
                 raise SourceError(
                     f"undecodable bytes after line {reader.line_num} ({dialect.encoding})"
                 ) from None
+            except csv.Error as exc:
+                raise _csv_error(reader.line_num, exc) from None
 
     return header, rows()
+
+
+# --- plain files, read by the workers ----------------------------------------------------------
+#
+# In a file without a quote or a carriage return out of CRLF, a record is a line and a
+# field is what lies between two delimiters: the csv module has nothing else to do. Such a file
+# (the usual legacy export) is cut by the main process into blocks of whole lines, sent as bytes
+# and read by the workers, so that the main process neither parses nor pickles the rows. Any
+# other file is read by the csv module in the main process (read_rows), as before.
+
+
+class PlainScan:
+    """Fed a file's bytes in order: does the whole file split as plain lines?"""
+
+    def __init__(self) -> None:
+        self._quoted = False
+        self._returns = self._crlfs = 0
+        self._last = b""
+
+    def update(self, block: bytes) -> None:
+        if self._quoted:
+            return
+        self._quoted = b'"' in block
+        self._returns += block.count(b"\r")
+        self._crlfs += (self._last + block).count(b"\r\n")  # a CRLF across two blocks too
+        self._last = block[-1:]
+
+    @property
+    def plain(self) -> bool:
+        return not self._quoted and self._returns == self._crlfs
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole lines of a plain file, its first line numbered `first_line` (the header is 1)."""
+
+    first_line: int
+    data: bytes
+
+    def rows(self, dialect: Dialect) -> list[Row]:
+        """The block's rows as read_rows gives them: blank lines left out."""
+        try:
+            text = self.data.decode(dialect.encoding)
+        except UnicodeDecodeError as exc:
+            before = self.first_line + self.data.count(b"\n", 0, exc.start)
+            raise SourceError(
+                f"undecodable bytes after line {before - 1} ({dialect.encoding})"
+            ) from None
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        lines = text.split("\n")
+        if lines[-1] == "":  # the newline that ends the block
+            lines.pop()
+        delimiter, limit = dialect.delimiter, csv.field_size_limit()
+        out = []
+        for line, raw in enumerate(lines, self.first_line):
+            values = raw.split(delimiter)
+            if len(raw) > limit and max(map(len, values)) > limit:
+                raise _csv_error(line, csv.Error(f"field larger than field limit ({limit})"))
+            if raw.replace(delimiter, "").strip():  # not a blank line
+                out.append((line, values))
+        return out
+
+    @property
+    def last_line(self) -> int:
+        return self.first_line + self.data.count(b"\n", 0, len(self.data) - 1)
+
+
+def read_blocks(path: Path, after_line: int, lines: int) -> Iterator[Block]:
+    """A plain file's lines past `after_line` (past the header at least), `lines` to a block."""
+    after_line, lines = max(after_line, 1), max(lines, 1)
+    with path.open("rb") as handle:
+        line, tail = 1, b""  # `line`: the number of the line starting at data[start]
+        while chunk := handle.read(1 << 20):
+            data, start = tail + chunk, 0
+            while True:
+                if line <= after_line:  # done already (or the header): skipped
+                    skip = min(after_line - line + 1, data.count(b"\n", start))
+                    if not skip:
+                        break
+                    line, start = line + skip, _nth_newline(data, start, skip) + 1
+                    continue
+                end = _nth_newline(data, start, lines)
+                if end < 0:
+                    break
+                yield Block(line, data[start : end + 1])
+                line, start = line + lines, end + 1
+            tail = data[start:]
+        if tail and line > after_line:
+            yield Block(line, tail)  # the last lines, the very last one maybe without newline
+
+
+def _nth_newline(data: bytes, start: int, n: int) -> int:
+    """The offset of the n-th newline at or after `start`, or -1."""
+    at = start - 1
+    for _ in range(n):
+        at = data.find(b"\n", at + 1)
+        if at < 0:
+            return -1
+    return at
 
 
 @short_lru_cache(maxsize=65_536)  # a file's birth dates repeat: about 37,000 days for the group
@@ -163,6 +289,10 @@ def _read_date(raw: str, formats: tuple[str, ...]) -> dt.date | None:
         except ValueError:
             continue
     return None
+
+
+def _status(raw: str) -> str:
+    return raw.upper() or "PROV"
 
 
 def _sex(raw: str) -> str:
@@ -257,7 +387,7 @@ class RowReader:
                 birth_date=birth_date,  # None is refused by validation
                 birth_place_code=get("birth_place_code", ""),
                 nir=get("nir", ""),
-                identity_status=get("identity_status", "").upper() or "PROV",
+                identity_status=_status(get("identity_status", "")),
                 email=get("email", ""),
                 phone_mobile=mobile,
                 phone_home=home,
@@ -270,49 +400,78 @@ class RowReader:
         )
         return Extracted(data, get("gp_rpps", ""), get("ipp", ""))
 
-    def plain(
-        self, values: list[str], today: dt.date, gp: Callable[[str], uuid.UUID | None]
-    ) -> tuple[dict[str, object], str] | None:
-        """The model values and IPP the import keeps of a row when `extract` and
-        `clean_for_import` would have nothing to say of it (validation.clean_plain), in one
-        pass; None otherwise: the row is then read and checked by them. `gp` gives the
-        médecin traitant of an RPPS, None when there is something to say of it."""
-        if len(values) != self.width:
-            return None
-        get = self._fields(values).__getitem__  # every target is there
-        raw_date = get("birth_date")
-        birth_date = _read_date(raw_date, self._formats) if raw_date else None
-        if birth_date is None:
-            return None
-        birth_name = get("birth_name")
-        usage_name, given_names, first = _names(
-            birth_name, get("usage_name"), get("given_names"), get("first_given_name")
-        )
-        mobile, mobile_digits, home = _phones(get("phone_1"), get("phone_2"))
-        rpps = get("gp_rpps")
-        gp_id = gp(rpps) if rpps else None
-        if rpps and gp_id is None:
-            return None
-        cleaned = clean_plain(
+    def plain_rows(
+        self, rows: list[Row], today: dt.date, gp: Callable[[str], uuid.UUID | None]
+    ) -> PlainRows:
+        """The model values and IPPs the import keeps of the rows of which `extract` and
+        `clean_for_import` would have nothing to say (validation.clean_plain), read column by
+        column; the other rows are left to them. `gp` gives the médecin traitant of an RPPS,
+        None when there is something to say of it."""
+        width = self.width
+        fit = [row for row in rows if len(row[1]) == width]
+        others = [row for row in rows if len(row[1]) != width] if len(fit) < len(rows) else []
+        count = len(fit)
+        cells = list(zip(*(values for _, values in fit), strict=True)) if fit else []
+        get: dict[str, list[str]] = {}
+        for target, sources in self._plan:  # the first non-empty of the target's columns
+            value: list[str] | None = None
+            for i in sources:
+                stripped = [v.strip() for v in cells[i]] if count else []
+                value = (
+                    stripped
+                    if value is None
+                    else [a or b for a, b in zip(value, stripped, strict=True)]
+                )
+            get[target] = value if value is not None else [""] * count
+        formats = self._formats
+        birth_date = by_value(lambda raw: _read_date(raw, formats) if raw else None,
+                              get["birth_date"])  # fmt: skip
+        named = list(map(_names, get["birth_name"], get["usage_name"], get["given_names"],
+                         get["first_given_name"]))  # fmt: skip
+        phones = list(map(_phones, get["phone_1"], get["phone_2"]))
+        gp_id = by_value(lambda rpps: gp(rpps) if rpps else None, get["gp_rpps"])
+        gp_ok = [not r or g is not None for r, g in zip(get["gp_rpps"], gp_id, strict=True)]
+        columns, plain = clean_plain(
             {
-                "birth_name": birth_name,
-                "usage_name": usage_name,
-                "given_names": given_names,
-                "first_given_name": first,
-                "sex": _sex(get("sex")),
+                "birth_name": get["birth_name"],
+                "usage_name": [n[0] for n in named],
+                "given_names": [n[1] for n in named],
+                "first_given_name": [n[2] for n in named],
+                "sex": by_value(_sex, get["sex"]),
                 "birth_date": birth_date,
-                "birth_place_code": get("birth_place_code"),
-                "nir": get("nir"),
-                "identity_status": get("identity_status").upper() or "PROV",
-                "email": get("email"),
-                "phone_mobile": mobile,
-                "phone_home": home,
-                "address_line": get("address_line"),
-                "postcode": get("postcode"),
-                "city": get("city"),
+                "birth_place_code": get["birth_place_code"],
+                "nir": get["nir"],
+                "identity_status": by_value(_status, get["identity_status"]),
+                "email": get["email"],
+                "phone_mobile": [p[0] for p in phones],
+                "phone_home": [p[2] for p in phones],
+                "address_line": get["address_line"],
+                "postcode": get["postcode"],
+                "city": get["city"],
                 "gp_id": gp_id,
             },
             today=today,
-            mobile_digits=mobile_digits,
+            mobile_digits=[p[1] for p in phones],
         )
-        return None if cleaned is None else (cleaned, get("ipp"))
+        plain = [p and ok for p, ok in zip(plain, gp_ok, strict=True)]
+        if all(plain):
+            kept = PlainRows([line for line, _ in fit], get["ipp"], columns, others)
+        else:
+            kept = PlainRows(
+                list(compress((line for line, _ in fit), plain)),
+                list(compress(get["ipp"], plain)),
+                {name: list(compress(column, plain)) for name, column in columns.items()},
+                others + [row for row, p in zip(fit, plain, strict=True) if not p],
+            )
+        return kept
+
+
+@dataclass
+class PlainRows:
+    """What RowReader.plain_rows keeps of a batch: the plain rows' lines, IPPs and model values
+    (field -> one value per row), and the other rows, for the full path."""
+
+    lines: list[int]
+    ipps: list[str]
+    columns: dict[str, list[Any]]
+    others: list[Row]

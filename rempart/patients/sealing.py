@@ -21,6 +21,8 @@ from rempart.vault.keystore import get_vault
 
 # (patient id, model values: every attribute's key, None when empty, as `as_model_values` gives)
 Batch = Sequence[tuple[uuid.UUID, Mapping[str, Any]]]
+# The same, column by column: each attribute's values, one per row
+Columns = Mapping[str, Sequence[Any]]
 
 
 class PatientSealer:
@@ -43,44 +45,69 @@ class PatientSealer:
         self._encoders = binary_encoders(Patient)
 
     def _columns(
-        self, batch: Batch, now: dt.datetime, timings: Timings | None = None
+        self,
+        ids: Sequence[uuid.UUID],
+        values: Columns,
+        now: dt.datetime,
+        timings: Timings | None = None,
     ) -> list[Sequence[Any] | Same]:
         timings = timings or Timings()
-        ids = [row_id for row_id, _ in batch]
-        values = [v for _, v in batch]
         columns: list[Sequence[Any] | Same] = [
-            ids, [v["identity_status"] for v in values], Same(now), Same(now), Same(1)
+            ids, values["identity_status"], Same(now), Same(now), Same(1)
         ]  # fmt: skip
         for field, keys in zip(self.records, self._keys, strict=True):
             # empty values are not stored: for str, date and UUID, falsy means None or ""
             with timings.phase("seal patients: encode records"):
-                records = [{key: x for key in keys if (x := v[key])} for v in values]
-                payloads = [field.encode(r) if r else None for r in records]
+                encode = field.encode
+                payloads = [
+                    encode(record)
+                    if (record := {k: x for k, x in zip(keys, row, strict=True) if x})
+                    else None
+                    for row in zip(*(values[key] for key in keys), strict=True)
+                ]
             with timings.phase("seal patients: AEAD"):
                 columns.append(field.seal_payloads(ids, payloads))
         with timings.phase("seal patients: blind indexes"):
             for index in self.indexes:
-                columns.append(
-                    index.digest_column(*[[v[src] for v in values] for src in index.sources])
-                )
+                columns.append(index.digest_column(*[values[src] for src in index.sources]))
         columns.append(Same(get_vault().indexer.primary_key_id))
         return columns
 
+    def _transposed(self, batch: Batch) -> tuple[list[uuid.UUID], dict[str, list[Any]]]:
+        names = ("identity_status", *(key for keys in self._keys for key in keys))
+        return [i for i, _ in batch], {name: [v[name] for _, v in batch] for name in names}
+
     def rows(self, batch: Batch, now: dt.datetime) -> list[tuple[Any, ...]]:
         """The stored rows, as tuples (SQLite's executemany)."""
-        if not batch:
+        return self.rows_of_columns(*self._transposed(batch), now)
+
+    def rows_of_columns(
+        self, ids: Sequence[uuid.UUID], values: Columns, now: dt.datetime
+    ) -> list[tuple[Any, ...]]:
+        """`rows`, of patients given column by column (attribute -> one value per row)."""
+        if not ids:
             return []
-        columns = [[c.value] * len(batch) if isinstance(c, Same) else c
-                   for c in self._columns(batch, now)]  # fmt: skip
+        columns = [[c.value] * len(ids) if isinstance(c, Same) else c
+                   for c in self._columns(ids, values, now)]  # fmt: skip
         return list(zip(*columns, strict=True))
 
     def binary_rows(
         self, batch: Batch, now: dt.datetime, timings: Timings | None = None
     ) -> list[bytes]:
         """Each stored row in PostgreSQL's binary COPY format (see rempart.lib.bulkwrite)."""
-        if not batch:
+        return self.binary_columns(*self._transposed(batch), now, timings)
+
+    def binary_columns(
+        self,
+        ids: Sequence[uuid.UUID],
+        values: Columns,
+        now: dt.datetime,
+        timings: Timings | None = None,
+    ) -> list[bytes]:
+        """`binary_rows`, of patients given column by column (attribute -> one value per row)."""
+        if not ids:
             return []
         timings = timings or Timings()
-        columns = self._columns(batch, now, timings)
+        columns = self._columns(ids, values, now, timings)
         with timings.phase("COPY encoding"):
             return binary_rows_from_columns(columns, self._encoders)

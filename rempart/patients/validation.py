@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -204,80 +205,104 @@ def clean_patient(
     return patient_data(cleaned)
 
 
+def by_value(function: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+    """function(v) for each v of `column`, computed once per distinct value: for the columns
+    whose values repeat (given names, towns, dates, codes)."""
+    table = {value: function(value) for value in set(column)}
+    return list(map(table.__getitem__, column))
+
+
+def _spaced(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _spaced_upper(value: str) -> str:
+    return " ".join(value.split()).upper()
+
+
+def _nir_plain(raw: str, sex: str, birth_date: Any, place: str) -> str | None:
+    """The NIR as clean_patient keeps it ("" when none), or None when it would say something of
+    it (form, key, or traits the row's readable traits contradict)."""
+    if not raw.strip():
+        return ""
+    if not isinstance(birth_date, dt.date):
+        return None  # the row is not plain anyway
+    try:
+        nir = validate_nir(raw)
+        check_nir_matches_traits(nir, sex=sex, birth_date=birth_date, birth_place_code=place)
+    except ValidationError:
+        return None
+    return nir
+
+
 def clean_plain(
-    raw: dict[str, Any], *, today: dt.date, mobile_digits: str = ""
-) -> dict[str, object] | None:
-    """What `clean_for_import(patient_data(raw), today=today)` gives as model values when it has
-    nothing to say (no fault, no warning); None when it would say something, and the caller
-    runs it. One pass without the two PatientData, the error dict and the retries: a legacy
-    import's rows are nearly all of this kind (tests/test_import_plain.py compares the two on
-    every row of a synthetic export and on generated ones). `raw` holds every PatientData field
-    but `extra` (gp_id as resolved); `mobile_digits` is fold_phone of the mobile, when known."""
-    birth_date = raw["birth_date"]
-    if (
-        raw["sex"] not in _SEXES
-        or not isinstance(birth_date, dt.date)
-        or not _OLDEST <= birth_date <= today
-        or raw["identity_status"] not in _STATUSES
-    ):
-        return None
-    birth_name = " ".join(raw["birth_name"].split()).upper()
-    given_names = " ".join(raw["given_names"].split())
-    if not birth_name or not given_names:
-        return None
-    place = raw["birth_place_code"].strip().upper()
-    if place and not INSEE_PLACE.match(place):  # validate_insee_place's rule
-        return None
-    nir = raw["nir"]
-    if nir.strip():
-        try:
-            nir = validate_nir(nir)
-            check_nir_matches_traits(
-                nir, sex=raw["sex"], birth_date=birth_date, birth_place_code=place
-            )
-        except ValidationError:
-            return None
-    elif raw["identity_status"] in _WITH_INS:
-        return None
-    else:
-        nir = ""
-    if raw["identity_status"] in _WITH_INS and not place:
-        return None
-    email = raw["email"].strip().lower()
-    if email and not email_is_valid(email):
-        return None
-    mobile, home = raw["phone_mobile"].strip(), raw["phone_home"].strip()
-    if mobile and not _phone_ok(mobile_digits or fold_phone(mobile)):
-        return None
-    if home and not _phone_ok(fold_phone(home)):
-        return None
-    postcode = raw["postcode"].strip()
-    if postcode and not _POSTCODE.match(postcode):
-        return None
-    city = " ".join(raw["city"].split()).upper()
-    if address_warning(postcode, city):
-        return None
-    usage_name = " ".join(raw["usage_name"].split()).upper()
-    address_line = " ".join(raw["address_line"].split())
-    first_given = " ".join(raw["first_given_name"].split()) or given_names.split(" ")[0]
+    raw: dict[str, Sequence[Any]], *, today: dt.date, mobile_digits: Sequence[str]
+) -> tuple[dict[str, list[Any]], list[bool]]:
+    """What `clean_for_import(patient_data(row), today=today)` gives as model values for each
+    row of a batch held column by column, and which rows it has nothing to say of (no fault, no
+    warning): the others' values are meaningless, and the caller runs clean_for_import on them.
+    Column by column, values that repeat computed once: a legacy import's rows are nearly all
+    plain (tests/test_import_plain.py compares the two on every row of a synthetic export and
+    on generated ones). `raw` holds every PatientData field but `extra` (gp_id as resolved);
+    `mobile_digits`: fold_phone of each mobile."""
+    sex, birth_date, status = raw["sex"], raw["birth_date"], raw["identity_status"]
+    birth_name = list(map(_spaced_upper, raw["birth_name"]))
+    given_names = by_value(_spaced, raw["given_names"])
+    place = by_value(lambda code: code.strip().upper(), raw["birth_place_code"])
+    place_ok = by_value(lambda code: not code or INSEE_PLACE.match(code) is not None, place)
+    nir = list(map(_nir_plain, raw["nir"], sex, birth_date, place))
+    email = [e.strip().lower() for e in raw["email"]]
+    mobile = [m.strip() for m in raw["phone_mobile"]]
+    home = [h.strip() for h in raw["phone_home"]]
+    postcode = by_value(str.strip, raw["postcode"])
+    postcode_ok = by_value(lambda code: not code or _POSTCODE.match(code) is not None, postcode)
+    city = by_value(_spaced_upper, raw["city"])
+    address_ok = by_value(
+        lambda pair: pair[0] is None or not address_warning(*pair),
+        [(pc if ok else None, c) for pc, ok, c in zip(postcode, postcode_ok, city, strict=True)],
+    )
+    plain = [
+        s in _SEXES
+        and isinstance(d, dt.date)
+        and _OLDEST <= d <= today
+        and st in _STATUSES
+        and bool(bn)
+        and bool(gn)
+        and pok
+        and n is not None
+        and not (st in _WITH_INS and (not n or not pl))
+        and (not e or email_is_valid(e))
+        and (not m or _phone_ok(md or fold_phone(m)))
+        and (not h or _phone_ok(fold_phone(h)))
+        and pcok
+        and aok
+        for s, d, st, bn, gn, pok, n, pl, e, m, md, h, pcok, aok in zip(
+            sex, birth_date, status, birth_name, given_names, place_ok, nir, place, email,
+            mobile, mobile_digits, home, postcode_ok, address_ok, strict=True,
+        )
+    ]  # fmt: skip
+    first_given = [
+        _spaced(f) or g.split(" ")[0]
+        for f, g in zip(raw["first_given_name"], given_names, strict=True)
+    ]
     return {
         "birth_name": birth_name,
         "given_names": given_names,
-        "sex": raw["sex"],
-        "birth_date": birth_date,
-        "first_given_name": first_given or None,
-        "usage_name": usage_name or None,
-        "birth_place_code": place or None,
-        "nir": nir or None,
-        "identity_status": raw["identity_status"],
-        "email": email or None,
-        "phone_mobile": mobile or None,
-        "phone_home": home or None,
-        "address_line": address_line or None,
-        "postcode": postcode or None,
-        "city": city or None,
-        "gp_id": raw["gp_id"],
-    }
+        "sex": list(sex),
+        "birth_date": list(birth_date),
+        "first_given_name": [f or None for f in first_given],
+        "usage_name": by_value(lambda name: _spaced_upper(name) or None, raw["usage_name"]),
+        "birth_place_code": [p or None for p in place],
+        "nir": [n or None for n in nir],
+        "identity_status": list(status),
+        "email": [e or None for e in email],
+        "phone_mobile": [m or None for m in mobile],
+        "phone_home": [h or None for h in home],
+        "address_line": [_spaced(a) or None for a in raw["address_line"]],
+        "postcode": [p or None for p in postcode],
+        "city": [c or None for c in city],
+        "gp_id": list(raw["gp_id"]),
+    }, plain
 
 
 def _phone_ok(digits: str) -> bool:
