@@ -65,3 +65,28 @@ def test_the_caches_of_file_values_do_not_keep_long_ones(function, args):
 def test_a_long_date_is_read_as_it_was():
     assert _read_date("01/02/1990", ("%d/%m/%Y",)) == dt.date(1990, 2, 1)
     assert _read_date("01/02/1990" + " " * 200, ("%d/%m/%Y",)) is None
+
+
+def test_a_column_memo_computes_each_short_value_once_and_keeps_no_long_one():
+    calls = []
+
+    def upper(value: object) -> object:
+        calls.append(value)
+        return value.upper() if isinstance(value, str) else value
+
+    memo = caching.ColumnMemo(upper, size=5, longest=5)
+    assert memo(["ab", "cd", "ab", None]) == ["AB", "CD", "AB", None]
+    assert sorted(calls, key=str) == [None, "ab", "cd"]  # "ab" once
+    calls.clear()
+    assert memo(["cd", None, "ab"]) == ["CD", None, "AB"]
+    assert calls == []  # all kept from the first call
+    long = "x" * 6
+    assert memo([long, long, ("ab", long)]) == ["XXXXXX", "XXXXXX", ("ab", long)]
+    assert calls.count(long) == 1  # once per call, as any new value...
+    assert memo([long]) == ["XXXXXX"]
+    assert calls.count(long) == 2  # ...but never kept: computed again
+    assert len(memo._table) == 3  # nor the tuple holding it
+    calls.clear()
+    assert memo(["ef", "gh", "ij"]) == ["EF", "GH", "IJ"]  # past 5 values: it starts afresh
+    assert len(memo._table) == 3
+    assert memo(["ab"]) == ["AB"] and calls[-1] == "ab"

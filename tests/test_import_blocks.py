@@ -18,6 +18,7 @@ from rempart.imports.sources import (
     Dialect,
     PlainScan,
     SourceError,
+    Table,
     read_blocks,
     read_rows,
     sniff,
@@ -27,10 +28,12 @@ FILES = settings(max_examples=300, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 _cells = st.sampled_from(["", " ", "DUPONT", "Lefèvre", " le goff ", "Zoé", "14/03/1985",
                           "06 12 34 56 78", "\t", "a,b", "x|y", "ŒUF", "é" * 3, "  ",
-                          "DUP\x00ONT"])  # fmt: skip
+                          "DUP\x00ONT", "\u00a0", "\u00a0x"])  # fmt: skip
+WIDTH = 3  # the header's: the other lines are rows all the same, not columns
 _lines = st.one_of(
+    st.lists(_cells, min_size=WIDTH, max_size=WIDTH).map(";".join),  # most lines
     st.lists(_cells, min_size=1, max_size=6).map(";".join),
-    st.sampled_from(["", ";;;", " ; ", ";"]),  # blank lines, read as none
+    st.sampled_from(["", ";;;", " ; ", ";", "\u00a0;\x0b", ";\x1c", "\x0c"]),  # blank: none
 )
 
 
@@ -41,8 +44,15 @@ def _scan(data: bytes, cut: int = 1 << 20) -> bool:
     return scan.plain
 
 
+def _rows(table: Table) -> list[tuple[int, list[str]]]:
+    """A table's rows, in line order."""
+    fit = [(line, [column[k] for column in table.cells]) for k, line in enumerate(table.lines)]
+    return sorted(fit + table.others)
+
+
 def _blocks(path: Path, dialect: Dialect, after: int, size: int) -> list[tuple[int, list[str]]]:
-    return [row for block in read_blocks(path, after, size) for row in block.rows(dialect)]
+    return [row for block in read_blocks(path, after, size)
+            for row in _rows(block.table(dialect, WIDTH))]  # fmt: skip
 
 
 @FILES
@@ -66,6 +76,7 @@ def test_a_plain_file_reads_as_the_csv_module_reads_it(
     _, rows = read_rows(path, dialect)
     expected = [row for row in rows if row[0] > after]
     assert _blocks(path, dialect, after, size) == expected
+    assert _rows(Table.of_rows(expected, WIDTH)) == expected
     blocks = list(read_blocks(path, after, size))
     # Each block holds whole lines, numbered on from the last; the last line of each is known.
     for block, following in pairwise(blocks):
@@ -98,7 +109,7 @@ def test_a_crlf_cut_by_two_reads_is_still_a_line_ending():
 def test_undecodable_bytes_in_a_block_name_their_line_not_their_value():
     block = Block(10, "DUPONT;Jean\nMARTIN;Zoé\n".encode() + b"LEF\x81VRE;Ana\n")
     with pytest.raises(SourceError) as caught:
-        block.rows(Dialect("cp1252", ";"))
+        block.table(Dialect("cp1252", ";"), 2)
     assert str(caught.value) == "undecodable bytes after line 11 (cp1252)"
     assert "LEF" not in str(caught.value)
 

@@ -5,9 +5,14 @@ search finds."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import psycopg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rempart.records.services.vigilance import CHECKS, COLUMN_KEYS
 
 COUNT_BY_REASON = "SELECT reason, count(*) FROM patients_duplicatecandidate GROUP BY 1 ORDER BY 1"
 BUCKET_SEARCH = """
@@ -93,3 +98,34 @@ def test_only_the_console_may_open_the_suspects(group):
     some = list(Patient.objects.values_list("pk", flat=True)[:2])
     with pytest.raises(AccessDenied):
         duplicates_find_among(actor=doctor, suspects=[[some], []])
+
+
+_names = st.sampled_from([None, "", "DUPONT", "LE GOFF", "LEFÈVRE", "N'DIAYE", "Œ", "A-B"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "nir": st.sampled_from([None, "", "285037511504245", "2850375115042"]),
+                "birth_name": _names,
+                "first_given_name": _names,
+                "birth_date": st.sampled_from([None, dt.date(1985, 3, 14), dt.date(1901, 1, 2)]),
+                "sex": st.sampled_from([None, "", "M", "F", "I"]),
+            }
+        ),
+        max_size=8,
+    )
+)
+def test_the_column_keys_are_the_checks_keys_of_the_identity_record(rows):
+    """A first import hashes the keys from its columns (vigilance.COLUMN_KEYS); the pairs are
+    then confirmed with the checks' keys over the decrypted records (CHECKS): they must agree."""
+    columns = {name: [row[name] for row in rows] for name in
+               ("nir", "birth_name", "first_given_name", "birth_date", "sex")}  # fmt: skip
+    identities = [  # as the identity record holds them: empty values left out, ISO dates
+        {name: x.isoformat() if isinstance(x, dt.date) else x for name, x in row.items() if x}
+        for row in rows
+    ]
+    for (_, _, key), keys in zip(CHECKS, COLUMN_KEYS, strict=True):
+        assert keys(columns) == [key(identity) for identity in identities]

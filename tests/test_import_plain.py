@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rempart.imports.services import Batch, _Context, _gp
-from rempart.imports.sources import Mapping, RowReader, read_rows, sniff
+from rempart.imports.sources import Mapping, RowReader, Table, read_rows, sniff
 from rempart.lib.identifiers import luhn_complete, nir_check_digits
 from rempart.patients.validation import clean_for_import
 from rempart.synth.legacy import HEADER, write_legacy_export
@@ -43,7 +43,7 @@ def _plain(rows: list[tuple[int, list[str]]], context: _Context) -> dict[int, ob
         gp_id, warnings = _gp(context, rpps, batch)
         return None if warnings else gp_id
 
-    plain = reader.plain_rows(rows, TODAY, gp)
+    plain = reader.plain_rows(Table.of_rows(rows, reader.width), TODAY, gp)
     names = list(plain.columns)
     assert sorted(line for line, _ in plain.others) == sorted(
         {line for line, _ in rows} - set(plain.lines)

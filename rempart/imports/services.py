@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from rempart.imports.sources import (
     Row,
     RowReader,
     SourceError,
+    Table,
     read_blocks,
     read_header,
     read_rows,
@@ -68,7 +70,12 @@ from rempart.patients.models import IppCounter, Patient, PatientIdentifier
 from rempart.patients.sealing import PatientSealer
 from rempart.patients.validation import clean_for_import
 from rempart.records.services.directory import to_complete_id
-from rempart.records.services.vigilance import CHECKS, duplicates_find, duplicates_find_among
+from rempart.records.services.vigilance import (
+    CHECKS,
+    COLUMN_KEYS,
+    duplicates_find,
+    duplicates_find_among,
+)
 
 Progress = Callable[[int], None]
 
@@ -171,13 +178,13 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
     """Read (a Block), check and seal rows: the batch the main process writes."""
     timings = cpu_timings()
     checking = time.process_time()
+    reader = RowReader(context.mapping, context.header)
     if isinstance(rows, Block):
         if context.dialect is None:
             raise ValueError("a Block is read in the file's dialect")
-        last_line, rows = rows.last_line, rows.rows(context.dialect)
+        last_line, table = rows.last_line, rows.table(context.dialect, reader.width)
     else:
-        last_line = rows[-1][0] if rows else 0
-    reader = RowReader(context.mapping, context.header)
+        last_line, table = rows[-1][0] if rows else 0, Table.of_rows(rows, reader.width)
     now = timezone.now()
     today = timezone.localdate(now)
     batch = Batch(last_line=last_line)
@@ -187,7 +194,7 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
         return None if warnings else gp_id
 
     # Nearly all rows have nothing to say of them: read and checked column by column.
-    plain = reader.plain_rows(rows, today, plain_gp)
+    plain = reader.plain_rows(table, today, plain_gp)
     columns = plain.columns
     ids = [new_id() for _ in plain.lines]  # one at a time, as the canaries' ids (lib/ids.py)
     batch.ipps = [
@@ -226,7 +233,6 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
     return batch
 
 
-_IDENTITY_KEYS = ("nir", "birth_name", "first_given_name", "birth_date", "sex")
 
 
 def _suspect_digests(
@@ -234,25 +240,16 @@ def _suspect_digests(
 ) -> tuple[bytes, list[bytes]]:
     """The accepted rows' ids (16 bytes each) and, per identity-vigilance check
     (vigilance.CHECKS), a 64-bit BLAKE2b digest of each row's exact key in the same order (0: no
-    key; a digest is never 0, its low bit set). The keys are taken from the values as the
-    identity record holds them (empty values left out, dates in ISO form), so that they are the
-    keys the check reads once the record is decrypted. Kept in memory, never stored."""
-    dates = [d.isoformat() if d else None for d in columns["birth_date"]]
-    traits = [columns[key] if key != "birth_date" else dates for key in _IDENTITY_KEYS]
-    identities = [
-        {key: x for key, x in zip(_IDENTITY_KEYS, row, strict=True) if x}
-        for row in zip(*traits, strict=True)
-    ]
+    key; a digest is never 0, its low bit set). The keys are those the check reads once the
+    identity record is decrypted (vigilance.COLUMN_KEYS). Kept in memory, never stored."""
     digests = []
-    for _, _, key in CHECKS:
-        column = []
-        for identity in identities:
-            exact = key(identity)
-            if exact is None:
-                column.append(0)
-            else:
-                digest = hashlib.blake2b(exact.encode(), digest_size=8).digest()
-                column.append(int.from_bytes(digest, "little") | 1)
+    for keys in COLUMN_KEYS:
+        column = [
+            int.from_bytes(blake2b(exact.encode(), digest_size=8).digest(), "little") | 1
+            if exact is not None
+            else 0
+            for exact in keys(columns)
+        ]
         digests.append(np.array(column, dtype=np.uint64).tobytes())
     return b"".join(patient_id.bytes for patient_id in ids), digests
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from rempart.lib.caching import short_lru_cache
+from rempart.lib.caching import ColumnMemo, short_lru_cache
 from rempart.lib.normalise import fold_phone
 from rempart.patients.validation import PatientData, by_value, clean_plain, patient_data
 
@@ -176,6 +177,25 @@ def read_rows(path: Path, dialect: Dialect) -> tuple[list[str], Iterator[Row]]:
 # other file is read by the csv module in the main process (read_rows), as before.
 
 
+@dataclass
+class Table:
+    """A batch's rows of the header's width, column by column (`cells`: one sequence of values
+    per column, in the header's order; `lines`: their line numbers), and the other rows."""
+
+    lines: list[int]
+    cells: list[Sequence[str]]
+    others: list[Row]
+
+    @classmethod
+    def of_rows(cls, rows: list[Row], width: int) -> Table:
+        fit = [row for row in rows if len(row[1]) == width]
+        others = [row for row in rows if len(row[1]) != width] if len(fit) < len(rows) else []
+        cells: list[Sequence[str]] = (
+            list(zip(*(values for _, values in fit), strict=True)) if fit else [()] * width
+        )
+        return cls([line for line, _ in fit], cells, others)
+
+
 class PlainScan:
     """Fed a file's bytes in order: does the whole file split as plain lines?"""
 
@@ -204,8 +224,10 @@ class Block:
     first_line: int
     data: bytes
 
-    def rows(self, dialect: Dialect) -> list[Row]:
-        """The block's rows as read_rows gives them: blank lines left out."""
+    def table(self, dialect: Dialect, width: int) -> Table:
+        """The block's rows as read_rows gives them (blank lines left out), as a Table. When
+        the lines have the header's width, which is nearly always, the whole block is split
+        at once and each column sliced out of it."""
         try:
             text = self.data.decode(dialect.encoding)
         except UnicodeDecodeError as exc:
@@ -215,18 +237,33 @@ class Block:
             ) from None
         if "\r" in text:
             text = text.replace("\r\n", "\n")
+        if text.endswith("\n"):  # the newline that ends the block
+            text = text[:-1]
         lines = text.split("\n")
-        if lines[-1] == "":  # the newline that ends the block
-            lines.pop()
         delimiter, limit = dialect.delimiter, csv.field_size_limit()
-        out = []
-        for line, raw in enumerate(lines, self.first_line):
-            values = raw.split(delimiter)
-            if len(raw) > limit and max(map(len, values)) > limit:
-                raise _csv_error(line, csv.Error(f"field larger than field limit ({limit})"))
-            if raw.replace(delimiter, "").strip():  # not a blank line
-                out.append((line, values))
-        return out
+        if max(map(len, lines)) > limit:
+            for line, raw in enumerate(lines, self.first_line):
+                if len(raw) > limit and max(map(len, raw.split(delimiter))) > limit:
+                    error = csv.Error(f"field larger than field limit ({limit})")
+                    raise _csv_error(line, error)
+        # Blank lines (nothing but delimiters and white space, as str.strip's): those left
+        # empty by stripping spaces, tabs and delimiters, and those left starting with another
+        # white space, checked whole (a regex over the block costs three times as much).
+        ends = " \t" + delimiter
+        blank = {
+            i
+            for i, raw in enumerate(lines)
+            if not (rest := raw.strip(ends))
+            or (rest[0].isspace() and not raw.replace(delimiter, "").strip())
+        }
+        counts = [raw.count(delimiter) for raw in lines]
+        if not blank and counts.count(width - 1) == len(lines):
+            flat = text.replace("\n", delimiter).split(delimiter)
+            lines_numbers = list(range(self.first_line, self.first_line + len(lines)))
+            return Table(lines_numbers, [flat[i::width] for i in range(width)], [])
+        rows = [(self.first_line + i, raw.split(delimiter)) for i, raw in enumerate(lines)
+                if i not in blank]  # fmt: skip
+        return Table.of_rows(rows, width)
 
     @property
     def last_line(self) -> int:
@@ -291,12 +328,22 @@ def _read_date(raw: str, formats: tuple[str, ...]) -> dt.date | None:
     return None
 
 
+@functools.cache  # one per set of formats (a mapping's)
+def _date_memo(formats: tuple[str, ...]) -> ColumnMemo:
+    # A messy export writes the group's 37,000 birth dates in several forms: 90,000 of them.
+    return ColumnMemo(lambda raw: _read_date(raw, formats) if raw else None, size=2**17)
+
+
 def _status(raw: str) -> str:
     return raw.upper() or "PROV"
 
 
 def _sex(raw: str) -> str:
     return _SEX.get(raw[:1].lower(), "") if raw else ""
+
+
+_SEXES = ColumnMemo(_sex)
+_STATUSES = ColumnMemo(_status)
 
 
 def _names(birth_name: str, usage_name: str, given_names: str, first: str) -> tuple[str, str, str]:
@@ -341,7 +388,8 @@ class RowReader:
             for target in MEDIBOARD["columns"]
         ]
         self.width = len(header)
-        self._formats = tuple(mapping.date_formats)
+        self._formats = formats = tuple(mapping.date_formats)
+        self._dates = _date_memo(formats)
 
     def _fields(self, values: list[str]) -> dict[str, str]:
         """Each target's value, stripped: the first non-empty of its columns, or ""."""
@@ -401,31 +449,25 @@ class RowReader:
         return Extracted(data, get("gp_rpps", ""), get("ipp", ""))
 
     def plain_rows(
-        self, rows: list[Row], today: dt.date, gp: Callable[[str], uuid.UUID | None]
+        self, table: Table, today: dt.date, gp: Callable[[str], uuid.UUID | None]
     ) -> PlainRows:
         """The model values and IPPs the import keeps of the rows of which `extract` and
         `clean_for_import` would have nothing to say (validation.clean_plain), read column by
         column; the other rows are left to them. `gp` gives the médecin traitant of an RPPS,
         None when there is something to say of it."""
-        width = self.width
-        fit = [row for row in rows if len(row[1]) == width]
-        others = [row for row in rows if len(row[1]) != width] if len(fit) < len(rows) else []
-        count = len(fit)
-        cells = list(zip(*(values for _, values in fit), strict=True)) if fit else []
+        cells, count = table.cells, len(table.lines)
         get: dict[str, list[str]] = {}
         for target, sources in self._plan:  # the first non-empty of the target's columns
             value: list[str] | None = None
             for i in sources:
-                stripped = [v.strip() for v in cells[i]] if count else []
+                stripped = [v.strip() for v in cells[i]]
                 value = (
                     stripped
                     if value is None
                     else [a or b for a, b in zip(value, stripped, strict=True)]
                 )
             get[target] = value if value is not None else [""] * count
-        formats = self._formats
-        birth_date = by_value(lambda raw: _read_date(raw, formats) if raw else None,
-                              get["birth_date"])  # fmt: skip
+        birth_date = self._dates(get["birth_date"])
         named = list(map(_names, get["birth_name"], get["usage_name"], get["given_names"],
                          get["first_given_name"]))  # fmt: skip
         phones = list(map(_phones, get["phone_1"], get["phone_2"]))
@@ -437,11 +479,11 @@ class RowReader:
                 "usage_name": [n[0] for n in named],
                 "given_names": [n[1] for n in named],
                 "first_given_name": [n[2] for n in named],
-                "sex": by_value(_sex, get["sex"]),
+                "sex": _SEXES(get["sex"]),
                 "birth_date": birth_date,
                 "birth_place_code": get["birth_place_code"],
                 "nir": get["nir"],
-                "identity_status": by_value(_status, get["identity_status"]),
+                "identity_status": _STATUSES(get["identity_status"]),
                 "email": get["email"],
                 "phone_mobile": [p[0] for p in phones],
                 "phone_home": [p[2] for p in phones],
@@ -455,15 +497,14 @@ class RowReader:
         )
         plain = [p and ok for p, ok in zip(plain, gp_ok, strict=True)]
         if all(plain):
-            kept = PlainRows([line for line, _ in fit], get["ipp"], columns, others)
-        else:
-            kept = PlainRows(
-                list(compress((line for line, _ in fit), plain)),
-                list(compress(get["ipp"], plain)),
-                {name: list(compress(column, plain)) for name, column in columns.items()},
-                others + [row for row, p in zip(fit, plain, strict=True) if not p],
-            )
-        return kept
+            return PlainRows(table.lines, get["ipp"], columns, table.others)
+        left = [k for k, p in enumerate(plain) if not p]
+        return PlainRows(
+            list(compress(table.lines, plain)),
+            list(compress(get["ipp"], plain)),
+            {name: list(compress(column, plain)) for name, column in columns.items()},
+            table.others + [(table.lines[k], [column[k] for column in cells]) for k in left],
+        )
 
 
 @dataclass

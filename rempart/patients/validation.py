@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from rempart.lib.caching import ColumnMemo
 from rempart.lib.communes import address_warning
 from rempart.lib.identifiers import (
     INSEE_PLACE,
@@ -235,6 +236,16 @@ def _nir_plain(raw: str, sex: str, birth_date: Any, place: str) -> str | None:
     return nir
 
 
+# clean_plain's columns whose values repeat, each distinct value checked once per process
+_USAGE_NAME = ColumnMemo(lambda name: _spaced_upper(name) or None)
+_PLACE = ColumnMemo(lambda code: code.strip().upper())
+_PLACE_OK = ColumnMemo(lambda code: not code or INSEE_PLACE.match(code) is not None)
+_POSTCODE_STRIPPED = ColumnMemo(str.strip)
+_POSTCODE_OK = ColumnMemo(lambda code: not code or _POSTCODE.match(code) is not None)
+_CITY = ColumnMemo(_spaced_upper)
+_ADDRESS_OK = ColumnMemo(lambda pair: pair[0] is None or not address_warning(*pair))
+
+
 def clean_plain(
     raw: dict[str, Sequence[Any]], *, today: dt.date, mobile_digits: Sequence[str]
 ) -> tuple[dict[str, list[Any]], list[bool]]:
@@ -247,19 +258,18 @@ def clean_plain(
     `mobile_digits`: fold_phone of each mobile."""
     sex, birth_date, status = raw["sex"], raw["birth_date"], raw["identity_status"]
     birth_name = list(map(_spaced_upper, raw["birth_name"]))
-    given_names = by_value(_spaced, raw["given_names"])
-    place = by_value(lambda code: code.strip().upper(), raw["birth_place_code"])
-    place_ok = by_value(lambda code: not code or INSEE_PLACE.match(code) is not None, place)
+    given_names = list(map(_spaced, raw["given_names"]))  # too many to keep (137,000)
+    place = _PLACE(raw["birth_place_code"])
+    place_ok = _PLACE_OK(place)
     nir = list(map(_nir_plain, raw["nir"], sex, birth_date, place))
     email = [e.strip().lower() for e in raw["email"]]
     mobile = [m.strip() for m in raw["phone_mobile"]]
     home = [h.strip() for h in raw["phone_home"]]
-    postcode = by_value(str.strip, raw["postcode"])
-    postcode_ok = by_value(lambda code: not code or _POSTCODE.match(code) is not None, postcode)
-    city = by_value(_spaced_upper, raw["city"])
-    address_ok = by_value(
-        lambda pair: pair[0] is None or not address_warning(*pair),
-        [(pc if ok else None, c) for pc, ok, c in zip(postcode, postcode_ok, city, strict=True)],
+    postcode = _POSTCODE_STRIPPED(raw["postcode"])
+    postcode_ok = _POSTCODE_OK(postcode)
+    city = _CITY(raw["city"])
+    address_ok = _ADDRESS_OK(
+        [(pc if ok else None, c) for pc, ok, c in zip(postcode, postcode_ok, city, strict=True)]
     )
     plain = [
         s in _SEXES
@@ -291,7 +301,7 @@ def clean_plain(
         "sex": list(sex),
         "birth_date": list(birth_date),
         "first_given_name": [f or None for f in first_given],
-        "usage_name": by_value(lambda name: _spaced_upper(name) or None, raw["usage_name"]),
+        "usage_name": _USAGE_NAME(raw["usage_name"]),
         "birth_place_code": [p or None for p in place],
         "nir": [n or None for n in nir],
         "identity_status": list(status),

@@ -11,7 +11,7 @@ import datetime as dt
 import multiprocessing
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -50,6 +50,31 @@ CHECKS: tuple[tuple[str, str, Key], ...] = (
     ("bidx_nir", DuplicateCandidate.Reason.SAME_INS, _ins_key),
     ("bidx_name_birth", DuplicateCandidate.Reason.SAME_TRAITS, _traits_key),
 )
+
+
+# The same keys over patients held column by column (model attribute -> one value per row, as a
+# bulk load has them: dates as dates, empty values None), in CHECKS' order: what each key gives of
+# the identity record those values make (tests/test_vigilance.py compares them).
+ColumnKeys = Callable[[Mapping[str, Sequence[Any]]], list[str | None]]
+
+
+def _ins_keys(columns: Mapping[str, Sequence[Any]]) -> list[str | None]:
+    return [str(nir) if nir else None for nir in columns["nir"]]
+
+
+def _traits_keys(columns: Mapping[str, Sequence[Any]]) -> list[str | None]:
+    return [
+        "|".join((fold_name(name), fold_name(given), born.isoformat(), sex or ""))
+        if name and given and born
+        else None
+        for name, given, born, sex in zip(
+            columns["birth_name"], columns["first_given_name"], columns["birth_date"],
+            columns["sex"], strict=True,
+        )
+    ]  # fmt: skip
+
+
+COLUMN_KEYS: tuple[ColumnKeys, ...] = (_ins_keys, _traits_keys)
 
 
 def _shared_buckets(column: str, since: dt.datetime | None) -> Iterator[list[int]]:
