@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -91,3 +92,39 @@ def test_phone_folding_keeps_the_digits_a_regex_keeps(raw):
     if len(digits) == 12 and digits.startswith("330"):
         digits = "33" + digits[3:]
     assert fold_phone(raw) == digits
+
+
+_NAMES = st.one_of(st.none(), st.text(alphabet=_LETTERS + _LETTERS.lower(), max_size=14))
+
+
+@given(st.lists(st.text(alphabet=_LETTERS + _LETTERS.lower() + "\n", max_size=14), max_size=30))
+@settings(max_examples=1500, deadline=None)
+def test_codes_of_many_names_at_once_are_the_codes_of_each(names):
+    """phonetic_codes runs each rule once over the names joined by newlines."""
+    from rempart.lib.phonetic import _codes_of, phonetic_codes
+
+    assert phonetic_codes(names) == [phonetic_code(name) for name in names]
+    assert _codes_of(names) == [phonetic_code.__wrapped__(name) for name in names]  # no memo
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _NAMES, st.sampled_from([None, dt.date(1985, 3, 14), dt.date(2001, 12, 1)]), _NAMES
+        ),
+        max_size=20,
+    )
+)
+@settings(max_examples=1000, deadline=None)
+def test_index_keys_over_columns_are_the_keys_of_each_row(rows):
+    from rempart.patients import indexes as ix
+
+    usage, born, birth = ([row[i] for row in rows] for i in range(3))
+    assert ix.name_date_keys(birth, born) == [
+        None if n is None or d is None else ix.name_date_key(n, d)
+        for n, d in zip(birth, born, strict=True)
+    ]
+    assert ix.usage_date_keys(usage, born, birth) == [
+        None if None in (u, d, b) else ix.usage_date_key(u, d, b)
+        for u, d, b in zip(usage, born, birth, strict=True)
+    ]

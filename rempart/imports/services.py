@@ -233,8 +233,6 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
     return batch
 
 
-
-
 def _suspect_digests(
     ids: list[uuid.UUID], columns: dict[str, list[Any]]
 ) -> tuple[bytes, list[bytes]]:

@@ -64,8 +64,16 @@ class ColumnMemo:
     string longer than `longest` (computed every time, not kept); past `size` it starts afresh.
     A column all kept costs one dict look-up a value."""
 
-    def __init__(self, function: Callable[[Any], Any], size: int = 65_536, longest: int = LONGEST):
-        self._function, self._size, self._longest = function, size, longest
+    def __init__(
+        self,
+        function: Callable[[Any], Any],
+        size: int = 65_536,
+        longest: int = LONGEST,
+        *,
+        many: bool = False,
+    ):
+        """`many`: `function` takes a list of values and gives their results in order."""
+        self._function, self._size, self._longest, self._many = function, size, longest, many
         self._table: dict[Any, Any] = {}
 
     def __call__(self, column: Sequence[Any]) -> list[Any]:
@@ -74,7 +82,11 @@ class ColumnMemo:
             return list(map(table.__getitem__, column))
         except KeyError:
             pass
-        new = {value: self._function(value) for value in set(column).difference(table)}
+        missing = list(set(column).difference(table))
+        if self._many:
+            new = dict(zip(missing, self._function(missing), strict=True))
+        else:
+            new = {value: self._function(value) for value in missing}
         out = [new[v] if v in new else table[v] for v in column]
         if len(table) + len(new) > self._size:
             table.clear()

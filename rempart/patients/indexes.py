@@ -13,9 +13,10 @@ docs/ARCHITECTURE.md ("Blind indexes") and bench/index_attack.py.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from rempart.lib.normalise import fold_email, fold_name, fold_nir, fold_phone
-from rempart.lib.phonetic import phonetic_code
+from rempart.lib.phonetic import phonetic_code, phonetic_codes
 
 EXPECTED_ROWS = 760_000
 
@@ -59,3 +60,42 @@ def email_key(email: str) -> str | None:
 
 def phone_key(phone: str) -> str | None:
     return fold_phone(phone) or None
+
+
+# The same keys over columns (one value per row, None when absent: the row has no key), for bulk
+# loads: the names' phonetic codes in one pass (phonetic_codes). tests/test_indexes.py compares
+# them with the keys above.
+
+
+def _sounds(names: Sequence[str | None]) -> list[str | None]:
+    codes = phonetic_codes([name or "" for name in names])
+    return [
+        None if name is None else code or (f"={folded}" if (folded := fold_name(name)) else None)
+        for name, code in zip(names, codes, strict=True)
+    ]
+
+
+def name_date_keys(
+    names: Sequence[str | None], birth_dates: Sequence[dt.date | None]
+) -> list[str | None]:
+    return [
+        f"{sound}|{born.isoformat()}" if sound and born is not None else None
+        for sound, born in zip(_sounds(names), birth_dates, strict=True)
+    ]
+
+
+def usage_date_keys(
+    usage_names: Sequence[str | None],
+    birth_dates: Sequence[dt.date | None],
+    birth_names: Sequence[str | None],
+) -> list[str | None]:
+    usage_sounds = _sounds(usage_names)
+    present = [u is not None and d is not None and b is not None
+               for u, d, b in zip(usage_names, birth_dates, birth_names, strict=True)]  # fmt: skip
+    birth_sounds = _sounds([b if p else None for b, p in zip(birth_names, present, strict=True)])
+    return [
+        f"{sound}|{born.isoformat()}" if p and sound and sound != birth_sound else None  # type: ignore[union-attr]
+        for p, sound, born, birth_sound in zip(
+            present, usage_sounds, birth_dates, birth_sounds, strict=True
+        )
+    ]

@@ -85,12 +85,14 @@ class Patient(models.Model):
         bits=18,
         sources=("birth_name", "birth_date"),
         normalise=ix.name_date_key,
+        normalise_column=ix.name_date_keys,
     )
     bidx_name_usage = BlindIndexField(  # L = 18, set for ~15 % of patients
         index="name_date",
         bits=18,
         sources=("usage_name", "birth_date", "birth_name"),
         normalise=ix.usage_date_key,
+        normalise_column=ix.usage_date_keys,
     )
     bidx_nir = BlindIndexField(  # L = 18, C = 2.5 (about 650,000 NIRs)
         index="nir", bits=18, sources=("nir",), normalise=ix.nir_key
