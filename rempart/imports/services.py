@@ -196,7 +196,9 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
     # Nearly all rows have nothing to say of them: read and checked column by column.
     plain = reader.plain_rows(table, today, plain_gp)
     columns = plain.columns
-    ids = [new_id() for _ in plain.lines]  # one at a time, as the canaries' ids (lib/ids.py)
+    # One at a time, as the canaries' ids are (lib/ids.py): ids of one millisecond in thousands
+    # would crowd it as no canary placed among them does (tests/test_canary_attack.py's features)
+    ids = [new_id() for _ in plain.lines]
     batch.ipps = [
         (i.bytes, ipp, line) for i, ipp, line in zip(ids, plain.ipps, plain.lines, strict=True)
     ]
