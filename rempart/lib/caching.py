@@ -87,10 +87,13 @@ class ColumnMemo:
             new = dict(zip(missing, self._function(missing), strict=True))
         else:
             new = {value: self._function(value) for value in missing}
+        longest = self._longest
+        if len(table) + len(new) <= self._size and all(_short(v, longest) for v in new):
+            table.update(new)  # the usual case: a few new values, all kept
+            return list(map(table.__getitem__, column))
         out = [new[v] if v in new else table[v] for v in column]
         if len(table) + len(new) > self._size:
             table.clear()
-        longest = self._longest
         table.update((v, result) for v, result in new.items() if _short(v, longest))
         return out
 

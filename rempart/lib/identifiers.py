@@ -71,7 +71,7 @@ def validate_insee_place(value: str) -> str:
 
 def validate_nir(value: str) -> str:
     """The NIR/NIA normalised (15 characters) when its form and key are right."""
-    nir = fold_nir(value)
+    nir = value if value.isascii() and value.isdigit() else fold_nir(value)  # nothing to fold
     if not _NIR_FORM.match(nir):
         raise ValidationError(
             _("Le NIR doit comporter 13 caractères et une clé de 2 chiffres."), code="nir_format"
