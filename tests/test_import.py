@@ -161,6 +161,24 @@ def test_french_data_as_it_is_comes_in(export):
     assert {p.gp_id for p in with_gp} <= set(Practitioner.objects.values_list("id", flat=True))
 
 
+def test_a_refused_line_creates_no_practitioner_to_complete(group, tmp_path):
+    from rempart.lib.identifiers import luhn_complete
+
+    kept, refused = luhn_complete("1888888801"), luhn_complete("1888888802")
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "nom;prenoms;sexe;naissance;medecin_traitant_rpps\n"
+        f"DUPONT;Jeanne;F;14/03/1985;{kept}\n"
+        f"DURAND;Paul;M;31/02/1960;{refused}\n"  # no such day: refused
+        f";Anne;F;01/02/1970;{refused}\n",  # no family name: refused
+        encoding="utf-8",
+    )
+    summary = import_file(path, workers=0)
+    assert (summary.imported, summary.rejected) == (1, 2)
+    assert Practitioner.objects.filter(rpps=kept, to_complete=True).exists()
+    assert not Practitioner.objects.filter(rpps=refused).exists()
+
+
 def test_imported_patients_are_sealed_searchable_and_keep_their_ipp(export):
     path, _ = export
     import_file(path, establishment_finess=_establishment().finess, batch_size=500, workers=0)

@@ -222,6 +222,9 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
         batch.rejects.sort(key=lambda reject: reject[0])
         batch.warnings.sort(key=lambda warning: warning[0])
     batch.count = len(ids)
+    if batch.new_gps:  # a refused line names nobody: its RPPS makes no practitioner
+        named = set(columns["gp_id"])
+        batch.new_gps = {rpps: pid for rpps, pid in batch.new_gps.items() if pid in named}
     timings.add("read, check and clean the rows", time.process_time() - checking)
     if context.hash_suspects:
         with timings.phase("hash the identity-vigilance keys"):
