@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 
 from rempart.lib.caching import ColumnMemo, short_lru_cache
 from rempart.lib.normalise import fold_phone
-from rempart.patients.validation import PatientData, by_value, clean_plain, patient_data
+from rempart.patients.validation import PatientData, clean_plain, patient_data
 
 SNIFF_BYTES = 1 << 20
 
@@ -471,7 +471,8 @@ class RowReader:
         named = list(map(_names, get["birth_name"], get["usage_name"], get["given_names"],
                          get["first_given_name"]))  # fmt: skip
         phones = list(map(_phones, get["phone_1"], get["phone_2"]))
-        gp_id = by_value(lambda rpps: gp(rpps) if rpps else None, get["gp_rpps"])
+        # each RPPS looked up once (a fresh memo: `gp` notes the batch's new practitioners)
+        gp_id = ColumnMemo(lambda rpps: gp(rpps) if rpps else None)(get["gp_rpps"])
         gp_ok = [not r or g is not None for r, g in zip(get["gp_rpps"], gp_id, strict=True)]
         columns, plain = clean_plain(
             {

@@ -46,9 +46,6 @@ def short_lru_cache(maxsize: int, longest: int = LONGEST) -> Callable[[F], F]:
     return decorate
 
 
-_MISSING = object()
-
-
 def _short(value: Any, longest: int) -> bool:
     if type(value) is str:
         return len(value) <= longest
@@ -96,6 +93,3 @@ class ColumnMemo:
             table.clear()
         table.update((v, result) for v, result in new.items() if _short(v, longest))
         return out
-
-    def clear(self) -> None:
-        self._table.clear()

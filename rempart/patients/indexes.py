@@ -63,7 +63,7 @@ def phone_key(phone: str) -> str | None:
 
 
 # The same keys over columns (one value per row, None when absent: the row has no key), for bulk
-# loads: the names' phonetic codes in one pass (phonetic_codes). tests/test_indexes.py compares
+# loads: the names' phonetic codes in one pass (phonetic_codes). tests/test_normalise.py compares
 # them with the keys above.
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -204,13 +204,6 @@ def clean_patient(
         **changes,
     )
     return patient_data(cleaned)
-
-
-def by_value(function: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
-    """function(v) for each v of `column`, computed once per distinct value: for the columns
-    whose values repeat (given names, towns, dates, codes)."""
-    table = {value: function(value) for value in set(column)}
-    return list(map(table.__getitem__, column))
 
 
 def _spaced(value: str) -> str:
