@@ -284,20 +284,26 @@ def test_a_first_import_asks_the_table_only_of_the_ipps_whose_hash_it_has_given(
 
     from django.db import transaction
 
-    from rempart.imports.services import _assign_ipps, _GivenIpps
+    from rempart.imports.services import _RENUMBERED, Batch, _assign_ipps, _GivenIpps
+
+    def batch(*rows: tuple[str, int]) -> Batch:
+        ids = [uuid.uuid4() for _ in rows]
+        made = Batch(last_line=0, ipp_ids=b"".join(i.bytes for i in ids))
+        made.ipps, made.ipp_lines = [ipp for ipp, _ in rows], [line for _, line in rows]
+        return made
 
     establishment = _establishment()
     taken = PatientIdentifier.objects.filter(establishment=establishment).first().ipp
     given = _GivenIpps()
     given.add([taken])
     with transaction.atomic():
-        kept, renumbered = _assign_ipps(
-            establishment.id, [(uuid.uuid4().bytes, taken, 2), (uuid.uuid4().bytes, "", 3)], given
-        )
-    assert [line for line, _, _ in renumbered] == [2]  # given, and in the table: a new number
-    assert taken not in (kept[0][1], kept[1][1]) and kept[0][1] != kept[1][1]
+        first = batch((taken, 2), ("", 3))
+        kept, renumbered = _assign_ipps(establishment.id, first, given)
+    # given, and in the table: a new number, the warning naming the line and the patient
+    assert renumbered == [(2, _RENUMBERED, uuid.UUID(bytes=first.ipp_ids[:16]))]
+    assert taken not in kept and kept[0] != kept[1] and all(kept)
     # What this batch gave is known to the next one (both numbers just drawn).
-    assert sorted(given.maybe_taken([kept[0][1], kept[1][1]])) == sorted([kept[0][1], kept[1][1]])
+    assert sorted(given.maybe_taken(kept)) == sorted(kept)
 
     class EveryHashMet(_GivenIpps):  # a hash collision on every IPP
         def maybe_taken(self, ipps):
@@ -305,9 +311,10 @@ def test_a_first_import_asks_the_table_only_of_the_ipps_whose_hash_it_has_given(
 
     with transaction.atomic():
         kept, renumbered = _assign_ipps(
-            establishment.id, [(uuid.uuid4().bytes, "L-900001", 4)], EveryHashMet()
+            establishment.id, batch(("L-900001", 4), ("L-900001", 5)), EveryHashMet()
         )
-    assert renumbered == [] and kept[0][1] == "L-900001"  # not in the table: kept
+    assert [line for line, _, _ in renumbered] == [5]  # met twice in the batch: renumbered once
+    assert kept[0] == "L-900001" and kept[1] != "L-900001"  # not in the table: kept
 
 
 def test_given_ipps_are_all_found_across_merged_levels():

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rempart.imports.services import Batch, _Context, _gp
+from rempart.imports.services import _Context, _gp
 from rempart.imports.sources import Mapping, RowReader, Table, read_rows, sniff
 from rempart.lib.identifiers import luhn_complete, nir_check_digits
 from rempart.patients.validation import clean_for_import
@@ -37,10 +37,9 @@ REDUCED = Mapping(
 def _plain(rows: list[tuple[int, list[str]]], context: _Context) -> dict[int, object]:
     """What the plain path gives of a batch, by line: (model values, IPP) of each row it takes."""
     reader = RowReader(context.mapping, context.header)
-    batch = Batch(last_line=0)
 
     def gp(rpps: str) -> uuid.UUID | None:
-        gp_id, warnings = _gp(context, rpps, batch)
+        gp_id, warnings = _gp(context, rpps, {})
         return None if warnings else gp_id
 
     plain = reader.plain_rows(Table.of_rows(rows, reader.width), TODAY, gp)
@@ -58,10 +57,9 @@ def _full(values: list[str], context: _Context) -> object:
     """What the full path keeps of a row: None when the row is refused or warned of; else
     (model values, IPP)."""
     reader = RowReader(context.mapping, context.header)
-    batch = Batch(last_line=0)
     try:
         extracted = reader.extract(values)
-        gp_id, warnings = _gp(context, extracted.gp_rpps, batch)
+        gp_id, warnings = _gp(context, extracted.gp_rpps, {})
         data, more = clean_for_import(extracted.data, today=TODAY, gp_id=gp_id)
     except ValidationError:
         full = None

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ from rempart.lib.bulkwrite import (
 )
 from rempart.lib.files import private_output
 from rempart.lib.identifiers import ipp_step, validate_rpps
-from rempart.lib.ids import new_id, new_ids_bytes
+from rempart.lib.ids import new_id, new_ids, new_ids_bytes
 from rempart.lib.parallel import bounded_imap
 from rempart.lib.timings import Timings, cpu_timings
 from rempart.patients.models import IppCounter, Patient, PatientIdentifier
@@ -85,12 +84,16 @@ class Batch:
     last_line: int
     patients: list[tuple[Any, ...]] | bytes = field(default_factory=list)  # bytes: binary COPY
     count: int = 0
-    # (patient id's 16 bytes, ipp, line): bytes pickle ten times faster than uuid.UUID
-    ipps: list[tuple[bytes, str, int]] = field(default_factory=list)
+    # The accepted rows' legacy IPPs ("" when none) in line order, as columns (a list of
+    # tuples costs three times as much to pickle): each patient id's 16 bytes, IPP and line.
+    ipp_ids: bytes = b""
+    ipps: list[str] = field(default_factory=list)
+    ipp_lines: list[int] = field(default_factory=list)
     # refused lines: (line, reasons, the line's values by column), sealed when written
     rejects: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     warnings: list[tuple[int, str, uuid.UUID]] = field(default_factory=list)  # imported anyway
-    new_gps: dict[str, uuid.UUID] = field(default_factory=dict)  # RPPS not in the directory
+    # RPPS not in the directory -> the practitioner's id (16 bytes: uuid.UUID pickles slowly)
+    new_gps: dict[str, bytes] = field(default_factory=dict)
     # the accepted rows' ids (16 bytes each), and their identity-vigilance key digests by check
     suspects: tuple[bytes, list[bytes]] = field(default_factory=lambda: (b"", []))
     cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds by phase
@@ -142,9 +145,12 @@ def _init_worker(context: _Context) -> None:
 _outside: dict[str, uuid.UUID | str] = {}  # per process: RPPS not in the directory, checked once
 
 
-def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, list[str]]:
+def _gp(
+    context: _Context, raw: str, new_gps: dict[str, uuid.UUID]
+) -> tuple[uuid.UUID | None, list[str]]:
     """The médecin traitant named by an RPPS: from the directory; a well-formed RPPS it does not
-    hold becomes an external practitioner to complete; a malformed one is left out (warning)."""
+    hold becomes an external practitioner to complete (noted in `new_gps`); a malformed one is
+    left out (warning)."""
     rpps = raw if raw.isdigit() else "".join(raw.split())
     if not rpps:
         return None, []
@@ -164,7 +170,7 @@ def _gp(context: _Context, raw: str, batch: Batch) -> tuple[uuid.UUID | None, li
     if isinstance(checked, str):
         return None, [checked]
     # A town GP the directory does not hold yet: created "to complete", not a fault of the line.
-    batch.new_gps[rpps] = checked
+    new_gps[rpps] = checked
     return checked, []
 
 
@@ -188,24 +194,24 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
     now = timezone.now()
     today = timezone.localdate(now)
     batch = Batch(last_line=last_line)
+    new_gps: dict[str, uuid.UUID] = {}
 
     def plain_gp(rpps: str) -> uuid.UUID | None:
-        gp_id, warnings = _gp(context, rpps, batch)
+        gp_id, warnings = _gp(context, rpps, new_gps)
         return None if warnings else gp_id
 
     # Nearly all rows have nothing to say of them: read and checked column by column.
     plain = reader.plain_rows(table, today, plain_gp)
     columns = plain.columns
-    # One at a time, as the canaries' ids are (lib/ids.py): ids of one millisecond in thousands
-    # would crowd it as no canary placed among them does (tests/test_canary_attack.py's features)
-    ids = [new_id() for _ in plain.lines]
-    batch.ipps = [
-        (i.bytes, ipp, line) for i, ipp, line in zip(ids, plain.ipps, plain.lines, strict=True)
-    ]
+    # Each stamped with its own millisecond, as the canaries' ids are (lib/ids.py): ids of one
+    # millisecond in thousands would crowd it as no canary placed among them does
+    # (tests/test_canary_attack.py's features)
+    ids = new_ids(len(plain.lines))
+    batch.ipps, batch.ipp_lines = plain.ipps, plain.lines
     for line, values in plain.others:
         try:
             extracted = reader.extract(values)
-            gp_id, warnings = _gp(context, extracted.gp_rpps, batch)
+            gp_id, warnings = _gp(context, extracted.gp_rpps, new_gps)
             data, more = clean_for_import(extracted.data, today=today, gp_id=gp_id)
         except ValidationError as exc:
             batch.rejects.append((line, _reasons(exc), _line_values(context.header, values)))
@@ -214,17 +220,23 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
         ids.append(patient_id)
         for name, value in data.as_model_values().items():
             columns[name].append(value)
-        batch.ipps.append((patient_id.bytes, extracted.ipp, line))
+        batch.ipps.append(extracted.ipp)
+        batch.ipp_lines.append(line)
         if warnings or more:
             batch.warnings.append((line, " ; ".join(warnings + more), patient_id))
     if plain.others:  # in line order, as _assign_ipps gives a legacy IPP met twice
-        batch.ipps.sort(key=lambda ipp: ipp[2])
+        order = sorted(range(len(ids)), key=batch.ipp_lines.__getitem__)
+        batch.ipp_ids = b"".join(ids[k].bytes for k in order)
+        batch.ipps = [batch.ipps[k] for k in order]
+        batch.ipp_lines = [batch.ipp_lines[k] for k in order]
+    else:
+        batch.ipp_ids = b"".join(patient_id.bytes for patient_id in ids)
         batch.rejects.sort(key=lambda reject: reject[0])
         batch.warnings.sort(key=lambda warning: warning[0])
     batch.count = len(ids)
-    if batch.new_gps:  # a refused line names nobody: its RPPS makes no practitioner
+    if new_gps:  # a refused line names nobody: its RPPS makes no practitioner
         named = set(columns["gp_id"])
-        batch.new_gps = {rpps: pid for rpps, pid in batch.new_gps.items() if pid in named}
+        batch.new_gps = {rpps: pid.bytes for rpps, pid in new_gps.items() if pid in named}
     timings.add("read, check and clean the rows", time.process_time() - checking)
     if context.hash_suspects:
         with timings.phase("hash the identity-vigilance keys"):
@@ -242,18 +254,22 @@ def _suspect_digests(
     ids: list[uuid.UUID], columns: dict[str, list[Any]]
 ) -> tuple[bytes, list[bytes]]:
     """The accepted rows' ids (16 bytes each) and, per identity-vigilance check
-    (vigilance.CHECKS), a 64-bit BLAKE2b digest of each row's exact key in the same order (0: no
-    key; a digest is never 0, its low bit set). The keys are those the check reads once the
-    identity record is decrypted (vigilance.COLUMN_KEYS). Kept in memory, never stored."""
+    (vigilance.CHECKS), a 64-bit digest of each row's exact key in the same order (0: no key; a
+    digest is never 0, its low bit set). The keys are those the check reads once the identity
+    record is decrypted (vigilance.COLUMN_KEYS). Kept in memory, never stored.
+
+    The digest is Python's own str hash (SipHash under the run's random key), a tenth of a
+    BLAKE2b's cost: the workers are forked from the main process (_batches) and share its key,
+    and a pair of equal digests is only a suspect, its keys compared in clear once decrypted
+    (duplicates_find_among), so a collision pairs nobody."""
     digests = []
     for keys in COLUMN_KEYS:
-        column = [
-            int.from_bytes(blake2b(exact.encode(), digest_size=8).digest(), "little") | 1
-            if exact is not None
-            else 0
-            for exact in keys(columns)
-        ]
-        digests.append(np.array(column, dtype=np.uint64).tobytes())
+        column = np.fromiter(
+            (0 if exact is None else hash(exact) | 1 for exact in keys(columns)),
+            dtype=np.int64,
+            count=len(ids),
+        )
+        digests.append(column.tobytes())
     return b"".join(patient_id.bytes for patient_id in ids), digests
 
 
@@ -368,17 +384,17 @@ def _write_batch(
                 cursor.execute("SET LOCAL synchronous_commit = off")
         if new_gps:
             Practitioner.objects.bulk_create(
-                [Practitioner(id=pid, rpps=rpps, family_name="", given_name="", specialty="",
-                              to_complete=True) for rpps, pid in new_gps.items()],
+                [Practitioner(id=uuid.UUID(bytes=pid), rpps=rpps, family_name="", given_name="",
+                              specialty="", to_complete=True) for rpps, pid in new_gps.items()],
                 ignore_conflicts=True,
             )  # fmt: skip
         if job.establishment_id is not None and ipps:
-            ipps, renumbered = _assign_ipps(job.establishment_id, ipps, given)
+            ipps, renumbered = _assign_ipps(job.establishment_id, batch, given)
             warnings.extend(renumbered)
         if batch.count:
             writer.write(Patient, batch.patients)
         if job.establishment_id is not None:
-            _write_identifiers(writer, job.establishment_id, ipps)
+            _write_identifiers(writer, job.establishment_id, batch.ipp_ids, ipps)
         ImportLine.objects.bulk_create(
             [ImportLine(job=job, line=line, kind=ImportLine.Kind.REFUSED, reasons=reasons,
                         content=values) for line, reasons, values in batch.rejects]
@@ -403,15 +419,16 @@ def _write_batch(
 
 
 def _write_identifiers(
-    writer: BulkWriter, establishment_id: uuid.UUID, ipps: list[tuple[bytes, str, int]]
+    writer: BulkWriter, establishment_id: uuid.UUID, patient_ids: bytes, ipps: list[str]
 ) -> None:
+    """The patients' IPPs: `patient_ids` holds their ids' 16 bytes, in `ipps`' order."""
+    ids = [patient_ids[k : k + 16] for k in range(0, len(patient_ids), 16)]
     if not writer.postgres:
         writer.write(PatientIdentifier, [(new_id(), uuid.UUID(bytes=pid), establishment_id, ipp)
-                                         for pid, ipp, _ in ipps])  # fmt: skip
+                                         for pid, ipp in zip(ids, ipps, strict=True)])  # fmt: skip
         return
     columns: list[Sequence[Any] | Same] = [
-        new_ids_bytes(len(ipps)), [pid for pid, _, _ in ipps], Same(establishment_id),
-        [ipp for _, ipp, _ in ipps],
+        new_ids_bytes(len(ipps)), ids, Same(establishment_id), ipps
     ]  # fmt: skip
     encoders = [uuid_bytes, uuid_bytes, binary_encoder("UUIDField"), binary_encoder("CharField")]
     writer.write(PatientIdentifier, binary_block(binary_rows_from_columns(columns, encoders)))
@@ -482,39 +499,38 @@ _RENUMBERED = "ipp: IPP d'origine déjà attribué à un autre patient : nouveau
 
 
 def _assign_ipps(
-    establishment_id: uuid.UUID,
-    ipps: list[tuple[bytes, str, int]],
-    given: _GivenIpps | None = None,
-) -> tuple[list[tuple[bytes, str, int]], list[tuple[int, str, uuid.UUID]]]:
-    """Legacy IPPs kept when free; fresh ones from the counter otherwise, and a warning when a
-    legacy IPP was already given to another patient (the patient comes in all the same).
-    `given`: the IPPs given so far by a first import, asked before the table."""
-    legacy = [ipp for _, ipp, _ in ipps if ipp]
+    establishment_id: uuid.UUID, batch: Batch, given: _GivenIpps | None = None
+) -> tuple[list[str], list[tuple[int, str, uuid.UUID]]]:
+    """The IPP of each of the batch's patients (batch.ipps' order): the legacy one kept when
+    free; a fresh one from the counter otherwise, and a warning when a legacy IPP was already
+    given to another patient (the patient comes in all the same). `given`: the IPPs given so
+    far by a first import, asked before the table."""
+    legacy = [ipp for ipp in batch.ipps if ipp]
     if given is not None:
         legacy = given.maybe_taken(legacy)
     taken = _taken_ipps(establishment_id, legacy) if legacy else set()
     counter, _ = IppCounter.objects.select_for_update().get_or_create(
         establishment_id=establishment_id
     )
-    kept: list[tuple[bytes, str, int]] = []
+    kept = list(batch.ipps)
     renumbered: list[tuple[int, str, uuid.UUID]] = []
     seen: set[str] = set()
-    for patient_id, ipp, line in ipps:
+    for k, ipp in enumerate(kept):
         if ipp:
             if ipp in taken or ipp in seen:
-                renumbered.append((line, _RENUMBERED, uuid.UUID(bytes=patient_id)))
-                ipp = ""
+                patient_id = uuid.UUID(bytes=batch.ipp_ids[16 * k : 16 * k + 16])
+                renumbered.append((batch.ipp_lines[k], _RENUMBERED, patient_id))
+                kept[k] = ""
             else:
                 seen.add(ipp)
-        kept.append((patient_id, ipp, line))
     counter.last_value = max([counter.last_value, *(int(ipp) for ipp in seen if ipp.isdigit())])
-    for i, (patient_id, ipp, line) in enumerate(kept):
+    for k, ipp in enumerate(kept):
         if not ipp:
             counter.last_value += ipp_step()
-            kept[i] = (patient_id, f"{counter.last_value:010d}", line)
+            kept[k] = f"{counter.last_value:010d}"
     counter.save(update_fields=["last_value"])
     if given is not None:
-        given.add([ipp for _, ipp, _ in kept])
+        given.add(kept)
     return kept, renumbered
 
 

@@ -22,14 +22,17 @@ _VERSION = 0x7 << 76
 _VARIANT = 0b10 << 62
 _RAND_A = 0xFFF << 64  # the 12 bits after the version
 _RAND_B = (1 << 62) - 1  # the 62 bits after the variant
+_MS = 2**48 - 1
+_UNKNOWN = uuid.SafeUUID.unknown  # an enum member's look-up costs a fifth of an id
 
 
 def id_at(ms: int, random: int | None = None) -> uuid.UUID:
     """The UUIDv7 of this millisecond (since 1970) with these 74 random bits (fresh ones when
     None)."""
     bits = int.from_bytes(os.urandom(10)) if random is None else random
-    value = (ms & (2**48 - 1)) << 80 | _VERSION | (bits >> 62 << 64) & _RAND_A
-    return uuid_of(value | _VARIANT | bits & _RAND_B)
+    return uuid_of(
+        (ms & _MS) << 80 | _VERSION | (bits >> 62 << 64) & _RAND_A | _VARIANT | bits & _RAND_B
+    )
 
 
 def uuid_of(value: int) -> uuid.UUID:
@@ -37,12 +40,23 @@ def uuid_of(value: int) -> uuid.UUID:
     UUIDv7 (here and by the generator): a third of the cost, for millions of ids."""
     made = object.__new__(uuid.UUID)
     object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(made, "is_safe", _UNKNOWN)
     return made
 
 
 def new_id() -> uuid.UUID:
     return id_at(time.time_ns() // 1_000_000)
+
+
+def new_ids(count: int) -> list[uuid.UUID]:
+    """`count` ids as `new_id` makes them one after the other, each stamped with the
+    millisecond it is made in (never one millisecond for a whole batch: a canary placed among
+    thousands of ids sharing one millisecond would sit in an empty one beside it), their random
+    bits drawn from the system in one call: half new_id's cost an id."""
+    pool, now, from_bytes = os.urandom(10 * count), time.time_ns, int.from_bytes
+    return [
+        id_at(now() // 1_000_000, from_bytes(pool[k : k + 10])) for k in range(0, 10 * count, 10)
+    ]
 
 
 def new_ids_bytes(count: int) -> list[bytes]:
