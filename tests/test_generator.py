@@ -94,6 +94,39 @@ WHERE schemaname = current_schema() ORDER BY 1, 2, 3
 """
 
 
+# Pairs of indexes of a table where the first's columns (and operator classes) lead the second,
+# which is not partial: the first is written on every insert and built by every bulk load for
+# nothing, the second serving every look-up by those columns. The first may be unique (it then
+# enforces something) or partial (it is then smaller): those are not counted.
+REDUNDANT = """
+WITH ix AS (
+  SELECT indexrelid::regclass::text AS name, indrelid::regclass::text AS tab, indisunique,
+         indpred IS NOT NULL AS partial, string_to_array(indkey::text, ' ') AS cols,
+         string_to_array(indclass::text, ' ') AS classes
+  FROM pg_index WHERE indrelid::regclass::text = ANY(%s))
+SELECT a.tab, a.name, b.name FROM ix a JOIN ix b ON a.tab = b.tab AND a.name <> b.name
+WHERE NOT a.indisunique AND NOT a.partial AND NOT b.partial
+  AND cardinality(a.cols) <= cardinality(b.cols)
+  AND b.cols[1:cardinality(a.cols)] = a.cols AND b.classes[1:cardinality(a.cols)] = a.classes
+"""
+BULK_TABLES = ("patients_patient", "patients_patientidentifier", "care_stay", "care_prescription",
+               "care_prescriptionline")  # fmt: skip
+
+
+def test_the_bulk_tables_carry_no_index_another_one_serves(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(REDUNDANT, [list(BULK_TABLES)])
+        assert cursor.fetchall() == []
+        # the query finds such a pair: the foreign key indexes the migrations dropped
+        cursor.execute("CREATE INDEX test_stay_patient ON care_stay (patient_id)")
+        cursor.execute(REDUNDANT, [list(BULK_TABLES)])
+        assert cursor.fetchall() == [
+            ("care_stay", "test_stay_patient", "care_stay_patient_a2befa_idx")
+        ]
+
+
 def test_generate_loads_without_keys_puts_the_schema_back_and_says_where_time_went(console):
     """`generate` on PostgreSQL drops every key, index and foreign key of its tables (those of
     other tables pointing at them too) and puts them back after the load: the schema after must

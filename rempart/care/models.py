@@ -49,8 +49,15 @@ class StayKind(models.TextChoices):
 
 class Stay(models.Model):
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="stays")
-    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="stays")
+    # No index of their own: the two (x, planned_admission) indexes below lead with them and
+    # serve every look-up by either, so a stay is written into two B-trees fewer (and a bulk
+    # load builds two fewer on 1.1 million stays).
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="stays", db_index=False
+    )
+    establishment = models.ForeignKey(
+        Establishment, on_delete=models.PROTECT, related_name="stays", db_index=False
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="stays")
     kind = models.CharField("type de séjour", max_length=20, choices=StayKind.choices)
     planned_admission = models.DateTimeField("entrée prévue")
@@ -154,7 +161,10 @@ class PrescriptionLine(models.Model):
     drug alone would tell a diagnosis."""
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: line_position_unique (prescription, position) leads with it.
+    prescription = models.ForeignKey(
+        Prescription, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     content = EncryptedJSONField("prescription", category=CLINICAL)
 

@@ -130,8 +130,14 @@ class PatientIdentifier(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="identifiers")
-    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="+")
+    # No index of their own: the two unique constraints below lead with one each and serve
+    # every look-up by either.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="identifiers", db_index=False
+    )
+    establishment = models.ForeignKey(
+        Establishment, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     ipp = models.CharField("IPP", max_length=20)
 
     class Meta:
