@@ -232,10 +232,10 @@ def process_batch(context: _Context, rows: list[Row] | Block) -> Batch:
         batch.ipp_ids = b"".join(ids[k].bytes for k in order)
         batch.ipps = [batch.ipps[k] for k in order]
         batch.ipp_lines = [batch.ipp_lines[k] for k in order]
-    else:
-        batch.ipp_ids = b"".join(patient_id.bytes for patient_id in ids)
         batch.rejects.sort(key=lambda reject: reject[0])
         batch.warnings.sort(key=lambda warning: warning[0])
+    else:
+        batch.ipp_ids = b"".join(patient_id.bytes for patient_id in ids)
     batch.count = len(ids)
     if new_gps:  # a refused line names nobody: its RPPS makes no practitioner
         named = set(columns["gp_id"])
